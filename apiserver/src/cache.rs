@@ -1,0 +1,444 @@
+//! The watch cache: every object in memory (as its encoded JSON plus the fields selectors need)
+//! and a bounded window of recent events, fed in revision order by the store's commit channel.
+//!
+//! # Invariants
+//! - Reads (get, list) and watches are served from here, never from sled.
+//! - Each committed write becomes one [`Event`] whose wire line is encoded once and shared by
+//!   every watcher (`Bytes` clones, not copies).
+//! - Revisions in the window are contiguous: the event for revision `r` sits at index
+//!   `r - first_rev`. A watcher behind the window gets 410 Expired and relists.
+
+use bytes::Bytes;
+use coxswain_api::resources::{ResourceInfo, RESOURCES};
+use coxswain_api::selector::{FieldSelector, LabelSelector};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, OnceLock, RwLock};
+use tokio::sync::watch;
+
+/// One stored object as the cache holds it.
+#[derive(Debug)]
+pub struct Obj {
+    /// Its resourceVersion.
+    pub rev: u64,
+    /// Namespace (`""` for cluster-scoped).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// The JSON object, resourceVersion included.
+    pub bytes: Bytes,
+    /// Labels, for label selectors.
+    pub labels: BTreeMap<String, String>,
+    /// Selectable fields (`spec.nodeName`, `status.phase`, ...), for field selectors.
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl Obj {
+    /// Build from a parsed object (which must already carry its resourceVersion).
+    pub fn new(r: &ResourceInfo, rev: u64, v: &Value, bytes: Bytes) -> Obj {
+        let meta = &v["metadata"];
+        let s = |p: &str| {
+            v.pointer(p)
+                .and_then(|x| match x {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Bool(b) => Some(b.to_string()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        };
+        let labels = meta["labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut fields = Vec::new();
+        for (name, pointer) in selectable_fields(r) {
+            fields.push((*name, s(pointer)));
+        }
+        Obj {
+            rev,
+            namespace: s("/metadata/namespace"),
+            name: s("/metadata/name"),
+            bytes,
+            labels,
+            fields,
+        }
+    }
+
+    /// The value of a selectable field.
+    pub fn field(&self, name: &str) -> Option<String> {
+        match name {
+            "metadata.name" => Some(self.name.clone()),
+            "metadata.namespace" => Some(self.namespace.clone()),
+            _ => self
+                .fields
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone()),
+        }
+    }
+
+    /// The pod's node, if this is a bound pod.
+    fn node_name(&self) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == "spec.nodeName")
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// Field selectors each resource supports, with the JSON pointer they read.
+pub fn selectable_fields(r: &ResourceInfo) -> &'static [(&'static str, &'static str)] {
+    match r.plural {
+        "pods" => &[
+            ("spec.nodeName", "/spec/nodeName"),
+            ("spec.schedulerName", "/spec/schedulerName"),
+            ("spec.restartPolicy", "/spec/restartPolicy"),
+            ("status.phase", "/status/phase"),
+            ("status.podIP", "/status/podIP"),
+            ("status.nominatedNodeName", "/status/nominatedNodeName"),
+        ],
+        "events" => &[
+            ("involvedObject.kind", "/involvedObject/kind"),
+            ("involvedObject.namespace", "/involvedObject/namespace"),
+            ("involvedObject.name", "/involvedObject/name"),
+            ("involvedObject.uid", "/involvedObject/uid"),
+            ("involvedObject.apiVersion", "/involvedObject/apiVersion"),
+            ("involvedObject.resourceVersion", "/involvedObject/resourceVersion"),
+            ("involvedObject.fieldPath", "/involvedObject/fieldPath"),
+            ("reason", "/reason"),
+            ("reportingComponent", "/reportingComponent"),
+            ("source", "/source/component"),
+            ("type", "/type"),
+        ],
+        "nodes" => &[("spec.unschedulable", "/spec/unschedulable")],
+        "namespaces" => &[("status.phase", "/status/phase")],
+        "replicasets" | "deployments" => &[("status.replicas", "/status/replicas")],
+        _ => &[],
+    }
+}
+
+/// Watch event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Created.
+    Added,
+    /// Updated.
+    Modified,
+    /// Deleted (the object is its final state).
+    Deleted,
+}
+
+impl EventType {
+    fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// Encode `{"type":T,"object":<bytes>}\n` around already-encoded object bytes.
+pub fn event_line(t: &str, obj: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(obj.len() + 32);
+    v.extend_from_slice(b"{\"type\":\"");
+    v.extend_from_slice(t.as_bytes());
+    v.extend_from_slice(b"\",\"object\":");
+    v.extend_from_slice(obj);
+    v.extend_from_slice(b"}\n");
+    Bytes::from(v)
+}
+
+/// One committed change.
+#[derive(Debug)]
+pub struct Event {
+    /// Its revision.
+    pub rev: u64,
+    /// The resource it belongs to.
+    pub resource: &'static ResourceInfo,
+    /// What happened.
+    pub type_: EventType,
+    /// The object after the change (final state for deletes).
+    pub obj: Arc<Obj>,
+    /// The object before the change, if any (to turn selector transitions into ADDED/DELETED).
+    pub prev: Option<Arc<Obj>>,
+    line: Bytes,
+    as_added: OnceLock<Bytes>,
+    as_deleted: OnceLock<Bytes>,
+}
+
+impl Event {
+    /// The wire line of this event as its own type (encoded once, at commit).
+    pub fn line(&self) -> Bytes {
+        self.line.clone()
+    }
+
+    /// The wire line as another type (encoded at most once per event and type).
+    pub fn line_as(&self, t: EventType) -> Bytes {
+        if t == self.type_ {
+            return self.line.clone();
+        }
+        match t {
+            EventType::Added => self
+                .as_added
+                .get_or_init(|| event_line("ADDED", &self.obj.bytes))
+                .clone(),
+            EventType::Deleted => self
+                .as_deleted
+                .get_or_init(|| event_line("DELETED", &self.obj.bytes))
+                .clone(),
+            EventType::Modified => self.line.clone(),
+        }
+    }
+}
+
+/// What a list or watch selects.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Namespace, or all.
+    pub namespace: Option<String>,
+    /// Label selector.
+    pub labels: LabelSelector,
+    /// Field selector.
+    pub fields: FieldSelector,
+}
+
+impl Filter {
+    /// Whether an object matches.
+    pub fn matches(&self, o: &Obj) -> bool {
+        self.namespace.as_ref().is_none_or(|ns| *ns == o.namespace)
+            && self.labels.matches(&o.labels)
+            && self.fields.matches(|f| o.field(f))
+    }
+
+    /// A node name the field selector pins (`spec.nodeName=N`), to use the node index.
+    fn node_name(&self) -> Option<&str> {
+        self.fields
+            .terms
+            .iter()
+            .find(|(k, _, eq)| k == "spec.nodeName" && *eq)
+            .map(|(_, v, _)| v.as_str())
+    }
+}
+
+type Key = (String, String);
+
+#[derive(Default)]
+struct Inner {
+    rev: u64,
+    objects: HashMap<&'static str, BTreeMap<Key, Arc<Obj>>>,
+    pods_by_node: HashMap<String, BTreeSet<Key>>,
+    window: VecDeque<Arc<Event>>,
+}
+
+/// The cache; share it behind an `Arc`.
+pub struct Cache {
+    inner: RwLock<Inner>,
+    rev_tx: watch::Sender<u64>,
+    capacity: usize,
+}
+
+/// The result of starting a watch.
+pub enum WatchStart {
+    /// Events after the requested revision, and the revision they run up to.
+    Events(Vec<Arc<Event>>, u64),
+    /// The requested revision has left the window.
+    Expired {
+        /// The oldest revision still available.
+        oldest: u64,
+    },
+}
+
+fn res_id(r: &ResourceInfo) -> &'static str {
+    RESOURCES
+        .iter()
+        .find(|x| x.group == r.group && x.plural == r.plural)
+        .map(|x| x.plural)
+        .unwrap_or("")
+}
+
+impl Cache {
+    /// An empty cache at `rev` keeping `capacity` events.
+    pub fn new(rev: u64, capacity: usize) -> Cache {
+        let (rev_tx, _) = watch::channel(rev);
+        Cache {
+            inner: RwLock::new(Inner {
+                rev,
+                ..Default::default()
+            }),
+            rev_tx,
+            capacity: capacity.max(16),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Insert an object at start-up (no event).
+    pub fn load(&self, r: &'static ResourceInfo, obj: Obj) {
+        let mut g = self.write();
+        let key = (obj.namespace.clone(), obj.name.clone());
+        if r.plural == "pods" {
+            if let Some(n) = obj.node_name() {
+                g.pods_by_node
+                    .entry(n.to_string())
+                    .or_default()
+                    .insert(key.clone());
+            }
+        }
+        g.objects
+            .entry(res_id(r))
+            .or_default()
+            .insert(key, Arc::new(obj));
+    }
+
+    /// Apply one committed change (called in revision order).
+    pub fn apply(&self, r: &'static ResourceInfo, obj: Obj, deleted: bool) {
+        let rev = obj.rev;
+        let obj = Arc::new(obj);
+        let key = (obj.namespace.clone(), obj.name.clone());
+        let mut g = self.write();
+        let map = g.objects.entry(res_id(r)).or_default();
+        let prev = if deleted {
+            map.remove(&key)
+        } else {
+            map.insert(key.clone(), obj.clone())
+        };
+        if r.plural == "pods" {
+            let old_node = prev.as_ref().and_then(|p| p.node_name()).map(str::to_string);
+            let new_node = (!deleted).then(|| obj.node_name()).flatten();
+            if old_node.as_deref() != new_node {
+                if let Some(n) = &old_node {
+                    if let Some(set) = g.pods_by_node.get_mut(n) {
+                        set.remove(&key);
+                        if set.is_empty() {
+                            g.pods_by_node.remove(n);
+                        }
+                    }
+                }
+                if let Some(n) = new_node {
+                    g.pods_by_node
+                        .entry(n.to_string())
+                        .or_default()
+                        .insert(key.clone());
+                }
+            }
+        }
+        let type_ = if deleted {
+            EventType::Deleted
+        } else if prev.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        let ev = Arc::new(Event {
+            rev,
+            resource: r,
+            type_,
+            line: event_line(type_.as_str(), &obj.bytes),
+            obj,
+            prev,
+            as_added: OnceLock::new(),
+            as_deleted: OnceLock::new(),
+        });
+        g.window.push_back(ev);
+        while g.window.len() > self.capacity {
+            g.window.pop_front();
+        }
+        g.rev = rev;
+        drop(g);
+        self.rev_tx.send_replace(rev);
+    }
+
+    /// The revision the cache has applied up to.
+    pub fn rev(&self) -> u64 {
+        self.read().rev
+    }
+
+    /// Wait until the cache has applied `rev` (read-your-writes for the writer).
+    pub async fn wait_for(&self, rev: u64) {
+        let mut rx = self.rev_tx.subscribe();
+        let _ = rx.wait_for(|r| *r >= rev).await;
+    }
+
+    /// A receiver that changes whenever the cache advances.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.rev_tx.subscribe()
+    }
+
+    /// One object.
+    pub fn get(&self, r: &ResourceInfo, namespace: &str, name: &str) -> Option<Arc<Obj>> {
+        self.read()
+            .objects
+            .get(res_id(r))?
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Matching objects in key order, and the revision of this snapshot.
+    pub fn list(&self, r: &ResourceInfo, f: &Filter) -> (Vec<Arc<Obj>>, u64) {
+        let g = self.read();
+        let Some(map) = g.objects.get(res_id(r)) else {
+            return (Vec::new(), g.rev);
+        };
+        let items = if let (Some(node), "pods") = (f.node_name(), r.plural) {
+            g.pods_by_node
+                .get(node)
+                .into_iter()
+                .flatten()
+                .filter_map(|k| map.get(k))
+                .filter(|o| f.matches(o))
+                .cloned()
+                .collect()
+        } else if let Some(ns) = &f.namespace {
+            map.range((ns.clone(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .map(|(_, o)| o)
+                .filter(|o| f.matches(o))
+                .cloned()
+                .collect()
+        } else {
+            map.values().filter(|o| f.matches(o)).cloned().collect()
+        };
+        (items, g.rev)
+    }
+
+    /// Whether a namespace holds any object of any namespaced resource.
+    pub fn namespace_is_empty(&self, ns: &str) -> bool {
+        let g = self.read();
+        g.objects.values().all(|m| {
+            m.range((ns.to_string(), String::new())..)
+                .next()
+                .is_none_or(|((n, _), _)| n != ns)
+        })
+    }
+
+    /// Events after `rev` (all of them up to now).
+    pub fn since(&self, rev: u64) -> WatchStart {
+        let g = self.read();
+        let oldest = g.window.front().map(|e| e.rev).unwrap_or(g.rev + 1);
+        if rev + 1 < oldest && rev < g.rev {
+            return WatchStart::Expired { oldest };
+        }
+        let start = (rev + 1).saturating_sub(oldest) as usize;
+        let evs = g.window.iter().skip(start).cloned().collect();
+        WatchStart::Events(evs, g.rev)
+    }
+
+    /// A consistent snapshot for a watch without a revision: the current objects and the
+    /// revision to continue from.
+    pub fn snapshot(&self, r: &ResourceInfo, f: &Filter) -> (Vec<Arc<Obj>>, u64) {
+        self.list(r, f)
+    }
+}

@@ -1,0 +1,240 @@
+//! Discovery and metadata endpoints: `/version`, `/api`, `/apis` (aggregated v2/v2beta1 and
+//! legacy forms), `/api/v1`, `/apis/G/V`, and the minimal `/openapi/v3` kubectl validates with.
+
+use crate::error::value_response;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::Response;
+use coxswain_api::resources::{group_versions, ResourceInfo, RESOURCES};
+use serde_json::{json, Value};
+
+const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// `GET /version`.
+pub fn version() -> Response {
+    value_response(
+        200,
+        &json!({"major": coxswain_api::KUBE_MAJOR, "minor": coxswain_api::KUBE_MINOR,
+            "gitVersion": coxswain_api::GIT_VERSION, "gitCommit": "0000000000000000000000000000000000000000",
+            "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "n/a",
+            "compiler": "rustc", "platform": "linux/amd64"}),
+    )
+}
+
+/// The aggregated-discovery version the client accepts first, if any (`v2` or `v2beta1`).
+fn aggregated(h: &HeaderMap) -> Option<&'static str> {
+    let accept = h.get(header::ACCEPT)?.to_str().ok()?;
+    for part in accept.split(',') {
+        let p = part.replace(' ', "");
+        if p.contains("as=APIGroupDiscoveryList") {
+            if p.contains("v=v2beta1") {
+                return Some("v2beta1");
+            }
+            if p.contains("v=v2") {
+                return Some("v2");
+            }
+        }
+        if p.starts_with("application/json") && !p.contains("as=") {
+            return None;
+        }
+    }
+    None
+}
+
+fn subresources(r: &ResourceInfo) -> Vec<Value> {
+    let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+    let mut subs = Vec::new();
+    if r.has_status {
+        subs.push(json!({"subresource": "status", "responseKind": gvk, "verbs": ["get", "patch", "update"]}));
+    }
+    if r.has_scale {
+        subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+    }
+    if r.plural == "pods" {
+        subs.push(json!({"subresource": "binding", "responseKind": {"group": "", "version": "v1", "kind": "Binding"}, "verbs": ["create"]}));
+        subs.push(json!({"subresource": "log", "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "verbs": ["get"]}));
+    }
+    subs
+}
+
+fn group_discovery(group: &str, version: &str) -> Value {
+    let resources: Vec<Value> = RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .map(|r| {
+            json!({"resource": r.plural,
+                "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
+                "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                "singularResource": r.singular, "verbs": VERBS, "shortNames": r.short_names,
+                "categories": r.categories, "subresources": subresources(r)})
+        })
+        .collect();
+    let meta = if group.is_empty() {
+        json!({})
+    } else {
+        json!({"name": group})
+    };
+    json!({"metadata": meta, "versions": [{"version": version, "freshness": "Current", "resources": resources}]})
+}
+
+fn aggregated_response(v: &str, items: Vec<Value>) -> Response {
+    let mut resp = value_response(
+        200,
+        &json!({"kind": "APIGroupDiscoveryList", "apiVersion": format!("apidiscovery.k8s.io/{v}"),
+            "metadata": {}, "items": items}),
+    );
+    let ct = format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList");
+    if let Ok(hv) = HeaderValue::from_str(&ct) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, hv);
+    }
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    resp
+}
+
+/// `GET /api`.
+pub fn api(h: &HeaderMap) -> Response {
+    if let Some(v) = aggregated(h) {
+        return aggregated_response(v, vec![group_discovery("", "v1")]);
+    }
+    value_response(
+        200,
+        &json!({"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:8080"}]}),
+    )
+}
+
+/// `GET /apis`.
+pub fn apis(h: &HeaderMap) -> Response {
+    let groups: Vec<(&str, &str)> = group_versions()
+        .into_iter()
+        .filter(|(g, _)| !g.is_empty())
+        .collect();
+    if let Some(v) = aggregated(h) {
+        return aggregated_response(
+            v,
+            groups.iter().map(|(g, ver)| group_discovery(g, ver)).collect(),
+        );
+    }
+    let list: Vec<Value> = groups
+        .iter()
+        .map(|(g, v)| {
+            let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
+            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+        })
+        .collect();
+    value_response(
+        200,
+        &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": list}),
+    )
+}
+
+/// `GET /api/v1` or `GET /apis/G/V` (legacy discovery), if that group version is served.
+pub fn resource_list(group: &str, version: &str) -> Option<Response> {
+    let rs: Vec<&ResourceInfo> = RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect();
+    if rs.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for r in rs {
+        out.push(json!({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+            "kind": r.kind, "verbs": VERBS, "shortNames": r.short_names, "categories": r.categories}));
+        if r.has_status {
+            out.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced,
+                "kind": r.kind, "verbs": ["get", "patch", "update"]}));
+        }
+        if r.has_scale {
+            out.push(json!({"name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced,
+                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+        }
+        if r.plural == "pods" {
+            out.push(json!({"name": "pods/binding", "singularName": "", "namespaced": true, "kind": "Binding", "verbs": ["create"]}));
+            out.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
+        }
+        if r.plural == "namespaces" {
+            out.push(json!({"name": "namespaces/finalize", "singularName": "", "namespaced": false, "kind": "Namespace", "verbs": ["update"]}));
+        }
+    }
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(value_response(
+        200,
+        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}),
+    ))
+}
+
+fn gv_path(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
+}
+
+/// `GET /openapi/v3`: one entry per served group version.
+pub fn openapi_root() -> Response {
+    let mut paths = serde_json::Map::new();
+    for (g, v) in group_versions() {
+        let p = gv_path(g, v);
+        paths.insert(
+            p.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash=coxswain-{}", coxswain_api::GIT_VERSION)}),
+        );
+    }
+    value_response(200, &json!({"paths": paths}))
+}
+
+/// `GET /openapi/v3/<group version>`: a patch operation per kind, advertising server-side
+/// field validation, so kubectl leaves validation to the server.
+pub fn openapi_group(path: &str) -> Option<Response> {
+    let gv = path.trim_start_matches("/openapi/v3/");
+    let (group, version) = match gv.split('/').collect::<Vec<_>>().as_slice() {
+        ["api", v] => ("", *v),
+        ["apis", g, v] => (*g, *v),
+        _ => return None,
+    };
+    let mut paths = serde_json::Map::new();
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
+        let path = if r.namespaced {
+            format!("/{}/namespaces/{{namespace}}/{}/{{name}}", gv_path(group, version), r.plural)
+        } else {
+            format!("/{}/{}/{{name}}", gv_path(group, version), r.plural)
+        };
+        paths.insert(
+            path,
+            json!({"patch": {"operationId": format!("patch{}", r.kind), "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
+                "parameters": [
+                    {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
+                    {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                    {"name": "force", "in": "query", "schema": {"type": "boolean"}}],
+                "responses": {"200": {"description": "OK"}}}}),
+        );
+    }
+    if paths.is_empty() {
+        return None;
+    }
+    Some(value_response(
+        200,
+        &json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": coxswain_api::GIT_VERSION},
+            "components": {"schemas": {}}, "paths": paths}),
+    ))
+}

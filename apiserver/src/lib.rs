@@ -1,0 +1,235 @@
+//! The Coxswain API server: the Kubernetes REST API over HTTP, backed by sled.
+//!
+//! Layout:
+//! - [`routes`]: path -> (resource, namespace, name, subresource).
+//! - [`handlers`]: the verbs; every write is one compare-and-swap loop ([`AppState::write`]).
+//! - [`strategy`]: per-resource defaulting, validation and update rules.
+//! - [`cache`]: the watch cache all reads and watches are served from.
+//! - [`watch`]: watch streams.
+//! - [`table`]: server-side Tables for kubectl.
+//! - [`discovery`]: `/version`, `/api`, `/apis`, OpenAPI.
+//! - [`logs`]: `pods/log`, proxied to the pod's kubelet.
+//!
+//! The binary is thin: `main` parses flags and calls [`run`].
+
+pub mod cache;
+pub mod discovery;
+pub mod error;
+pub mod handlers;
+pub mod logs;
+pub mod routes;
+pub mod strategy;
+pub mod table;
+pub mod watch;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use axum::Router;
+use cache::{Cache, Obj};
+use coxswain_api::resources::{by_plural, RESOURCES};
+use coxswain_api::status::ApiError;
+use coxswain_store::{Committed, Store};
+use error::{error_response, json_response};
+use handlers::Query;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// Server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The sled data directory.
+    pub data_dir: std::path::PathBuf,
+    /// How many recent events the watch cache keeps (default 100,000). Watchers further
+    /// behind get 410 Expired and relist.
+    pub watch_cache_size: usize,
+}
+
+/// Shared state of all handlers.
+pub struct AppState {
+    /// Durable storage (writes only; reads come from the cache).
+    pub store: Arc<Store>,
+    /// In-memory objects and recent events.
+    pub cache: Arc<Cache>,
+    /// Client for proxying to kubelets.
+    pub http: reqwest::Client,
+}
+
+/// Namespaces that exist from the start.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Open storage, fill the cache, create the system namespaces, and start feeding the cache.
+pub async fn open(config: &Config) -> anyhow::Result<Arc<AppState>> {
+    use anyhow::Context;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let (store, mut committed) = Store::open(&config.data_dir)
+        .with_context(|| format!("opening sled store in {}", config.data_dir.display()))?;
+    let cache = Arc::new(Cache::new(store.current_rev(), config.watch_cache_size));
+    for r in RESOURCES {
+        for (_, rev, bytes) in store.scan_prefix(&handlers::store_prefix(r))? {
+            let v: Value = serde_json::from_slice(&bytes).context("stored object is not JSON")?;
+            cache.load(r, Obj::new(r, rev, &v, bytes.into()));
+        }
+    }
+    let feed_cache = cache.clone();
+    tokio::spawn(async move {
+        while let Some(batch) = committed.recv().await {
+            for c in batch {
+                apply_committed(&feed_cache, c);
+            }
+        }
+    });
+    let st = Arc::new(AppState {
+        store,
+        cache,
+        http: reqwest::Client::new(),
+    });
+    let nsr = by_plural("", "v1", "namespaces").context("namespaces resource")?;
+    for ns in SYSTEM_NAMESPACES {
+        if st.cache.get(nsr, "", ns).is_none() {
+            let t = routes::Target {
+                resource: nsr,
+                namespace: None,
+                name: None,
+                sub: None,
+            };
+            let body = serde_json::to_vec(&json!({"metadata": {"name": ns}}))?;
+            let res = handlers::create(&st, &t, &Query::default(), &HeaderMap::new(), &body).await;
+            if let Err(e) = res {
+                if e.reason != "AlreadyExists" {
+                    anyhow::bail!("creating namespace {ns}: {e}");
+                }
+            }
+        }
+    }
+    Ok(st)
+}
+
+fn apply_committed(cache: &Cache, c: Committed) {
+    let Some(r) = handlers::resource_of_key(&c.key) else {
+        tracing::error!(key = %String::from_utf8_lossy(&c.key), "committed key of no resource");
+        return;
+    };
+    let v: Value = match serde_json::from_slice(&c.value) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "committed value is not JSON");
+            Value::Null
+        }
+    };
+    cache.apply(r, Obj::new(r, c.rev, &v, Bytes::copy_from_slice(&c.value)), c.deleted);
+}
+
+/// The router: every path goes through [`dispatch`].
+pub fn router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .layer(DefaultBodyLimit::max(3 * 1024 * 1024))
+        .with_state(st)
+}
+
+/// Serve until `shutdown` resolves.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let st = open(&config).await?;
+    axum::serve(listener, router(st))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+async fn dispatch(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let span = tracing::info_span!("request", verb = %method, path = %path);
+    let started = std::time::Instant::now();
+    let resp = async {
+        match route(&st, &method, &uri, &headers, &body).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    span.in_scope(|| {
+        tracing::debug!(status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "done")
+    });
+    resp
+}
+
+async fn route(
+    st: &Arc<AppState>,
+    method: &Method,
+    uri: &Uri,
+    h: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let path = uri.path().trim_end_matches('/');
+    match path {
+        "/version" => return Ok(discovery::version()),
+        "/healthz" | "/readyz" | "/livez" => {
+            let mut r = json_response(200, "ok");
+            r.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            return Ok(r);
+        }
+        "/api" => return Ok(discovery::api(h)),
+        "/apis" => return Ok(discovery::apis(h)),
+        "/openapi/v3" => return Ok(discovery::openapi_root()),
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/openapi/v3/") {
+        return discovery::openapi_group(&format!("/openapi/v3/{rest}")).ok_or_else(ApiError::no_route);
+    }
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["api", v] => return discovery::resource_list("", v).ok_or_else(ApiError::no_route),
+        ["apis", g, v] => return discovery::resource_list(g, v).ok_or_else(ApiError::no_route),
+        _ => {}
+    }
+    let t = routes::parse(path).map_err(|_| ApiError::no_route())?;
+    let q = Query::parse(uri.query())?;
+    let r = t.resource;
+    let name = t.name.clone();
+    match (method.as_str(), name.as_deref(), t.sub.as_deref()) {
+        ("GET", None, None) if q.flag("watch")? => watch::watch(st, &t, &q, h),
+        ("GET", None, None) => handlers::list(st, &t, &q, h),
+        ("POST", None, None) => handlers::create(st, &t, &q, h, body).await,
+        ("GET", Some(n), None) if q.flag("watch")? => {
+            let mut t2 = t.clone();
+            t2.name = Some(n.to_string());
+            watch::watch(st, &t2, &q, h)
+        }
+        ("GET", Some(n), None | Some("status")) => handlers::get(st, &t, n, h),
+        ("PUT", Some(n), None | Some("status")) => handlers::update(st, &t, n, &q, h, body).await,
+        ("PUT", Some(n), Some("finalize")) if r.plural == "namespaces" => {
+            handlers::update(st, &t, n, &q, h, body).await
+        }
+        ("PATCH", Some(n), None | Some("status")) => handlers::patch(st, &t, n, &q, h, body).await,
+        ("DELETE", Some(n), None) => handlers::delete(st, &t, n, &q, h, body).await,
+        ("GET" | "PUT" | "PATCH", Some(n), Some("scale")) if r.has_scale => {
+            handlers::scale(st, &t, n, method, h, body).await
+        }
+        ("POST", Some(n), Some("binding")) if r.plural == "pods" => {
+            handlers::bind(st, &t, n, h, body).await
+        }
+        ("GET", Some(n), Some("log")) if r.plural == "pods" => logs::logs(st, &t, n, &q).await,
+        (_, _, Some(_)) => Err(ApiError::no_route()),
+        (m, _, _) => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({m})"
+        ))),
+    }
+}

@@ -1,0 +1,70 @@
+//! `cox-apiserver`: flags, logging, bind, then [`cox_apiserver::run`].
+
+use anyhow::Context;
+use clap::Parser;
+
+/// The Coxswain API server.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on (kubectl's no-kubeconfig default is 127.0.0.1:8080).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Data directory for sled (default: the user's data dir, else the temp dir).
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+    /// Events kept in the watch cache; watchers further behind must relist.
+    #[arg(long, default_value_t = 100_000)]
+    watch_cache_size: usize,
+}
+
+fn default_data_dir() -> std::path::PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("coxswain")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_target(false)
+        .init();
+    let args = Args::parse();
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, data_dir = %data_dir.display(), "cox-apiserver serving");
+    let config = cox_apiserver::Config {
+        data_dir,
+        watch_cache_size: args.watch_cache_size,
+    };
+    cox_apiserver::run(listener, config, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

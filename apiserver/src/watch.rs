@@ -1,0 +1,177 @@
+//! Watch streams: newline-delimited `WatchEvent`s over one long-lived chunked response, fed
+//! from the watch cache's shared, pre-encoded event lines.
+//!
+//! A watcher is a task holding only its position (a revision) and its filter. It reads the
+//! window of shared events after its position, sends the matching lines (no re-encoding unless
+//! the client asked for Tables), and sleeps until the cache advances. A client that reads too
+//! slowly falls behind the window and gets one `ERROR` 410 event, then the stream ends; it must
+//! relist. Nothing is buffered per watcher beyond a small channel.
+
+use crate::cache::{event_line, Event, EventType, Filter, WatchStart};
+use crate::handlers::{wants_table, Query};
+use crate::routes::Target;
+use crate::{table, AppState};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use coxswain_api::resources::ResourceInfo;
+use coxswain_api::status::ApiError;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What one watcher selects and how it renders.
+struct Watcher {
+    resource: &'static ResourceInfo,
+    filter: Filter,
+    table: bool,
+}
+
+impl Watcher {
+    /// The line to send for a committed event, if this watcher sees it.
+    fn render(&self, ev: &Event) -> Option<Bytes> {
+        if ev.resource.group != self.resource.group || ev.resource.plural != self.resource.plural {
+            return None;
+        }
+        let cur = self.filter.matches(&ev.obj);
+        let prev = ev.prev.as_ref().is_some_and(|p| self.filter.matches(p));
+        let t = match (ev.type_, prev, cur) {
+            (EventType::Deleted, _, true) => EventType::Deleted,
+            (EventType::Deleted, _, false) => return None,
+            (_, true, true) => EventType::Modified,
+            (_, false, true) => EventType::Added,
+            (_, true, false) => EventType::Deleted,
+            (_, false, false) => return None,
+        };
+        if self.table {
+            let name = match t {
+                EventType::Added => "ADDED",
+                EventType::Modified => "MODIFIED",
+                EventType::Deleted => "DELETED",
+            };
+            return Some(self.table_line(name, &ev.obj.bytes));
+        }
+        Some(ev.line_as(t))
+    }
+
+    fn table_line(&self, t: &str, bytes: &[u8]) -> Bytes {
+        let v: Value = serde_json::from_slice(bytes).unwrap_or_default();
+        let tbl = table::table_of_values(self.resource, &[v], 0);
+        event_line(t, &serde_json::to_vec(&tbl).unwrap_or_default())
+    }
+}
+
+fn error_line(e: &ApiError) -> Bytes {
+    event_line("ERROR", &serde_json::to_vec(&e.to_status()).unwrap_or_default())
+}
+
+/// Start a watch; the response streams until the timeout, a client disconnect, or expiry.
+pub fn watch(
+    st: &Arc<AppState>,
+    t: &Target,
+    q: &Query,
+    h: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut filter = q.filter(t.namespace.as_deref())?;
+    if let Some(name) = &t.name {
+        filter
+            .fields
+            .terms
+            .push(("metadata.name".into(), name.clone(), true));
+    }
+    let w = Watcher {
+        resource: t.resource,
+        filter,
+        table: wants_table(h),
+    };
+    let rv = q.get("resourceVersion").unwrap_or("");
+    let timeout = q.int("timeoutSeconds")?.filter(|s| *s > 0);
+    let bookmarks = q.flag("allowWatchBookmarks")?;
+    let (initial, start) = if rv.is_empty() || rv == "0" {
+        let (objs, rev) = st.cache.snapshot(t.resource, &w.filter);
+        let lines: Vec<Bytes> = objs
+            .iter()
+            .map(|o| {
+                if w.table {
+                    w.table_line("ADDED", &o.bytes)
+                } else {
+                    event_line("ADDED", &o.bytes)
+                }
+            })
+            .collect();
+        (lines, rev)
+    } else {
+        let n: u64 = rv.parse().map_err(|_| {
+            ApiError::bad_request(format!("invalid resourceVersion {rv:?}: must be an integer"))
+        })?;
+        (Vec::new(), n)
+    };
+    let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let cache = st.cache.clone();
+    let kind = t.resource.kind;
+    let api_version = t.resource.api_version();
+    tokio::spawn(async move {
+        let deadline = timeout.map(|s| tokio::time::Instant::now() + Duration::from_secs(s as u64));
+        let mut changes = cache.subscribe();
+        for line in initial {
+            if tx.send(Ok(line)).await.is_err() {
+                return;
+            }
+        }
+        let mut pos = start;
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            changes.borrow_and_update();
+            match cache.since(pos) {
+                WatchStart::Expired { oldest } => {
+                    let e = ApiError::expired(format!(
+                        "too old resource version: {pos} ({})",
+                        oldest.saturating_sub(1)
+                    ));
+                    let _ = tx.send(Ok(error_line(&e))).await;
+                    return;
+                }
+                WatchStart::Events(evs, upto) => {
+                    for ev in &evs {
+                        if let Some(line) = w.render(ev) {
+                            if tx.send(Ok(line)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    pos = pos.max(upto);
+                }
+            }
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = changes.changed() => if r.is_err() { return },
+                _ = sleep => return,
+                _ = tx.closed() => return,
+                _ = tick.tick(), if bookmarks => {
+                    let obj = json!({"kind": kind, "apiVersion": api_version,
+                        "metadata": {"resourceVersion": pos.to_string()}});
+                    let line = event_line("BOOKMARK", &serde_json::to_vec(&obj).unwrap_or_default());
+                    if tx.send(Ok(line)).await.is_err() { return }
+                }
+            }
+        }
+    });
+    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let mut resp = Response::new(body);
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(resp)
+}

@@ -1,0 +1,239 @@
+//! The registry of resources Coxswain serves: one [`ResourceInfo`] per resource, looked up by
+//! plural, kind or short name, and the URL paths built from them.
+
+/// Static description of one served resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceInfo {
+    /// API group, `""` for the core group.
+    pub group: &'static str,
+    /// API version within the group.
+    pub version: &'static str,
+    /// Kind, e.g. `Deployment`.
+    pub kind: &'static str,
+    /// Plural resource name used in URLs, e.g. `deployments`.
+    pub plural: &'static str,
+    /// Singular name, e.g. `deployment`.
+    pub singular: &'static str,
+    /// Whether objects live in a namespace.
+    pub namespaced: bool,
+    /// kubectl short names.
+    pub short_names: &'static [&'static str],
+    /// Discovery categories (`all`).
+    pub categories: &'static [&'static str],
+    /// Has a `/status` subresource (status is ignored on the main resource).
+    pub has_status: bool,
+    /// Has a `/scale` subresource.
+    pub has_scale: bool,
+}
+
+impl ResourceInfo {
+    /// `apps/v1` or `v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `deployments.apps` or `pods`: the name used in error messages.
+    pub fn qualified_plural(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// `/apis/apps/v1` or `/api/v1`.
+    pub fn group_version_path(&self) -> String {
+        if self.group.is_empty() {
+            format!("/api/{}", self.version)
+        } else {
+            format!("/apis/{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The collection path, namespaced when `namespace` is given and the resource is.
+    pub fn collection_path(&self, namespace: Option<&str>) -> String {
+        match namespace {
+            Some(ns) if self.namespaced => {
+                format!("{}/namespaces/{}/{}", self.group_version_path(), ns, self.plural)
+            }
+            _ => format!("{}/{}", self.group_version_path(), self.plural),
+        }
+    }
+
+    /// The path of one object.
+    pub fn object_path(&self, namespace: Option<&str>, name: &str) -> String {
+        format!("{}/{}", self.collection_path(namespace), name)
+    }
+
+    /// `DeploymentList`.
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+}
+
+const ALL: &[&str] = &["all"];
+
+/// Every resource the API server serves, core group first (the order discovery lists them).
+pub const RESOURCES: &[ResourceInfo] = &[
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "Namespace",
+        plural: "namespaces",
+        singular: "namespace",
+        namespaced: false,
+        short_names: &["ns"],
+        categories: &[],
+        has_status: true,
+        has_scale: false,
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "Node",
+        plural: "nodes",
+        singular: "node",
+        namespaced: false,
+        short_names: &["no"],
+        categories: &[],
+        has_status: true,
+        has_scale: false,
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        plural: "pods",
+        singular: "pod",
+        namespaced: true,
+        short_names: &["po"],
+        categories: ALL,
+        has_status: true,
+        has_scale: false,
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
+        kind: "Event",
+        plural: "events",
+        singular: "event",
+        namespaced: true,
+        short_names: &["ev"],
+        categories: &[],
+        has_status: false,
+        has_scale: false,
+    },
+    ResourceInfo {
+        group: "apps",
+        version: "v1",
+        kind: "Deployment",
+        plural: "deployments",
+        singular: "deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+        categories: ALL,
+        has_status: true,
+        has_scale: true,
+    },
+    ResourceInfo {
+        group: "apps",
+        version: "v1",
+        kind: "ReplicaSet",
+        plural: "replicasets",
+        singular: "replicaset",
+        namespaced: true,
+        short_names: &["rs"],
+        categories: ALL,
+        has_status: true,
+        has_scale: true,
+    },
+    ResourceInfo {
+        group: "coordination.k8s.io",
+        version: "v1",
+        kind: "Lease",
+        plural: "leases",
+        singular: "lease",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        has_status: false,
+        has_scale: false,
+    },
+];
+
+/// The resource served at `group`/`version`/`plural`.
+pub fn by_plural(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The resource for an object's `apiVersion` and `kind`.
+pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .find(|r| r.api_version() == api_version && r.kind == kind)
+}
+
+/// Resolve what a user typed (`po`, `pods`, `pod`, `Deployment`, `deployments.apps`).
+pub fn by_user_name(name: &str) -> Option<&'static ResourceInfo> {
+    let lower = name.to_ascii_lowercase();
+    let (base, group) = match lower.split_once('.') {
+        Some((b, g)) => (b.to_string(), Some(g.to_string())),
+        None => (lower, None),
+    };
+    RESOURCES.iter().find(|r| {
+        let name_ok = r.plural == base
+            || r.singular == base
+            || r.kind.eq_ignore_ascii_case(&base)
+            || r.short_names.contains(&base.as_str());
+        let group_ok = group.as_deref().is_none_or(|g| r.group == g);
+        name_ok && group_ok
+    })
+}
+
+/// Every distinct group version (`v1`, `apps/v1`, ...), in registry order.
+pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for r in RESOURCES {
+        if !out.contains(&(r.group, r.version)) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups() {
+        assert_eq!(by_user_name("po").map(|r| r.kind), Some("Pod"));
+        assert_eq!(by_user_name("deploy").map(|r| r.kind), Some("Deployment"));
+        assert_eq!(
+            by_user_name("deployments.apps").map(|r| r.kind),
+            Some("Deployment")
+        );
+        assert_eq!(by_user_name("ReplicaSet").map(|r| r.plural), Some("replicasets"));
+        assert!(by_user_name("widgets").is_none());
+        assert_eq!(by_kind("apps/v1", "Deployment").map(|r| r.plural), Some("deployments"));
+        assert!(by_kind("v1", "Deployment").is_none());
+    }
+
+    #[test]
+    fn paths() {
+        let d = by_plural("apps", "v1", "deployments").unwrap();
+        assert_eq!(
+            d.object_path(Some("default"), "web"),
+            "/apis/apps/v1/namespaces/default/deployments/web"
+        );
+        let n = by_plural("", "v1", "nodes").unwrap();
+        assert_eq!(n.object_path(Some("default"), "n1"), "/api/v1/nodes/n1");
+        assert_eq!(d.qualified_plural(), "deployments.apps");
+    }
+}
