@@ -1,1 +1,200 @@
-fn main() {}
+//! `cox-controllers`: the Deployment, ReplicaSet, garbage-collector and namespace controllers
+//! in one process, sharing one informer per kind.
+
+mod deployment;
+mod gc;
+mod namespace;
+mod replicaset;
+mod util;
+
+use anyhow::Context;
+use clap::Parser;
+use coxswain_client::{Api, Client, ListParams};
+use coxswain_runtime::events::Recorder;
+use coxswain_runtime::store::key_of;
+use coxswain_runtime::{controller, Change, Informer, Queue, Store};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::sync::Arc;
+
+/// Coxswain's controller manager.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// API server URL.
+    #[arg(long, env = "COX_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Concurrent reconciles per controller.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+}
+
+/// Everything a reconcile may read or use.
+pub struct Ctx {
+    /// API client.
+    pub client: Client,
+    /// Deployments cache.
+    pub deployments: Store<Deployment>,
+    /// ReplicaSets cache (indexed by controller and owner UID).
+    pub replicasets: Store<ReplicaSet>,
+    /// Pods cache (indexed by controller and owner UID).
+    pub pods: Store<Pod>,
+    /// Namespaces cache.
+    pub namespaces: Store<Namespace>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// ReplicaSet expectations.
+    pub expectations: replicaset::Expectations,
+}
+
+fn meta_key(m: &ObjectMeta) -> String {
+    key_of(m.namespace.as_deref(), m.name.as_deref().unwrap_or(""))
+}
+
+fn uid_index(m: &ObjectMeta) -> Vec<String> {
+    m.uid.clone().into_iter().collect()
+}
+
+fn changed_meta<K: k8s_openapi::Metadata<Ty = ObjectMeta>>(c: &Change<K>) -> &ObjectMeta {
+    match c {
+        Change::Applied { new, .. } => new.metadata(),
+        Change::Deleted(o) => o.metadata(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    coxswain_runtime::daemon::init_tracing();
+    let args = Args::parse();
+    let client = Client::new(&args.server).context("building the API client")?;
+
+    let mut deployments = Informer::new(Api::<Deployment>::all(&client), ListParams::default())
+        .index("uid", |d: &Deployment| uid_index(&d.metadata));
+    let mut replicasets = Informer::new(Api::<ReplicaSet>::all(&client), ListParams::default())
+        .index("controller", |rs: &ReplicaSet| util::controller_uid(&rs.metadata).into_iter().collect())
+        .index("owner", |rs: &ReplicaSet| util::owner_uids(&rs.metadata))
+        .index("uid", |rs: &ReplicaSet| uid_index(&rs.metadata));
+    let mut pods = Informer::new(Api::<Pod>::all(&client), ListParams::default())
+        .index("controller", |p: &Pod| util::controller_uid(&p.metadata).into_iter().collect())
+        .index("owner", |p: &Pod| util::owner_uids(&p.metadata));
+    let mut namespaces = Informer::new(Api::<Namespace>::all(&client), ListParams::default());
+
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        deployments: deployments.store(),
+        replicasets: replicasets.store(),
+        pods: pods.store(),
+        namespaces: namespaces.store(),
+        recorder: Recorder::new(&client, "deployment-controller", None),
+        expectations: replicaset::Expectations::default(),
+    });
+    let rs_ctx = Arc::new(Ctx {
+        client: client.clone(),
+        deployments: ctx.deployments.clone(),
+        replicasets: ctx.replicasets.clone(),
+        pods: ctx.pods.clone(),
+        namespaces: ctx.namespaces.clone(),
+        recorder: Recorder::new(&client, "replicaset-controller", None),
+        expectations: replicaset::Expectations::default(),
+    });
+
+    let dq = Queue::new();
+    let rq = Queue::new();
+    let gq = Queue::new();
+    let nq = Queue::new();
+
+    // Deployments: reconcile the deployment; GC looks at it when it is being deleted.
+    {
+        let (dq, gq) = (dq.clone(), gq.clone());
+        let rs_store = ctx.replicasets.clone();
+        deployments.on_change(move |c| {
+            let m = changed_meta(c);
+            dq.add(meta_key(m));
+            if m.deletion_timestamp.is_some() || matches!(c, Change::Deleted(_)) {
+                gq.add(gc::gc_key("Deployment", m));
+                for rs in rs_store.by_index("owner", m.uid.as_deref().unwrap_or("")) {
+                    gq.add(gc::gc_key("ReplicaSet", &rs.metadata));
+                }
+            }
+        });
+    }
+    // ReplicaSets: reconcile the RS, its owning deployment, and GC it.
+    {
+        let (dq, rq, gq) = (dq.clone(), rq.clone(), gq.clone());
+        let deps = ctx.deployments.clone();
+        let pod_store = ctx.pods.clone();
+        replicasets.on_change(move |c| {
+            let m = changed_meta(c);
+            rq.add(meta_key(m));
+            gq.add(gc::gc_key("ReplicaSet", m));
+            for r in m.owner_references.iter().flatten() {
+                if let Some(d) = deps.by_index("uid", &r.uid).first() {
+                    dq.add(meta_key(&d.metadata));
+                    gq.add(gc::gc_key("Deployment", &d.metadata));
+                }
+            }
+            if m.deletion_timestamp.is_some() || matches!(c, Change::Deleted(_)) {
+                for p in pod_store.by_index("owner", m.uid.as_deref().unwrap_or("")) {
+                    gq.add(gc::gc_key("Pod", &p.metadata));
+                }
+            }
+        });
+    }
+    // Pods: reconcile the owning RS (observing expectations) and GC the pod.
+    {
+        let (rq, gq) = (rq.clone(), gq.clone());
+        let rs_store = ctx.replicasets.clone();
+        let rs_ctx2 = rs_ctx.clone();
+        pods.on_change(move |c| {
+            let m = changed_meta(c);
+            gq.add(gc::gc_key("Pod", m));
+            for r in m.owner_references.iter().flatten() {
+                if let Some(rs) = rs_store.by_index("uid", &r.uid).first() {
+                    let k = meta_key(&rs.metadata);
+                    match c {
+                        Change::Applied { old: None, .. } => rs_ctx2.expectations.observed_add(&k),
+                        Change::Deleted(_) => rs_ctx2.expectations.observed_delete(&k),
+                        _ => {}
+                    }
+                    rq.add(k);
+                    gq.add(gc::gc_key("ReplicaSet", &rs.metadata));
+                }
+            }
+        });
+    }
+    {
+        let nq = nq.clone();
+        namespaces.on_change(move |c| nq.add(meta_key(changed_meta(c))));
+    }
+
+    let stores_ready = {
+        let c = ctx.clone();
+        async move {
+            c.deployments.wait_ready().await;
+            c.replicasets.wait_ready().await;
+            c.pods.wait_ready().await;
+            c.namespaces.wait_ready().await;
+        }
+    };
+    deployments.spawn();
+    replicasets.spawn();
+    pods.spawn();
+    namespaces.spawn();
+    stores_ready.await;
+    tracing::info!(server = %args.server, "caches synced; controllers running");
+
+    let w = args.workers;
+    let d = ctx.clone();
+    tokio::spawn(controller::run("deployment", dq, w, move |k| deployment::reconcile(d.clone(), k)));
+    let r = rs_ctx.clone();
+    tokio::spawn(controller::run("replicaset", rq, w, move |k| replicaset::reconcile(r.clone(), k)));
+    let g = ctx.clone();
+    tokio::spawn(controller::run("garbage-collector", gq, w, move |k| gc::reconcile(g.clone(), k)));
+    let n = ctx.clone();
+    tokio::spawn(controller::run("namespace", nq, 1, move |k| namespace::reconcile(n.clone(), k)));
+
+    coxswain_runtime::daemon::shutdown_signal().await;
+    tracing::info!("shutting down");
+    Ok(())
+}

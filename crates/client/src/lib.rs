@@ -1,1 +1,514 @@
-//! stub
+//! A small typed client for the Kubernetes API over HTTP.
+//!
+//! - [`Client`]: the HTTP connection to one API server, plus raw JSON requests.
+//! - [`Api`]: typed verbs for one kind (`get`, `list`, `create`, `replace`, `patch`, `delete`,
+//!   `watch`, status and binding subresources) for k8s-openapi types.
+//! - [`Error`]: `Api(ApiError)` carries the server's `Status`, so callers match on
+//!   `code`/`reason` (404, 409, 410) instead of parsing strings.
+
+use bytes::Bytes;
+use coxswain_api::status::ApiError;
+use coxswain_api::watch::WatchEvent;
+use futures::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+/// Client failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with a `Status` error.
+    #[error("{0}")]
+    Api(ApiError),
+    /// The request did not complete.
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    /// The response was not what the type expects.
+    #[error("decoding response: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// The HTTP code of a `Status` error.
+    pub fn code(&self) -> Option<u16> {
+        match self {
+            Error::Api(e) => Some(e.code),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a 404.
+    pub fn is_not_found(&self) -> bool {
+        self.code() == Some(404)
+    }
+
+    /// Whether this is a 409 (AlreadyExists or Conflict).
+    pub fn is_conflict(&self) -> bool {
+        self.code() == Some(409)
+    }
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Connection to one API server. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    watch_http: reqwest::Client,
+    base: String,
+}
+
+/// Query options for list and watch.
+#[derive(Clone, Debug, Default)]
+pub struct ListParams {
+    /// `labelSelector`.
+    pub label_selector: Option<String>,
+    /// `fieldSelector`.
+    pub field_selector: Option<String>,
+    /// `timeoutSeconds` (watch).
+    pub timeout_seconds: Option<u64>,
+}
+
+impl ListParams {
+    /// With a label selector.
+    pub fn labels(mut self, s: &str) -> Self {
+        self.label_selector = Some(s.to_string());
+        self
+    }
+
+    /// With a field selector.
+    pub fn fields(mut self, s: &str) -> Self {
+        self.field_selector = Some(s.to_string());
+        self
+    }
+
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        if let Some(l) = &self.label_selector {
+            q.push(("labelSelector", l.clone()));
+        }
+        if let Some(f) = &self.field_selector {
+            q.push(("fieldSelector", f.clone()));
+        }
+        if let Some(t) = self.timeout_seconds {
+            q.push(("timeoutSeconds", t.to_string()));
+        }
+        q
+    }
+}
+
+/// A list response.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ObjectList<K> {
+    /// `metadata.resourceVersion` of the list.
+    pub metadata: ListMeta,
+    /// The items.
+    pub items: Vec<K>,
+}
+
+/// List metadata.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListMeta {
+    /// The revision of the snapshot.
+    #[serde(rename = "resourceVersion", default)]
+    pub resource_version: String,
+}
+
+async fn check(resp: reqwest::Response) -> Result<Bytes> {
+    let code = resp.status().as_u16();
+    let body = resp.bytes().await?;
+    if code >= 400 {
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let mut e = ApiError::from_status(code, &v);
+        if v.is_null() {
+            e.message = String::from_utf8_lossy(&body).into_owned();
+        }
+        return Err(Error::Api(e));
+    }
+    Ok(body)
+}
+
+impl Client {
+    /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: &str) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build()?;
+        let watch_http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Client {
+            http,
+            watch_http,
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The server URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Send a JSON request; `body` is sent as `content_type` (JSON if `None`).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        content_type: Option<&str>,
+    ) -> Result<Value> {
+        let bytes = self.request_bytes(method, path, query, body, content_type).await?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    /// Like [`Client::request`], returning the raw body.
+    pub async fn request_bytes(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        content_type: Option<&str>,
+    ) -> Result<Bytes> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .query(query)
+            .header("Accept", "application/json");
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", content_type.unwrap_or("application/json"))
+                .body(serde_json::to_vec(b)?);
+        }
+        check(req.send().await?).await
+    }
+
+    /// A raw streaming GET (watches, followed logs): the response body as chunks.
+    pub async fn stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        accept: &str,
+    ) -> Result<impl Stream<Item = Result<Bytes>>> {
+        let resp = self
+            .watch_http
+            .get(format!("{}{}", self.base, path))
+            .query(query)
+            .header("Accept", accept)
+            .send()
+            .await?;
+        if resp.status().as_u16() >= 400 {
+            return Err(match check(resp).await {
+                Err(e) => e,
+                Ok(_) => Error::Api(ApiError::internal("unexpected error response")),
+            });
+        }
+        Ok(resp.bytes_stream().map_err(Error::from))
+    }
+
+    /// Watch a path: one decoded event per line. An `ERROR` event becomes `Err(Api)`.
+    pub async fn watch_values(
+        &self,
+        path: &str,
+        query: Vec<(&str, String)>,
+    ) -> Result<impl Stream<Item = Result<WatchEvent<Value>>>> {
+        let mut q = query;
+        q.push(("watch", "true".into()));
+        let chunks = self.stream(path, &q, "application/json").await?;
+        Ok(lines(chunks).map(|line| {
+            let line = line?;
+            let ev: WatchEvent<Value> = serde_json::from_slice(&line)?;
+            if ev.type_ == "ERROR" {
+                return Err(Error::Api(ApiError::from_status(0, &ev.object)));
+            }
+            Ok(ev)
+        }))
+    }
+}
+
+/// Split a chunk stream into lines (without the newline).
+pub fn lines(
+    chunks: impl Stream<Item = Result<Bytes>>,
+) -> impl Stream<Item = Result<Vec<u8>>> {
+    futures::stream::unfold(
+        (Box::pin(chunks), Vec::<u8>::new(), false),
+        |(mut chunks, mut buf, done)| async move {
+            loop {
+                if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=i).take(i).collect();
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    return Some((Ok(line), (chunks, buf, done)));
+                }
+                if done {
+                    if buf.iter().all(u8::is_ascii_whitespace) {
+                        return None;
+                    }
+                    let rest = std::mem::take(&mut buf);
+                    return Some((Ok(rest), (chunks, buf, true)));
+                }
+                match chunks.next().await {
+                    Some(Ok(c)) => buf.extend_from_slice(&c),
+                    Some(Err(e)) => return Some((Err(e), (chunks, buf, true))),
+                    None => return self_done(chunks, buf),
+                }
+            }
+        },
+    )
+}
+
+#[allow(clippy::type_complexity)]
+fn self_done<S>(
+    chunks: std::pin::Pin<Box<S>>,
+    buf: Vec<u8>,
+) -> Option<(Result<Vec<u8>>, (std::pin::Pin<Box<S>>, Vec<u8>, bool))> {
+    if buf.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some((Ok(buf), (chunks, Vec::new(), true)))
+    }
+}
+
+/// A k8s-openapi object type the client can address.
+pub trait Object:
+    k8s_openapi::Resource
+    + k8s_openapi::Metadata<Ty = ObjectMeta>
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Object for K where
+    K: k8s_openapi::Resource
+        + k8s_openapi::Metadata<Ty = ObjectMeta>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Typed verbs for one kind, in one namespace or across all.
+#[derive(Clone, Debug)]
+pub struct Api<K> {
+    client: Client,
+    namespace: Option<String>,
+    _k: PhantomData<fn() -> K>,
+}
+
+/// `DeleteOptions` fields we send.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteParams {
+    /// `gracePeriodSeconds`.
+    pub grace_period_seconds: Option<i64>,
+    /// `propagationPolicy` (`Background`, `Foreground`, `Orphan`).
+    pub propagation_policy: Option<String>,
+    /// `preconditions.uid`.
+    pub uid: Option<String>,
+}
+
+impl<K: Object> Api<K> {
+    /// Objects in one namespace.
+    pub fn namespaced(client: &Client, ns: &str) -> Self {
+        Api {
+            client: client.clone(),
+            namespace: Some(ns.to_string()),
+            _k: PhantomData,
+        }
+    }
+
+    /// Cluster-scoped objects, or namespaced ones across all namespaces (list/watch).
+    pub fn all(client: &Client) -> Self {
+        Api {
+            client: client.clone(),
+            namespace: None,
+            _k: PhantomData,
+        }
+    }
+
+    /// The collection path.
+    pub fn collection(&self) -> String {
+        let gv = if K::GROUP.is_empty() {
+            format!("/api/{}", K::VERSION)
+        } else {
+            format!("/apis/{}/{}", K::GROUP, K::VERSION)
+        };
+        match &self.namespace {
+            Some(ns) => format!("{gv}/namespaces/{ns}/{}", K::URL_PATH_SEGMENT),
+            None => format!("{gv}/{}", K::URL_PATH_SEGMENT),
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        format!("{}/{}", self.collection(), name)
+    }
+
+    /// GET one.
+    pub async fn get(&self, name: &str) -> Result<K> {
+        let b = self
+            .client
+            .request_bytes(reqwest::Method::GET, &self.path(name), &[], None, None)
+            .await?;
+        Ok(serde_json::from_slice(&b)?)
+    }
+
+    /// GET one, `None` if it does not exist.
+    pub async fn get_opt(&self, name: &str) -> Result<Option<K>> {
+        match self.get(name).await {
+            Ok(k) => Ok(Some(k)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// LIST.
+    pub async fn list(&self, p: &ListParams) -> Result<ObjectList<K>> {
+        let b = self
+            .client
+            .request_bytes(reqwest::Method::GET, &self.collection(), &p.query(), None, None)
+            .await?;
+        Ok(serde_json::from_slice(&b)?)
+    }
+
+    /// POST.
+    pub async fn create(&self, obj: &K) -> Result<K> {
+        let v = serde_json::to_value(obj)?;
+        let b = self
+            .client
+            .request_bytes(reqwest::Method::POST, &self.collection(), &[], Some(&v), None)
+            .await?;
+        Ok(serde_json::from_slice(&b)?)
+    }
+
+    /// PUT (compare-and-swap on `metadata.resourceVersion` when set).
+    pub async fn replace(&self, name: &str, obj: &K) -> Result<K> {
+        let v = serde_json::to_value(obj)?;
+        let b = self
+            .client
+            .request_bytes(reqwest::Method::PUT, &self.path(name), &[], Some(&v), None)
+            .await?;
+        Ok(serde_json::from_slice(&b)?)
+    }
+
+    /// PUT the status subresource.
+    pub async fn replace_status(&self, name: &str, obj: &K) -> Result<K> {
+        let v = serde_json::to_value(obj)?;
+        let b = self
+            .client
+            .request_bytes(
+                reqwest::Method::PUT,
+                &format!("{}/status", self.path(name)),
+                &[],
+                Some(&v),
+                None,
+            )
+            .await?;
+        Ok(serde_json::from_slice(&b)?)
+    }
+
+    /// JSON merge patch.
+    pub async fn patch(&self, name: &str, patch: &Value) -> Result<K> {
+        self.patch_at(&self.path(name), patch).await
+    }
+
+    /// JSON merge patch of the status subresource.
+    pub async fn patch_status(&self, name: &str, patch: &Value) -> Result<K> {
+        self.patch_at(&format!("{}/status", self.path(name)), patch)
+            .await
+    }
+
+    async fn patch_at(&self, path: &str, patch: &Value) -> Result<K> {
+        let b = self
+            .client
+            .request_bytes(
+                reqwest::Method::PATCH,
+                path,
+                &[],
+                Some(patch),
+                Some("application/merge-patch+json"),
+            )
+            .await?;
+        Ok(serde_json::from_slice(&b)?)
+    }
+
+    /// DELETE; `Ok(false)` if it was already gone.
+    pub async fn delete(&self, name: &str, p: &DeleteParams) -> Result<bool> {
+        let mut opts = serde_json::json!({"kind": "DeleteOptions", "apiVersion": "v1"});
+        if let Some(g) = p.grace_period_seconds {
+            opts["gracePeriodSeconds"] = g.into();
+        }
+        if let Some(pp) = &p.propagation_policy {
+            opts["propagationPolicy"] = pp.clone().into();
+        }
+        if let Some(uid) = &p.uid {
+            opts["preconditions"] = serde_json::json!({"uid": uid});
+        }
+        match self
+            .client
+            .request_bytes(reqwest::Method::DELETE, &self.path(name), &[], Some(&opts), None)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// POST `pods/NAME/binding`.
+    pub async fn bind(&self, name: &str, node: &str) -> Result<()> {
+        let body = serde_json::json!({"apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": name}, "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
+        self.client
+            .request_bytes(
+                reqwest::Method::POST,
+                &format!("{}/binding", self.path(name)),
+                &[],
+                Some(&body),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// WATCH from `resource_version` (empty: current state first as ADDED).
+    pub async fn watch(
+        &self,
+        p: &ListParams,
+        resource_version: &str,
+    ) -> Result<impl Stream<Item = Result<WatchEvent<K>>>> {
+        let mut q = p.query();
+        q.push(("resourceVersion", resource_version.to_string()));
+        q.push(("allowWatchBookmarks", "true".into()));
+        let s = self.client.watch_values(&self.collection(), q).await?;
+        Ok(s.map(|ev| {
+            let ev = ev?;
+            if ev.type_ == "BOOKMARK" {
+                // Bookmarks carry only metadata: the revision to resume from.
+                let rv = ev.object["metadata"]["resourceVersion"].clone();
+                let k = serde_json::json!({"apiVersion": K::API_VERSION, "kind": K::KIND,
+                    "metadata": {"resourceVersion": rv}});
+                return Ok(WatchEvent {
+                    type_: ev.type_,
+                    object: serde_json::from_value(k)?,
+                });
+            }
+            Ok(WatchEvent {
+                type_: ev.type_,
+                object: serde_json::from_value(ev.object)?,
+            })
+        }))
+    }
+}

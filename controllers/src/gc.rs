@@ -1,0 +1,153 @@
+//! The garbage collector: deletes objects whose owners are all gone (background propagation),
+//! deletes the dependents of owners being deleted in the foreground and then releases them
+//! (`foregroundDeletion` finalizer), and orphans dependents (`orphan` finalizer).
+//!
+//! Owners and dependents handled: Deployment -> ReplicaSet -> Pod. An owner missing from the
+//! cache is confirmed with a live GET before anything is deleted.
+
+use crate::Ctx;
+use coxswain_client::{Api, DeleteParams, Object};
+use coxswain_runtime::store::{key_of, split_key};
+use coxswain_runtime::{Action, Store};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde_json::json;
+use std::sync::Arc;
+
+const FOREGROUND: &str = "foregroundDeletion";
+const ORPHAN: &str = "orphan";
+
+/// The queue key of an object for the collector: `Kind:ns/name`.
+pub fn gc_key(kind: &str, m: &ObjectMeta) -> String {
+    format!(
+        "{kind}:{}",
+        key_of(m.namespace.as_deref(), m.name.as_deref().unwrap_or(""))
+    )
+}
+
+fn has_finalizer(m: &ObjectMeta, f: &str) -> bool {
+    m.finalizers.iter().flatten().any(|x| x == f)
+}
+
+/// What an owner reference points at, as the collector sees it.
+enum OwnerState {
+    Gone,
+    Present(ObjectMeta),
+}
+
+async fn owner_state<K: Object>(ctx: &Ctx, store: &Store<K>, ns: &str, r: &OwnerReference) -> anyhow::Result<OwnerState> {
+    if let Some(o) = store.by_index("uid", &r.uid).first() {
+        return Ok(OwnerState::Present(o.metadata().clone()));
+    }
+    let api: Api<K> = Api::namespaced(&ctx.client, ns);
+    Ok(match api.get_opt(&r.name).await? {
+        Some(o) if o.metadata().uid.as_deref() == Some(r.uid.as_str()) => {
+            OwnerState::Present(o.metadata().clone())
+        }
+        _ => OwnerState::Gone,
+    })
+}
+
+/// Decide for one dependent: delete it, drop an owner reference, or leave it.
+async fn check_dependent<K: Object>(ctx: &Ctx, m: &ObjectMeta, owner_kind: &str) -> anyhow::Result<()> {
+    let ns = m.namespace.clone().unwrap_or_default();
+    let name = m.name.clone().unwrap_or_default();
+    let refs: Vec<OwnerReference> = m.owner_references.clone().unwrap_or_default();
+    if refs.is_empty() || m.deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    let mut gone = 0;
+    let mut foreground = false;
+    let mut orphan_uids = Vec::new();
+    for r in &refs {
+        if r.kind != owner_kind {
+            continue;
+        }
+        let state = match owner_kind {
+            "Deployment" => owner_state(ctx, &ctx.deployments, &ns, r).await?,
+            "ReplicaSet" => owner_state(ctx, &ctx.replicasets, &ns, r).await?,
+            _ => continue,
+        };
+        match state {
+            OwnerState::Gone => gone += 1,
+            OwnerState::Present(om) if om.deletion_timestamp.is_some() => {
+                if has_finalizer(&om, FOREGROUND) {
+                    foreground = true;
+                } else if has_finalizer(&om, ORPHAN) {
+                    orphan_uids.push(r.uid.clone());
+                }
+            }
+            OwnerState::Present(_) => {}
+        }
+    }
+    let api: Api<K> = Api::namespaced(&ctx.client, &ns);
+    if gone == refs.len() || foreground {
+        let policy = if foreground { "Foreground" } else { "Background" };
+        tracing::info!(kind = K::KIND, name = %name, policy, "deleting dependent whose owner is gone");
+        api.delete(
+            &name,
+            &DeleteParams {
+                propagation_policy: Some(policy.into()),
+                uid: m.uid.clone(),
+                ..Default::default()
+            },
+        )
+        .await?;
+    } else if !orphan_uids.is_empty() {
+        let keep: Vec<&OwnerReference> = refs.iter().filter(|r| !orphan_uids.contains(&r.uid)).collect();
+        api.patch(&name, &json!({"metadata": {"ownerReferences": keep}})).await?;
+    }
+    Ok(())
+}
+
+/// Release an owner being deleted once its dependents are gone (foreground) or orphaned.
+async fn check_owner<K: Object, D: Object>(ctx: &Ctx, m: &ObjectMeta, dependents: &Store<D>) -> anyhow::Result<Action> {
+    if m.deletion_timestamp.is_none() {
+        return Ok(Action::AwaitChange);
+    }
+    let uid = m.uid.clone().unwrap_or_default();
+    let remaining = dependents.by_index("owner", &uid);
+    let mut finalizers: Vec<String> = m.finalizers.clone().unwrap_or_default();
+    let before = finalizers.len();
+    if remaining.is_empty() {
+        finalizers.retain(|f| f != FOREGROUND && f != ORPHAN);
+    }
+    if finalizers.len() != before {
+        let api: Api<K> = Api::namespaced(&ctx.client, m.namespace.as_deref().unwrap_or(""));
+        api.patch(
+            m.name.as_deref().unwrap_or(""),
+            &json!({"metadata": {"finalizers": finalizers, "resourceVersion": m.resource_version}}),
+        )
+        .await?;
+    }
+    Ok(Action::AwaitChange)
+}
+
+/// Reconcile one `Kind:ns/name` key.
+pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
+    let Some((kind, obj_key)) = key.split_once(':') else {
+        return Ok(Action::AwaitChange);
+    };
+    let _ = split_key(obj_key);
+    match kind {
+        "Deployment" => {
+            if let Some(d) = ctx.deployments.get(obj_key) {
+                return check_owner::<Deployment, ReplicaSet>(&ctx, &d.metadata, &ctx.replicasets).await;
+            }
+        }
+        "ReplicaSet" => {
+            if let Some(rs) = ctx.replicasets.get(obj_key) {
+                check_dependent::<ReplicaSet>(&ctx, &rs.metadata, "Deployment").await?;
+                return check_owner::<ReplicaSet, Pod>(&ctx, &rs.metadata, &ctx.pods).await;
+            }
+        }
+        "Pod" => {
+            if let Some(p) = ctx.pods.get(obj_key) {
+                check_dependent::<Pod>(&ctx, &p.metadata, "ReplicaSet").await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(Action::AwaitChange)
+}

@@ -1,0 +1,210 @@
+//! The ReplicaSet controller: keeps the number of active pods it owns equal to
+//! `spec.replicas`, creating pods in slow-start batches and deleting the least useful first,
+//! with expectations so a lagging cache never causes double creation; then writes status.
+
+use crate::util::{controller_ref, is_active, is_ready};
+use crate::Ctx;
+use coxswain_client::{Api, DeleteParams};
+use coxswain_runtime::events::object_ref;
+use coxswain_runtime::store::split_key;
+use coxswain_runtime::Action;
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Most pods created or deleted in one pass.
+const BURST: usize = 500;
+
+/// Creates and deletes in flight per ReplicaSet key, not yet seen in the pod cache.
+#[derive(Default)]
+pub struct Expectations(Mutex<HashMap<String, (i64, i64, Instant)>>);
+
+impl Expectations {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, i64, Instant)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the cache has caught up with our last writes (or they timed out).
+    pub fn satisfied(&self, key: &str) -> bool {
+        match self.lock().get(key) {
+            None => true,
+            Some((adds, dels, at)) => {
+                (*adds <= 0 && *dels <= 0) || at.elapsed() > Duration::from_secs(300)
+            }
+        }
+    }
+
+    fn expect(&self, key: &str, adds: i64, dels: i64) {
+        self.lock().insert(key.to_string(), (adds, dels, Instant::now()));
+    }
+
+    /// A pod owned by `key` appeared in the cache.
+    pub fn observed_add(&self, key: &str) {
+        if let Some(e) = self.lock().get_mut(key) {
+            e.0 -= 1;
+        }
+    }
+
+    /// A pod owned by `key` left the cache.
+    pub fn observed_delete(&self, key: &str) {
+        if let Some(e) = self.lock().get_mut(key) {
+            e.1 -= 1;
+        }
+    }
+
+    fn lower(&self, key: &str, adds: i64, dels: i64) {
+        if let Some(e) = self.lock().get_mut(key) {
+            e.0 -= adds;
+            e.1 -= dels;
+        }
+    }
+
+    /// Forget a deleted ReplicaSet.
+    pub fn remove(&self, key: &str) {
+        self.lock().remove(key);
+    }
+}
+
+fn new_pod(rs: &ReplicaSet) -> Pod {
+    let template = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .unwrap_or_default();
+    let tmeta = template.metadata.unwrap_or_default();
+    Pod {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}-", rs.metadata.name.as_deref().unwrap_or("pod"))),
+            namespace: rs.metadata.namespace.clone(),
+            labels: tmeta.labels,
+            annotations: tmeta.annotations,
+            owner_references: Some(vec![controller_ref(rs)]),
+            ..Default::default()
+        },
+        spec: template.spec,
+        status: None,
+    }
+}
+
+/// Deletion order: unscheduled, then pending, then not ready, then newest first.
+fn deletion_rank(p: &Pod) -> (bool, u8, bool, std::cmp::Reverse<Option<chrono::DateTime<chrono::Utc>>>) {
+    let assigned = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
+    let phase = match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+        Some("Pending") => 0,
+        Some("Unknown") => 1,
+        _ => 2,
+    };
+    let created = p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    (assigned, phase, is_ready(p), std::cmp::Reverse(created))
+}
+
+/// Reconcile one ReplicaSet.
+pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
+    let Some(rs) = ctx.replicasets.get(&key) else {
+        ctx.expectations.remove(&key);
+        return Ok(Action::AwaitChange);
+    };
+    let (ns, name) = split_key(&key);
+    let ns = ns.unwrap_or("default");
+    let uid = rs.metadata.uid.clone().unwrap_or_default();
+    let mut pods: Vec<Arc<Pod>> = ctx
+        .pods
+        .by_index("controller", &uid)
+        .into_iter()
+        .filter(|p| is_active(p))
+        .collect();
+    let desired = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
+    let pod_api: Api<Pod> = Api::namespaced(&ctx.client, ns);
+    if rs.metadata.deletion_timestamp.is_none() && ctx.expectations.satisfied(&key) {
+        if pods.len() < desired {
+            let want = (desired - pods.len()).min(BURST);
+            ctx.expectations.expect(&key, want as i64, 0);
+            let template = new_pod(&rs);
+            let mut created = 0;
+            let mut batch = 1;
+            'outer: while created < want {
+                let n = batch.min(want - created);
+                let results = futures::future::join_all((0..n).map(|_| pod_api.create(&template))).await;
+                for r in results {
+                    match r {
+                        Ok(p) => {
+                            created += 1;
+                            ctx.recorder.record(
+                                object_ref(&*rs),
+                                "Normal",
+                                "SuccessfulCreate",
+                                format!("Created pod: {}", p.metadata.name.unwrap_or_default()),
+                            );
+                        }
+                        Err(e) => {
+                            ctx.expectations.lower(&key, (want - created) as i64, 0);
+                            ctx.recorder.record(
+                                object_ref(&*rs),
+                                "Warning",
+                                "FailedCreate",
+                                format!("Error creating: {e}"),
+                            );
+                            break 'outer;
+                        }
+                    }
+                }
+                batch *= 2;
+            }
+            if created < want {
+                anyhow::bail!("created {created} of {want} pods");
+            }
+        } else if pods.len() > desired {
+            pods.sort_by_key(|p| deletion_rank(p));
+            let victims: Vec<Arc<Pod>> = pods.iter().take((pods.len() - desired).min(BURST)).cloned().collect();
+            ctx.expectations.expect(&key, 0, victims.len() as i64);
+            for p in &victims {
+                let pname = p.metadata.name.clone().unwrap_or_default();
+                match pod_api.delete(&pname, &DeleteParams::default()).await {
+                    Ok(true) => ctx.recorder.record(
+                        object_ref(&*rs),
+                        "Normal",
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {pname}"),
+                    ),
+                    Ok(false) => ctx.expectations.lower(&key, 0, 1),
+                    Err(e) => {
+                        ctx.expectations.lower(&key, 0, 1);
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+    }
+    let template_labels = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let ready = pods.iter().filter(|p| is_ready(p)).count() as i32;
+    let labeled = pods
+        .iter()
+        .filter(|p| {
+            let l = p.metadata.labels.clone().unwrap_or_default();
+            template_labels.iter().all(|(k, v)| l.get(k) == Some(v))
+        })
+        .count() as i32;
+    let status = ReplicaSetStatus {
+        replicas: pods.len() as i32,
+        fully_labeled_replicas: Some(labeled),
+        ready_replicas: Some(ready),
+        available_replicas: Some(ready),
+        observed_generation: rs.metadata.generation,
+        conditions: None,
+    };
+    if rs.status.as_ref() != Some(&status) {
+        let api: Api<ReplicaSet> = Api::namespaced(&ctx.client, ns);
+        api.patch_status(name, &json!({"status": status})).await?;
+    }
+    Ok(Action::AwaitChange)
+}

@@ -1,0 +1,189 @@
+//! [`Store`]: the informer's cache. One writer (the informer), many cheap readers; objects are
+//! `Arc<K>` and never mutated in place. Named indexes (owner UID, node name, ...) answer
+//! "which objects have value V" without scanning.
+//!
+//! The cache may lag the server; controllers must tolerate stale reads (the server's
+//! compare-and-swap catches conflicting writes).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use tokio::sync::watch;
+
+/// `namespace/name`, or `name` for cluster-scoped objects.
+pub type ObjectKey = String;
+
+/// Build the key of an object.
+pub fn key_of(ns: Option<&str>, name: &str) -> ObjectKey {
+    match ns {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{name}"),
+        _ => name.to_string(),
+    }
+}
+
+/// Split a key back into namespace and name.
+pub fn split_key(key: &str) -> (Option<&str>, &str) {
+    match key.split_once('/') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, key),
+    }
+}
+
+/// A function giving the index values of an object.
+pub type IndexFn<K> = Arc<dyn Fn(&K) -> Vec<String> + Send + Sync>;
+
+struct Inner<K> {
+    objects: HashMap<ObjectKey, Arc<K>>,
+    indexers: Vec<(&'static str, IndexFn<K>)>,
+    indexes: HashMap<&'static str, HashMap<String, HashSet<ObjectKey>>>,
+}
+
+/// The cache. Clone to share a reader.
+pub struct Store<K> {
+    inner: Arc<RwLock<Inner<K>>>,
+    ready_rx: watch::Receiver<bool>,
+    ready_tx: Arc<watch::Sender<bool>>,
+}
+
+impl<K> Clone for Store<K> {
+    fn clone(&self) -> Self {
+        Store {
+            inner: self.inner.clone(),
+            ready_rx: self.ready_rx.clone(),
+            ready_tx: self.ready_tx.clone(),
+        }
+    }
+}
+
+impl<K> Default for Store<K> {
+    fn default() -> Self {
+        let (tx, rx) = watch::channel(false);
+        Store {
+            inner: Arc::new(RwLock::new(Inner {
+                objects: HashMap::new(),
+                indexers: Vec::new(),
+                indexes: HashMap::new(),
+            })),
+            ready_rx: rx,
+            ready_tx: Arc::new(tx),
+        }
+    }
+}
+
+impl<K> Store<K> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner<K>> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner<K>> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Add a named index (before the informer starts).
+    pub fn add_index(&self, name: &'static str, f: IndexFn<K>) {
+        let mut g = self.write();
+        g.indexers.push((name, f));
+        g.indexes.insert(name, HashMap::new());
+    }
+
+    /// One object by key.
+    pub fn get(&self, key: &str) -> Option<Arc<K>> {
+        self.read().objects.get(key).cloned()
+    }
+
+    /// Every object.
+    pub fn list(&self) -> Vec<Arc<K>> {
+        self.read().objects.values().cloned().collect()
+    }
+
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.read().objects.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Objects whose index `name` has `value`.
+    pub fn by_index(&self, name: &str, value: &str) -> Vec<Arc<K>> {
+        let g = self.read();
+        g.indexes
+            .get(name)
+            .and_then(|ix| ix.get(value))
+            .map(|keys| keys.iter().filter_map(|k| g.objects.get(k).cloned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the first list has been loaded.
+    pub fn is_ready(&self) -> bool {
+        *self.ready_rx.borrow()
+    }
+
+    /// Wait for the first list.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.ready_rx.clone();
+        let _ = rx.wait_for(|r| *r).await;
+    }
+
+    pub(crate) fn mark_ready(&self) {
+        self.ready_tx.send_replace(true);
+    }
+
+    fn unindex(g: &mut Inner<K>, key: &str, obj: &K) {
+        let Inner {
+            indexers, indexes, ..
+        } = g;
+        for (name, f) in indexers.iter() {
+            if let Some(ix) = indexes.get_mut(name) {
+                for v in f(obj) {
+                    if let Some(set) = ix.get_mut(&v) {
+                        set.remove(key);
+                        if set.is_empty() {
+                            ix.remove(&v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn index(g: &mut Inner<K>, key: &str, obj: &K) {
+        let Inner {
+            indexers, indexes, ..
+        } = g;
+        for (name, f) in indexers.iter() {
+            if let Some(ix) = indexes.get_mut(name) {
+                for v in f(obj) {
+                    ix.entry(v).or_default().insert(key.to_string());
+                }
+            }
+        }
+    }
+
+    /// Insert or replace; returns the previous object.
+    pub(crate) fn apply(&self, key: ObjectKey, obj: Arc<K>) -> Option<Arc<K>> {
+        let mut g = self.write();
+        let old = g.objects.insert(key.clone(), obj.clone());
+        if let Some(o) = &old {
+            Self::unindex(&mut g, &key, o);
+        }
+        Self::index(&mut g, &key, &obj);
+        old
+    }
+
+    /// Remove; returns the removed object.
+    pub(crate) fn delete(&self, key: &str) -> Option<Arc<K>> {
+        let mut g = self.write();
+        let old = g.objects.remove(key);
+        if let Some(o) = &old {
+            Self::unindex(&mut g, key, o);
+        }
+        old
+    }
+
+    /// Keys currently cached.
+    pub(crate) fn keys(&self) -> Vec<ObjectKey> {
+        self.read().objects.keys().cloned().collect()
+    }
+}
