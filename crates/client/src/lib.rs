@@ -167,6 +167,17 @@ impl Client {
         Ok(serde_json::from_slice(&bytes)?)
     }
 
+    /// GET with a specific `Accept` header (e.g. server-side Tables).
+    pub async fn get_accept(&self, path: &str, query: &[(&str, String)], accept: &str) -> Result<Value> {
+        let req = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .query(query)
+            .header("Accept", accept);
+        let bytes = check(req.send().await?).await?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
     /// Like [`Client::request`], returning the raw body.
     pub async fn request_bytes(
         &self,
