@@ -109,7 +109,10 @@ pub fn selectable_fields(r: &ResourceInfo) -> &'static [(&'static str, &'static 
             ("involvedObject.name", "/involvedObject/name"),
             ("involvedObject.uid", "/involvedObject/uid"),
             ("involvedObject.apiVersion", "/involvedObject/apiVersion"),
-            ("involvedObject.resourceVersion", "/involvedObject/resourceVersion"),
+            (
+                "involvedObject.resourceVersion",
+                "/involvedObject/resourceVersion",
+            ),
             ("involvedObject.fieldPath", "/involvedObject/fieldPath"),
             ("reason", "/reason"),
             ("reportingComponent", "/reportingComponent"),
@@ -316,7 +319,10 @@ impl Cache {
             map.insert(key.clone(), obj.clone())
         };
         if r.plural == "pods" {
-            let old_node = prev.as_ref().and_then(|p| p.node_name()).map(str::to_string);
+            let old_node = prev
+                .as_ref()
+                .and_then(|p| p.node_name())
+                .map(str::to_string);
             let new_node = (!deleted).then(|| obj.node_name()).flatten();
             if old_node.as_deref() != new_node {
                 if let Some(n) = &old_node {

@@ -121,7 +121,10 @@ pub fn apis(h: &HeaderMap) -> Response {
     if let Some(v) = aggregated(h) {
         return aggregated_response(
             v,
-            groups.iter().map(|(g, ver)| group_discovery(g, ver)).collect(),
+            groups
+                .iter()
+                .map(|(g, ver)| group_discovery(g, ver))
+                .collect(),
         );
     }
     let list: Vec<Value> = groups
@@ -213,7 +216,11 @@ pub fn openapi_group(path: &str) -> Option<Response> {
         .filter(|r| r.group == group && r.version == version)
     {
         let path = if r.namespaced {
-            format!("/{}/namespaces/{{namespace}}/{}/{{name}}", gv_path(group, version), r.plural)
+            format!(
+                "/{}/namespaces/{{namespace}}/{}/{{name}}",
+                gv_path(group, version),
+                r.plural
+            )
         } else {
             format!("/{}/{}/{{name}}", gv_path(group, version), r.plural)
         };

@@ -112,7 +112,13 @@ pub fn resource_of_key(key: &[u8]) -> Option<&'static ResourceInfo> {
 fn content_type(h: &HeaderMap) -> String {
     h.get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|s| s.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|s| {
+            s.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default()
 }
 
@@ -157,7 +163,9 @@ fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
 /// Check `apiVersion`/`kind` against the URL (filling them in when absent).
 fn check_type(r: &ResourceInfo, v: &mut Value) -> Result<(), ApiError> {
     let Some(m) = v.as_object_mut() else {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     };
     let av = r.api_version();
     match m.get("apiVersion").and_then(Value::as_str) {
@@ -327,7 +335,12 @@ impl AppState {
             if r.namespaced {
                 new["metadata"]["namespace"] = json!(ns);
             }
-            for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+            for k in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+            ] {
                 match current["metadata"].get(k) {
                     Some(v) => new["metadata"][k] = v.clone(),
                     None => {
@@ -366,7 +379,9 @@ impl AppState {
                 .as_array()
                 .is_none_or(|f| f.is_empty())
                 && (r.plural != "namespaces"
-                    || new["spec"]["finalizers"].as_array().is_none_or(|f| f.is_empty()));
+                    || new["spec"]["finalizers"]
+                        .as_array()
+                        .is_none_or(|f| f.is_empty()));
             let remove = new["metadata"].get("deletionTimestamp").is_some()
                 && finalizers_gone
                 && !(r.plural == "pods" && pod_awaits_kubelet(&new));
@@ -396,7 +411,14 @@ impl AppState {
         Err(ApiError::conflict(r, name, "too many concurrent updates"))
     }
 
-    async fn remove(&self, r: &ResourceInfo, ns: &str, name: &str, rev: u64, final_state: Value) -> Result<(), ApiError> {
+    async fn remove(
+        &self,
+        r: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        rev: u64,
+        final_state: Value,
+    ) -> Result<(), ApiError> {
         let res = self
             .store
             .commit(&store_key(r, ns, name), Expect::Rev(rev), |new_rev| {
@@ -414,7 +436,10 @@ impl AppState {
 /// A pod bound to a node whose kubelet has not yet confirmed the containers stopped.
 fn pod_awaits_kubelet(pod: &Value) -> bool {
     !str_at(pod, "/spec/nodeName").is_empty()
-        && pod["metadata"]["deletionGracePeriodSeconds"].as_i64().unwrap_or(0) > 0
+        && pod["metadata"]["deletionGracePeriodSeconds"]
+            .as_i64()
+            .unwrap_or(0)
+            > 0
         && !matches!(str_at(pod, "/status/phase"), "Succeeded" | "Failed")
 }
 
@@ -446,7 +471,14 @@ pub async fn create(
     let md = v["metadata"]
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
-    for k in ["resourceVersion", "uid", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"] {
+    for k in [
+        "resourceVersion",
+        "uid",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+        "managedFields",
+    ] {
         md.remove(k);
     }
     md.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -460,7 +492,11 @@ pub async fn create(
         .get("generateName")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .filter(|_| md.get("name").and_then(Value::as_str).is_none_or(str::is_empty));
+        .filter(|_| {
+            md.get("name")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        });
     strategy::status_on_create(r, &mut v);
     strategy::apply_defaults(r, &mut v);
     if r.plural == "pods" {
@@ -556,7 +592,13 @@ pub async fn update(
         return Ok(value_response(200, &v));
     }
     let change = move |cur: &Value| -> Result<Value, ApiError> {
-        Ok(merge_for_subresource(r, cur, v.clone(), status_only, finalize))
+        Ok(merge_for_subresource(
+            r,
+            cur,
+            v.clone(),
+            status_only,
+            finalize,
+        ))
     };
     let (bytes, _) = st.write(r, &ns, name, false, &change).await?;
     Ok(json_response(200, bytes))
@@ -581,7 +623,10 @@ fn merge_for_subresource(
     }
     if finalize {
         let mut out = cur.clone();
-        out["spec"]["finalizers"] = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+        out["spec"]["finalizers"] = new
+            .pointer("/spec/finalizers")
+            .cloned()
+            .unwrap_or(json!([]));
         return out;
     }
     if r.has_status {
@@ -754,9 +799,13 @@ pub async fn delete(
         let uid = str_at(&cur, "/metadata/uid");
         if let Some(want) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
             if want != uid {
-                return Err(ApiError::conflict(r, name, &format!(
+                return Err(ApiError::conflict(
+                    r,
+                    name,
+                    &format!(
                     "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
-                )));
+                ),
+                ));
             }
         }
         if let Some(want) = opts
@@ -844,16 +893,23 @@ pub async fn scale(
             patch::merge_patch(&mut s, &p);
         }
         let replicas = s.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
-        if !replicas.as_i64().is_some_and(|n| n >= 0) {
+        if replicas.as_i64().is_none_or(|n| n < 0) {
             return Err(ApiError::invalid(
                 r,
                 name,
-                vec![Cause::invalid("spec.replicas", &replicas, "must be greater than or equal to 0")],
+                vec![Cause::invalid(
+                    "spec.replicas",
+                    &replicas,
+                    "must be greater than or equal to 0",
+                )],
             ));
         }
         let mut out = cur.clone();
         out["spec"]["replicas"] = replicas;
-        if let Some(rv) = s.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+        if let Some(rv) = s
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
             if is_put && !rv.is_empty() {
                 out["metadata"]["resourceVersion"] = json!(rv);
             }
@@ -878,7 +934,11 @@ pub async fn bind(
     let b = decode_body(h, body)?;
     let node = str_at(&b, "/target/name").to_string();
     if node.is_empty() {
-        return Err(ApiError::invalid(r, name, vec![Cause::required("target.name")]));
+        return Err(ApiError::invalid(
+            r,
+            name,
+            vec![Cause::required("target.name")],
+        ));
     }
     let change = move |cur: &Value| -> Result<Value, ApiError> {
         let existing = str_at(cur, "/spec/nodeName");
@@ -890,7 +950,11 @@ pub async fn bind(
             ));
         }
         if cur["metadata"].get("deletionTimestamp").is_some() {
-            return Err(ApiError::conflict(r, name, "pod is being deleted, cannot be assigned to a host"));
+            return Err(ApiError::conflict(
+                r,
+                name,
+                "pod is being deleted, cannot be assigned to a host",
+            ));
         }
         let mut out = cur.clone();
         out["spec"]["nodeName"] = json!(node);
@@ -910,4 +974,3 @@ pub async fn bind(
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
     ))
 }
-

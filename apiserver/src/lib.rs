@@ -12,6 +12,8 @@
 //!
 //! The binary is thin: `main` parses flags and calls [`run`].
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod cache;
 pub mod discovery;
 pub mod error;
@@ -58,7 +60,8 @@ pub struct AppState {
 }
 
 /// Namespaces that exist from the start.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// Open storage, fill the cache, create the system namespaces, and start feeding the cache.
 pub async fn open(config: &Config) -> anyhow::Result<Arc<AppState>> {
@@ -120,7 +123,11 @@ fn apply_committed(cache: &Cache, c: Committed) {
             Value::Null
         }
     };
-    cache.apply(r, Obj::new(r, c.rev, &v, Bytes::copy_from_slice(&c.value)), c.deleted);
+    cache.apply(
+        r,
+        Obj::new(r, c.rev, &v, Bytes::copy_from_slice(&c.value)),
+        c.deleted,
+    );
 }
 
 /// The router: every path goes through [`dispatch`].
@@ -163,7 +170,11 @@ async fn dispatch(
     .instrument(span.clone())
     .await;
     span.in_scope(|| {
-        tracing::debug!(status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "done")
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            micros = started.elapsed().as_micros() as u64,
+            "done"
+        )
     });
     resp
 }
@@ -192,7 +203,8 @@ async fn route(
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/openapi/v3/") {
-        return discovery::openapi_group(&format!("/openapi/v3/{rest}")).ok_or_else(ApiError::no_route);
+        return discovery::openapi_group(&format!("/openapi/v3/{rest}"))
+            .ok_or_else(ApiError::no_route);
     }
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {

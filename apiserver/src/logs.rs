@@ -18,7 +18,8 @@ pub async fn logs(st: &AppState, t: &Target, name: &str, q: &Query) -> Result<Re
         .cache
         .get(t.resource, &ns, name)
         .ok_or_else(|| ApiError::not_found(t.resource, name))?;
-    let pod: Value = serde_json::from_slice(&pod.bytes).map_err(|e| ApiError::internal(e.to_string()))?;
+    let pod: Value =
+        serde_json::from_slice(&pod.bytes).map_err(|e| ApiError::internal(e.to_string()))?;
     let containers: Vec<String> = pod
         .pointer("/spec/containers")
         .and_then(Value::as_array)
@@ -43,7 +44,10 @@ pub async fn logs(st: &AppState, t: &Target, name: &str, q: &Query) -> Result<Re
             )))
         }
     };
-    let node = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+    let node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if node.is_empty() {
         return Err(ApiError::bad_request(format!(
             "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
@@ -54,7 +58,8 @@ pub async fn logs(st: &AppState, t: &Target, name: &str, q: &Query) -> Result<Re
         .cache
         .get(nodes, "", node)
         .ok_or_else(|| ApiError::not_found(nodes, node))?;
-    let n: Value = serde_json::from_slice(&n.bytes).map_err(|e| ApiError::internal(e.to_string()))?;
+    let n: Value =
+        serde_json::from_slice(&n.bytes).map_err(|e| ApiError::internal(e.to_string()))?;
     let ip = n
         .pointer("/status/addresses")
         .and_then(Value::as_array)
@@ -67,26 +72,28 @@ pub async fn logs(st: &AppState, t: &Target, name: &str, q: &Query) -> Result<Re
         .and_then(Value::as_u64)
         .unwrap_or(10250);
     let mut url = format!("http://{ip}:{port}/containerLogs/{ns}/{name}/{container}?");
-    for k in ["follow", "tailLines", "timestamps", "previous", "sinceSeconds", "limitBytes"] {
+    for k in [
+        "follow",
+        "tailLines",
+        "timestamps",
+        "previous",
+        "sinceSeconds",
+        "limitBytes",
+    ] {
         if let Some(v) = q.get(k) {
             url.push_str(&format!("{k}={v}&"));
         }
     }
-    let resp = st
-        .http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| ApiError::internal(format!("error talking to the kubelet of node {node}: {e}")))?;
+    let resp = st.http.get(&url).send().await.map_err(|e| {
+        ApiError::internal(format!("error talking to the kubelet of node {node}: {e}"))
+    })?;
     let code = resp.status().as_u16();
     if code != 200 {
         let text = resp.text().await.unwrap_or_default();
         return Err(ApiError::bad_request(text));
     }
     let mut out = Response::new(Body::from_stream(resp.bytes_stream()));
-    out.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain"),
-    );
+    out.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(out)
 }

@@ -1,5 +1,7 @@
 //! `cox-apiserver`: flags, logging, bind, then [`cox_apiserver::run`].
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use anyhow::Context;
 use clap::Parser;
 
@@ -21,7 +23,9 @@ struct Args {
 fn default_data_dir() -> std::path::PathBuf {
     let base = std::env::var_os("XDG_DATA_HOME")
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".local/share"))
+        })
         .unwrap_or_else(std::env::temp_dir);
     base.join("coxswain")
 }
@@ -30,8 +34,7 @@ fn default_data_dir() -> std::path::PathBuf {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_target(false)
         .init();

@@ -110,7 +110,9 @@ fn default_pod_spec(spec: &mut Value) {
             cs.iter_mut().for_each(default_container);
         }
     }
-    let Some(m) = spec.as_object_mut() else { return };
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
     default(m, "restartPolicy", json!("Always"));
     default(m, "terminationGracePeriodSeconds", json!(30));
     default(m, "dnsPolicy", json!("ClusterFirst"));
@@ -132,7 +134,10 @@ fn default_pod_spec(spec: &mut Value) {
 /// Validate an object about to be stored; every problem is one cause naming its field.
 pub fn validate(r: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
     let mut causes = Vec::new();
-    let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let name = v
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if name.is_empty() {
         causes.push(Cause {
             reason: "FieldValueRequired".into(),
@@ -141,10 +146,18 @@ pub fn validate(r: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
         });
     } else if r.plural == "namespaces" {
         if !is_dns1123_label(name) {
-            causes.push(Cause::invalid("metadata.name", format!("\"{name}\""), DNS1123_LABEL_MSG));
+            causes.push(Cause::invalid(
+                "metadata.name",
+                format!("\"{name}\""),
+                DNS1123_LABEL_MSG,
+            ));
         }
     } else if r.plural != "events" && !is_dns1123_subdomain(name) {
-        causes.push(Cause::invalid("metadata.name", format!("\"{name}\""), DNS1123_SUBDOMAIN_MSG));
+        causes.push(Cause::invalid(
+            "metadata.name",
+            format!("\"{name}\""),
+            DNS1123_SUBDOMAIN_MSG,
+        ));
     }
     if let Some(labels) = v.pointer("/metadata/labels").and_then(Value::as_object) {
         for (k, val) in labels {
@@ -161,10 +174,8 @@ pub fn validate(r: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
     match r.plural {
         "pods" => validate_pod_spec(v.get("spec"), "spec", &mut causes),
         "deployments" | "replicasets" => validate_workload(v, &mut causes),
-        "events" => {
-            if v.get("involvedObject").is_none_or(Value::is_null) {
-                causes.push(Cause::required("involvedObject"));
-            }
+        "events" if v.get("involvedObject").is_none_or(Value::is_null) => {
+            causes.push(Cause::required("involvedObject"));
         }
         _ => {}
     }
@@ -202,7 +213,10 @@ fn validate_pod_spec(spec: Option<&Value>, path: &str, causes: &mut Vec<Cause>) 
                     }),
                     Some(n) => seen.push(n),
                 }
-                if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+                if c.get("image")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
                     causes.push(Cause::required(&format!("{p}.image")));
                 }
             }
@@ -274,7 +288,10 @@ pub fn status_on_create(r: &ResourceInfo, v: &mut Value) {
     match r.plural {
         "pods" => {
             let qos = "BestEffort";
-            m.insert("status".into(), json!({"phase": "Pending", "qosClass": qos}));
+            m.insert(
+                "status".into(),
+                json!({"phase": "Pending", "qosClass": qos}),
+            );
         }
         "deployments" | "replicasets" => {
             m.insert("status".into(), json!({}));
@@ -288,7 +305,10 @@ pub fn status_on_create(r: &ResourceInfo, v: &mut Value) {
 
 /// Rules on what an update may change.
 pub fn validate_update(r: &ResourceInfo, old: &Value, new: &Value) -> Result<(), ApiError> {
-    let name = new.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let name = new
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     match r.plural {
         "pods" => {
             let strip = |v: &Value| {

@@ -55,7 +55,9 @@ fn age(ts: &Value) -> String {
         .as_str()
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
     {
-        Some(t) => human_duration((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds()),
+        Some(t) => {
+            human_duration((chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_seconds())
+        }
         None => "<unknown>".into(),
     }
 }
@@ -92,8 +94,16 @@ fn containers_images_selector(v: &Value) -> [String; 3] {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let names = cs.iter().map(|c| s(c, "/name")).collect::<Vec<_>>().join(",");
-    let images = cs.iter().map(|c| s(c, "/image")).collect::<Vec<_>>().join(",");
+    let names = cs
+        .iter()
+        .map(|c| s(c, "/name"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let images = cs
+        .iter()
+        .map(|c| s(c, "/image"))
+        .collect::<Vec<_>>()
+        .join(",");
     let sel = v
         .pointer("/spec/selector/matchLabels")
         .and_then(Value::as_object)
@@ -208,7 +218,11 @@ fn columns_and_cells(r: &ResourceInfo, v: &Value) -> (Vec<Value>, Vec<Value>) {
                 ],
                 vec![
                     json!(name),
-                    json!(format!("{}/{}", n(v, "/status/readyReplicas"), n(v, "/spec/replicas"))),
+                    json!(format!(
+                        "{}/{}",
+                        n(v, "/status/readyReplicas"),
+                        n(v, "/spec/replicas")
+                    )),
                     json!(n(v, "/status/updatedReplicas")),
                     json!(n(v, "/status/availableReplicas")),
                     json!(a),
@@ -302,14 +316,22 @@ fn columns_and_cells(r: &ResourceInfo, v: &Value) -> (Vec<Value>, Vec<Value>) {
             )
         }
         "namespaces" => (
-            vec![col("Name", "string", 0), col("Status", "string", 0), col("Age", "string", 0)],
+            vec![
+                col("Name", "string", 0),
+                col("Status", "string", 0),
+                col("Age", "string", 0),
+            ],
             vec![json!(name), json!(s(v, "/status/phase")), json!(a)],
         ),
         "events" => {
-            let last = [s(v, "/lastTimestamp"), s(v, "/eventTime"), s(v, "/metadata/creationTimestamp")]
-                .into_iter()
-                .find(|x| !x.is_empty())
-                .unwrap_or_default();
+            let last = [
+                s(v, "/lastTimestamp"),
+                s(v, "/eventTime"),
+                s(v, "/metadata/creationTimestamp"),
+            ]
+            .into_iter()
+            .find(|x| !x.is_empty())
+            .unwrap_or_default();
             let kind = s(v, "/involvedObject/kind").to_ascii_lowercase();
             (
                 vec![
@@ -339,7 +361,11 @@ fn columns_and_cells(r: &ResourceInfo, v: &Value) -> (Vec<Value>, Vec<Value>) {
             )
         }
         "leases" => (
-            vec![col("Name", "string", 0), col("Holder", "string", 0), col("Age", "string", 0)],
+            vec![
+                col("Name", "string", 0),
+                col("Holder", "string", 0),
+                col("Age", "string", 0),
+            ],
             vec![json!(name), json!(s(v, "/spec/holderIdentity")), json!(a)],
         ),
         _ => (

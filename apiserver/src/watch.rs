@@ -65,7 +65,10 @@ impl Watcher {
 }
 
 fn error_line(e: &ApiError) -> Bytes {
-    event_line("ERROR", &serde_json::to_vec(&e.to_status()).unwrap_or_default())
+    event_line(
+        "ERROR",
+        &serde_json::to_vec(&e.to_status()).unwrap_or_default(),
+    )
 }
 
 /// Start a watch; the response streams until the timeout, a client disconnect, or expiry.
@@ -105,7 +108,9 @@ pub fn watch(
         (lines, rev)
     } else {
         let n: u64 = rv.parse().map_err(|_| {
-            ApiError::bad_request(format!("invalid resourceVersion {rv:?}: must be an integer"))
+            ApiError::bad_request(format!(
+                "invalid resourceVersion {rv:?}: must be an integer"
+            ))
         })?;
         (Vec::new(), n)
     };

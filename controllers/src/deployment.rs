@@ -33,7 +33,12 @@ fn replicas(rs: &ReplicaSet) -> i32 {
 }
 
 /// Resolve `maxUnavailable`-style values (absolute or percent, rounded down) against `total`.
-pub fn resolve_int_or_percent(v: Option<&IntOrString>, total: i32, default_pct: i32, round_up: bool) -> i32 {
+pub fn resolve_int_or_percent(
+    v: Option<&IntOrString>,
+    total: i32,
+    default_pct: i32,
+    round_up: bool,
+) -> i32 {
     match v {
         Some(IntOrString::Int(i)) => *i,
         Some(IntOrString::String(s)) => {
@@ -70,9 +75,9 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
     let new_rs = owned
         .iter()
         .find(|rs| {
-            rs.spec
-                .as_ref()
-                .is_some_and(|s| s.template.as_ref().map(normalized_template) == Some(want_template.clone()))
+            rs.spec.as_ref().is_some_and(|s| {
+                s.template.as_ref().map(normalized_template) == Some(want_template.clone())
+            })
         })
         .cloned();
     let api: Api<ReplicaSet> = Api::namespaced(&ctx.client, ns);
@@ -100,7 +105,8 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
             let rs_name = rs.metadata.name.clone().unwrap_or_default();
             let have = replicas(rs);
             if have != desired {
-                api.patch(&rs_name, &json!({"spec": {"replicas": desired}})).await?;
+                api.patch(&rs_name, &json!({"spec": {"replicas": desired}}))
+                    .await?;
                 let verb = if desired > have { "up" } else { "down" };
                 ctx.recorder.record(
                     object_ref(&*d),
@@ -112,11 +118,15 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
             rs_name
         }
     };
-    for old in owned.iter().filter(|rs| rs.metadata.name.as_deref() != Some(&new_name)) {
+    for old in owned
+        .iter()
+        .filter(|rs| rs.metadata.name.as_deref() != Some(&new_name))
+    {
         let n = replicas(old);
         if n > 0 {
             let old_name = old.metadata.name.clone().unwrap_or_default();
-            api.patch(&old_name, &json!({"spec": {"replicas": 0}})).await?;
+            api.patch(&old_name, &json!({"spec": {"replicas": 0}}))
+                .await?;
             ctx.recorder.record(
                 object_ref(&*d),
                 "Normal",
@@ -134,8 +144,11 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         .cloned();
     if cur_rev != Some(new_rev.to_string()) {
         let dapi: Api<Deployment> = Api::namespaced(&ctx.client, ns);
-        dapi.patch(name, &json!({"metadata": {"annotations": {REVISION: new_rev.to_string()}}}))
-            .await?;
+        dapi.patch(
+            name,
+            &json!({"metadata": {"annotations": {REVISION: new_rev.to_string()}}}),
+        )
+        .await?;
     }
     let status = compute_status(&d, &owned, new_rs.as_deref(), &new_name);
     if d.status.as_ref() != Some(&status) {
@@ -148,7 +161,12 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
 fn new_replicaset(d: &Deployment, hash: &str, replicas: i32, revision: i64) -> ReplicaSet {
     let spec = d.spec.clone().unwrap_or_default();
     let mut template = spec.template.clone();
-    let mut labels = template.metadata.clone().unwrap_or_default().labels.unwrap_or_default();
+    let mut labels = template
+        .metadata
+        .clone()
+        .unwrap_or_default()
+        .labels
+        .unwrap_or_default();
     labels.insert("pod-template-hash".into(), hash.to_string());
     let mut tmeta = template.metadata.clone().unwrap_or_default();
     tmeta.labels = Some(labels.clone());
@@ -159,10 +177,17 @@ fn new_replicaset(d: &Deployment, hash: &str, replicas: i32, revision: i64) -> R
     selector.match_labels = Some(ml);
     let mut annotations = BTreeMap::new();
     annotations.insert(REVISION.to_string(), revision.to_string());
-    annotations.insert("deployment.kubernetes.io/desired-replicas".into(), replicas.to_string());
+    annotations.insert(
+        "deployment.kubernetes.io/desired-replicas".into(),
+        replicas.to_string(),
+    );
     ReplicaSet {
         metadata: ObjectMeta {
-            name: Some(format!("{}-{}", d.metadata.name.as_deref().unwrap_or(""), hash)),
+            name: Some(format!(
+                "{}-{}",
+                d.metadata.name.as_deref().unwrap_or(""),
+                hash
+            )),
             namespace: d.metadata.namespace.clone(),
             labels: Some(labels),
             annotations: Some(annotations),
@@ -187,7 +212,10 @@ fn condition(
     message: String,
 ) -> DeploymentCondition {
     if let Some(o) = old {
-        if o.status == status && o.reason.as_deref() == Some(reason) && o.message.as_deref() == Some(message.as_str()) {
+        if o.status == status
+            && o.reason.as_deref() == Some(reason)
+            && o.message.as_deref() == Some(message.as_str())
+        {
             return o.clone();
         }
     }
@@ -217,8 +245,14 @@ fn compute_status(
     let desired = spec.replicas.unwrap_or(1);
     let st = |rs: &ReplicaSet| rs.status.clone().unwrap_or_default();
     let total: i32 = owned.iter().map(|rs| st(rs).replicas).sum();
-    let ready: i32 = owned.iter().map(|rs| st(rs).ready_replicas.unwrap_or(0)).sum();
-    let available: i32 = owned.iter().map(|rs| st(rs).available_replicas.unwrap_or(0)).sum();
+    let ready: i32 = owned
+        .iter()
+        .map(|rs| st(rs).ready_replicas.unwrap_or(0))
+        .sum();
+    let available: i32 = owned
+        .iter()
+        .map(|rs| st(rs).available_replicas.unwrap_or(0))
+        .sum();
     let updated = new_rs.map(|rs| st(rs).replicas).unwrap_or(0);
     let max_unavailable = resolve_int_or_percent(
         spec.strategy
@@ -236,15 +270,39 @@ fn compute_status(
             .and_then(|cs| cs.iter().find(|c| c.type_ == t))
     };
     let avail = if available >= desired - max_unavailable {
-        condition(old_cond("Available"), "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into())
+        condition(
+            old_cond("Available"),
+            "Available",
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.".into(),
+        )
     } else {
-        condition(old_cond("Available"), "Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into())
+        condition(
+            old_cond("Available"),
+            "Available",
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.".into(),
+        )
     };
     let complete = updated == desired && total == desired && available == desired;
     let progressing = if complete {
-        condition(old_cond("Progressing"), "Progressing", "True", "NewReplicaSetAvailable", format!("ReplicaSet \"{new_name}\" has successfully progressed."))
+        condition(
+            old_cond("Progressing"),
+            "Progressing",
+            "True",
+            "NewReplicaSetAvailable",
+            format!("ReplicaSet \"{new_name}\" has successfully progressed."),
+        )
     } else {
-        condition(old_cond("Progressing"), "Progressing", "True", "ReplicaSetUpdated", format!("ReplicaSet \"{new_name}\" is progressing."))
+        condition(
+            old_cond("Progressing"),
+            "Progressing",
+            "True",
+            "ReplicaSetUpdated",
+            format!("ReplicaSet \"{new_name}\" is progressing."),
+        )
     };
     // Zeros are written, not omitted, so a merge patch of the status clears old counts.
     let opt = Some;
@@ -270,7 +328,10 @@ mod tests {
         assert_eq!(resolve_int_or_percent(Some(&p("25%")), 3, 25, false), 0);
         assert_eq!(resolve_int_or_percent(Some(&p("25%")), 3, 25, true), 1);
         assert_eq!(resolve_int_or_percent(Some(&p("50%")), 10, 25, false), 5);
-        assert_eq!(resolve_int_or_percent(Some(&IntOrString::Int(2)), 10, 25, false), 2);
+        assert_eq!(
+            resolve_int_or_percent(Some(&IntOrString::Int(2)), 10, 25, false),
+            2
+        );
         assert_eq!(resolve_int_or_percent(None, 8, 25, false), 2);
     }
 }

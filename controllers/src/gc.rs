@@ -30,27 +30,31 @@ fn has_finalizer(m: &ObjectMeta, f: &str) -> bool {
     m.finalizers.iter().flatten().any(|x| x == f)
 }
 
-/// What an owner reference points at, as the collector sees it.
-enum OwnerState {
-    Gone,
-    Present(ObjectMeta),
-}
-
-async fn owner_state<K: Object>(ctx: &Ctx, store: &Store<K>, ns: &str, r: &OwnerReference) -> anyhow::Result<OwnerState> {
+/// The owner an owner reference points at, or `None` if it is gone (checked live when the
+/// cache does not have it).
+async fn owner_of<K: Object>(
+    ctx: &Ctx,
+    store: &Store<K>,
+    ns: &str,
+    r: &OwnerReference,
+) -> anyhow::Result<Option<ObjectMeta>> {
     if let Some(o) = store.by_index("uid", &r.uid).first() {
-        return Ok(OwnerState::Present(o.metadata().clone()));
+        return Ok(Some(o.metadata().clone()));
     }
     let api: Api<K> = Api::namespaced(&ctx.client, ns);
-    Ok(match api.get_opt(&r.name).await? {
-        Some(o) if o.metadata().uid.as_deref() == Some(r.uid.as_str()) => {
-            OwnerState::Present(o.metadata().clone())
-        }
-        _ => OwnerState::Gone,
-    })
+    Ok(api
+        .get_opt(&r.name)
+        .await?
+        .filter(|o| o.metadata().uid.as_deref() == Some(r.uid.as_str()))
+        .map(|o| o.metadata().clone()))
 }
 
 /// Decide for one dependent: delete it, drop an owner reference, or leave it.
-async fn check_dependent<K: Object>(ctx: &Ctx, m: &ObjectMeta, owner_kind: &str) -> anyhow::Result<()> {
+async fn check_dependent<K: Object>(
+    ctx: &Ctx,
+    m: &ObjectMeta,
+    owner_kind: &str,
+) -> anyhow::Result<()> {
     let ns = m.namespace.clone().unwrap_or_default();
     let name = m.name.clone().unwrap_or_default();
     let refs: Vec<OwnerReference> = m.owner_references.clone().unwrap_or_default();
@@ -64,26 +68,30 @@ async fn check_dependent<K: Object>(ctx: &Ctx, m: &ObjectMeta, owner_kind: &str)
         if r.kind != owner_kind {
             continue;
         }
-        let state = match owner_kind {
-            "Deployment" => owner_state(ctx, &ctx.deployments, &ns, r).await?,
-            "ReplicaSet" => owner_state(ctx, &ctx.replicasets, &ns, r).await?,
+        let owner = match owner_kind {
+            "Deployment" => owner_of(ctx, &ctx.deployments, &ns, r).await?,
+            "ReplicaSet" => owner_of(ctx, &ctx.replicasets, &ns, r).await?,
             _ => continue,
         };
-        match state {
-            OwnerState::Gone => gone += 1,
-            OwnerState::Present(om) if om.deletion_timestamp.is_some() => {
+        match owner {
+            None => gone += 1,
+            Some(om) if om.deletion_timestamp.is_some() => {
                 if has_finalizer(&om, FOREGROUND) {
                     foreground = true;
                 } else if has_finalizer(&om, ORPHAN) {
                     orphan_uids.push(r.uid.clone());
                 }
             }
-            OwnerState::Present(_) => {}
+            Some(_) => {}
         }
     }
     let api: Api<K> = Api::namespaced(&ctx.client, &ns);
     if gone == refs.len() || foreground {
-        let policy = if foreground { "Foreground" } else { "Background" };
+        let policy = if foreground {
+            "Foreground"
+        } else {
+            "Background"
+        };
         tracing::info!(kind = K::KIND, name = %name, policy, "deleting dependent whose owner is gone");
         api.delete(
             &name,
@@ -95,14 +103,22 @@ async fn check_dependent<K: Object>(ctx: &Ctx, m: &ObjectMeta, owner_kind: &str)
         )
         .await?;
     } else if !orphan_uids.is_empty() {
-        let keep: Vec<&OwnerReference> = refs.iter().filter(|r| !orphan_uids.contains(&r.uid)).collect();
-        api.patch(&name, &json!({"metadata": {"ownerReferences": keep}})).await?;
+        let keep: Vec<&OwnerReference> = refs
+            .iter()
+            .filter(|r| !orphan_uids.contains(&r.uid))
+            .collect();
+        api.patch(&name, &json!({"metadata": {"ownerReferences": keep}}))
+            .await?;
     }
     Ok(())
 }
 
 /// Release an owner being deleted once its dependents are gone (foreground) or orphaned.
-async fn check_owner<K: Object, D: Object>(ctx: &Ctx, m: &ObjectMeta, dependents: &Store<D>) -> anyhow::Result<Action> {
+async fn check_owner<K: Object, D: Object>(
+    ctx: &Ctx,
+    m: &ObjectMeta,
+    dependents: &Store<D>,
+) -> anyhow::Result<Action> {
     if m.deletion_timestamp.is_none() {
         return Ok(Action::AwaitChange);
     }
@@ -133,7 +149,8 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
     match kind {
         "Deployment" => {
             if let Some(d) = ctx.deployments.get(obj_key) {
-                return check_owner::<Deployment, ReplicaSet>(&ctx, &d.metadata, &ctx.replicasets).await;
+                return check_owner::<Deployment, ReplicaSet>(&ctx, &d.metadata, &ctx.replicasets)
+                    .await;
             }
         }
         "ReplicaSet" => {

@@ -1,6 +1,8 @@
 //! `cox-controllers`: the Deployment, ReplicaSet, garbage-collector and namespace controllers
 //! in one process, sharing one informer per kind.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod deployment;
 mod gc;
 mod namespace;
@@ -72,11 +74,15 @@ async fn main() -> anyhow::Result<()> {
     let mut deployments = Informer::new(Api::<Deployment>::all(&client), ListParams::default())
         .index("uid", |d: &Deployment| uid_index(&d.metadata));
     let mut replicasets = Informer::new(Api::<ReplicaSet>::all(&client), ListParams::default())
-        .index("controller", |rs: &ReplicaSet| util::controller_uid(&rs.metadata).into_iter().collect())
+        .index("controller", |rs: &ReplicaSet| {
+            util::controller_uid(&rs.metadata).into_iter().collect()
+        })
         .index("owner", |rs: &ReplicaSet| util::owner_uids(&rs.metadata))
         .index("uid", |rs: &ReplicaSet| uid_index(&rs.metadata));
     let mut pods = Informer::new(Api::<Pod>::all(&client), ListParams::default())
-        .index("controller", |p: &Pod| util::controller_uid(&p.metadata).into_iter().collect())
+        .index("controller", |p: &Pod| {
+            util::controller_uid(&p.metadata).into_iter().collect()
+        })
         .index("owner", |p: &Pod| util::owner_uids(&p.metadata));
     let mut namespaces = Informer::new(Api::<Namespace>::all(&client), ListParams::default());
 
@@ -186,13 +192,21 @@ async fn main() -> anyhow::Result<()> {
 
     let w = args.workers;
     let d = ctx.clone();
-    tokio::spawn(controller::run("deployment", dq, w, move |k| deployment::reconcile(d.clone(), k)));
+    tokio::spawn(controller::run("deployment", dq, w, move |k| {
+        deployment::reconcile(d.clone(), k)
+    }));
     let r = rs_ctx.clone();
-    tokio::spawn(controller::run("replicaset", rq, w, move |k| replicaset::reconcile(r.clone(), k)));
+    tokio::spawn(controller::run("replicaset", rq, w, move |k| {
+        replicaset::reconcile(r.clone(), k)
+    }));
     let g = ctx.clone();
-    tokio::spawn(controller::run("garbage-collector", gq, w, move |k| gc::reconcile(g.clone(), k)));
+    tokio::spawn(controller::run("garbage-collector", gq, w, move |k| {
+        gc::reconcile(g.clone(), k)
+    }));
     let n = ctx.clone();
-    tokio::spawn(controller::run("namespace", nq, 1, move |k| namespace::reconcile(n.clone(), k)));
+    tokio::spawn(controller::run("namespace", nq, 1, move |k| {
+        namespace::reconcile(n.clone(), k)
+    }));
 
     coxswain_runtime::daemon::shutdown_signal().await;
     tracing::info!("shutting down");

@@ -39,7 +39,8 @@ impl Expectations {
     }
 
     fn expect(&self, key: &str, adds: i64, dels: i64) {
-        self.lock().insert(key.to_string(), (adds, dels, Instant::now()));
+        self.lock()
+            .insert(key.to_string(), (adds, dels, Instant::now()));
     }
 
     /// A pod owned by `key` appeared in the cache.
@@ -91,7 +92,14 @@ fn new_pod(rs: &ReplicaSet) -> Pod {
 }
 
 /// Deletion order: unscheduled, then pending, then not ready, then newest first.
-fn deletion_rank(p: &Pod) -> (bool, u8, bool, std::cmp::Reverse<Option<chrono::DateTime<chrono::Utc>>>) {
+fn deletion_rank(
+    p: &Pod,
+) -> (
+    bool,
+    u8,
+    bool,
+    std::cmp::Reverse<Option<chrono::DateTime<chrono::Utc>>>,
+) {
     let assigned = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
     let phase = match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
         Some("Pending") => 0,
@@ -117,7 +125,12 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         .into_iter()
         .filter(|p| is_active(p))
         .collect();
-    let desired = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
+    let desired = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1)
+        .max(0) as usize;
     let pod_api: Api<Pod> = Api::namespaced(&ctx.client, ns);
     if rs.metadata.deletion_timestamp.is_none() && ctx.expectations.satisfied(&key) {
         if pods.len() < desired {
@@ -128,7 +141,8 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
             let mut batch = 1;
             'outer: while created < want {
                 let n = batch.min(want - created);
-                let results = futures::future::join_all((0..n).map(|_| pod_api.create(&template))).await;
+                let results =
+                    futures::future::join_all((0..n).map(|_| pod_api.create(&template))).await;
                 for r in results {
                     match r {
                         Ok(p) => {
@@ -159,7 +173,11 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
             }
         } else if pods.len() > desired {
             pods.sort_by_key(|p| deletion_rank(p));
-            let victims: Vec<Arc<Pod>> = pods.iter().take((pods.len() - desired).min(BURST)).cloned().collect();
+            let victims: Vec<Arc<Pod>> = pods
+                .iter()
+                .take((pods.len() - desired).min(BURST))
+                .cloned()
+                .collect();
             ctx.expectations.expect(&key, 0, victims.len() as i64);
             for p in &victims {
                 let pname = p.metadata.name.clone().unwrap_or_default();

@@ -1,8 +1,8 @@
 //! Pure helpers shared by the controllers: owner references, template hashing, pod state.
 
+use coxswain_client::Object;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use coxswain_client::Object;
 
 /// The controller owner reference pointing at `owner`.
 pub fn controller_ref<K: Object>(owner: &K) -> OwnerReference {
@@ -94,14 +94,16 @@ mod tests {
     fn hash_ignores_null_timestamp_and_hash_label() {
         let a: PodTemplateSpec = serde_json::from_value(serde_json::json!({
             "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "c", "image": "nginx"}]}})).unwrap();
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}}))
+        .unwrap();
         let b: PodTemplateSpec = serde_json::from_value(serde_json::json!({
             "metadata": {"labels": {"app": "web", "pod-template-hash": "x"}, "creationTimestamp": null},
             "spec": {"containers": [{"name": "c", "image": "nginx"}]}})).unwrap();
         assert_eq!(template_hash(&a), template_hash(&b));
         let c: PodTemplateSpec = serde_json::from_value(serde_json::json!({
             "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "c", "image": "nginx:2"}]}})).unwrap();
+            "spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}))
+        .unwrap();
         assert_ne!(template_hash(&a), template_hash(&c));
         assert!(template_hash(&a).len() >= 8);
     }

@@ -31,11 +31,27 @@ pub struct Cluster {
 /// through `cargo run` so they are never stale.
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("finding the cox binary")?;
-    let dir = exe.parent().context("cox binary has no directory")?.to_path_buf();
+    let dir = exe
+        .parent()
+        .context("cox binary has no directory")?
+        .to_path_buf();
     if let Some(cargo) = std::env::var_os("CARGO") {
         let release = dir.ends_with("release");
         let mut cmd = std::process::Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "cox-apiserver", "-p", "cox-controllers", "-p", "cox-scheduler", "-p", "cox-kubelet", "-p", "coxctl"]);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "cox-apiserver",
+            "-p",
+            "cox-controllers",
+            "-p",
+            "cox-scheduler",
+            "-p",
+            "cox-kubelet",
+            "-p",
+            "coxctl",
+        ]);
         if release {
             cmd.arg("--release");
         }
@@ -44,9 +60,17 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
             bail!("building the cluster binaries failed");
         }
     }
-    for b in ["cox-apiserver", "cox-controllers", "cox-scheduler", "cox-kubelet"] {
+    for b in [
+        "cox-apiserver",
+        "cox-controllers",
+        "cox-scheduler",
+        "cox-kubelet",
+    ] {
         if !dir.join(b).exists() {
-            bail!("{} not found next to cox; build the workspace first (cargo build --release)", b);
+            bail!(
+                "{} not found next to cox; build the workspace first (cargo build --release)",
+                b
+            );
         }
     }
     Ok(dir)
@@ -57,7 +81,9 @@ fn spawn(dir: &Path, name: &str, bin: &str, args: &[String], logs: &Logs) -> any
     cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
     match logs {
         Logs::Prefixed => {
-            cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).env("NO_COLOR", "1");
+            cmd.stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .env("NO_COLOR", "1");
         }
         Logs::Files(d) => {
             let f = std::fs::File::create(d.join(format!("{name}.log")))?;
@@ -112,7 +138,12 @@ impl Cluster {
             &dir,
             "apiserver",
             "cox-apiserver",
-            &["--listen".into(), o.listen.clone(), "--data-dir".into(), o.data_dir.display().to_string()],
+            &[
+                "--listen".into(),
+                o.listen.clone(),
+                "--data-dir".into(),
+                o.data_dir.display().to_string(),
+            ],
             &o.logs,
         )?;
         children.push(("apiserver".to_string(), api));
@@ -126,7 +157,10 @@ impl Cluster {
             }
             if let Some((_, c)) = children.first_mut() {
                 if let Some(st) = c.try_wait()? {
-                    bail!("cox-apiserver exited ({st}); is {} already in use?", o.listen);
+                    bail!(
+                        "cox-apiserver exited ({st}); is {} already in use?",
+                        o.listen
+                    );
                 }
             }
             if Instant::now() > deadline {
@@ -135,15 +169,28 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let s = vec!["--server".to_string(), server.clone()];
-        children.push(("controllers".into(), spawn(&dir, "controllers", "cox-controllers", &s, &o.logs)?));
-        children.push(("scheduler".into(), spawn(&dir, "scheduler", "cox-scheduler", &s, &o.logs)?));
+        children.push((
+            "controllers".into(),
+            spawn(&dir, "controllers", "cox-controllers", &s, &o.logs)?,
+        ));
+        children.push((
+            "scheduler".into(),
+            spawn(&dir, "scheduler", "cox-scheduler", &s, &o.logs)?,
+        ));
         for i in 1..=o.nodes {
             let name = format!("node-{i}");
             let mut a = s.clone();
             a.extend(["--node-name".to_string(), name.clone()]);
-            children.push((name.clone(), spawn(&dir, &name, "cox-kubelet", &a, &o.logs)?));
+            children.push((
+                name.clone(),
+                spawn(&dir, &name, "cox-kubelet", &a, &o.logs)?,
+            ));
         }
-        Ok(Cluster { children, server, started })
+        Ok(Cluster {
+            children,
+            server,
+            started,
+        })
     }
 
     /// Wait until every node reports Ready.
@@ -151,14 +198,31 @@ impl Cluster {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + timeout;
         loop {
-            let ready = match http.get(format!("{}/api/v1/nodes", self.server)).send().await {
-                Ok(r) => r.json::<serde_json::Value>().await.ok().map(|v| {
-                    v["items"].as_array().into_iter().flatten().filter(|n| {
-                        n.pointer("/status/conditions").and_then(|c| c.as_array()).is_some_and(|cs| {
-                            cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
-                        })
-                    }).count()
-                }).unwrap_or(0),
+            let ready = match http
+                .get(format!("{}/api/v1/nodes", self.server))
+                .send()
+                .await
+            {
+                Ok(r) => r
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .map(|v| {
+                        v["items"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|n| {
+                                n.pointer("/status/conditions")
+                                    .and_then(|c| c.as_array())
+                                    .is_some_and(|cs| {
+                                        cs.iter()
+                                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                                    })
+                            })
+                            .count()
+                    })
+                    .unwrap_or(0),
                 Err(_) => 0,
             };
             if ready >= n {
@@ -175,7 +239,10 @@ impl Cluster {
     pub async fn stop(mut self) {
         for (_, c) in self.children.iter_mut().rev() {
             if let Some(pid) = c.id() {
-                let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+                let _ = std::process::Command::new("kill")
+                    .arg("-TERM")
+                    .arg(pid.to_string())
+                    .status();
             }
         }
         for (name, c) in self.children.iter_mut().rev() {

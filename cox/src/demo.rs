@@ -18,7 +18,10 @@ struct Narrator {
 
 impl Narrator {
     fn say(&self, step: &str, who: &str, what: String) {
-        println!("[{:>6} ms] {step:<5} {who:<22} {what}", self.t0.elapsed().as_millis());
+        println!(
+            "[{:>6} ms] {step:<5} {who:<22} {what}",
+            self.t0.elapsed().as_millis()
+        );
     }
 }
 
@@ -32,31 +35,51 @@ pub async fn run(server: &str, timeout: std::time::Duration) -> anyhow::Result<(
     let ns = "default";
     let mut streams = Vec::new();
     for (tag, path) in [
-        ("deploy", format!("/apis/apps/v1/namespaces/{ns}/deployments")),
+        (
+            "deploy",
+            format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+        ),
         ("rs", format!("/apis/apps/v1/namespaces/{ns}/replicasets")),
         ("pod", format!("/api/v1/namespaces/{ns}/pods")),
         ("event", format!("/api/v1/namespaces/{ns}/events")),
     ] {
-        let list = client.request(reqwest::Method::GET, &path, &[], None, None).await?;
+        let list = client
+            .request(reqwest::Method::GET, &path, &[], None, None)
+            .await?;
         let rv = s(&list, "/metadata/resourceVersion").to_string();
-        let w = client.watch_values(&path, vec![("resourceVersion", rv)]).await?;
+        let w = client
+            .watch_values(&path, vec![("resourceVersion", rv)])
+            .await?;
         streams.push(w.map(move |e| (tag, e)).boxed());
     }
     let mut events = futures::stream::select_all(streams);
 
     let manifest: Value = serde_yaml::from_str(EXAMPLE).context("parsing the example")?;
     let name = s(&manifest, "/metadata/name").to_string();
-    let want = manifest.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+    let want = manifest
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
     let n = Narrator { t0: Instant::now() };
     println!("Creating examples/deployment.yaml (Deployment {ns}/{name}, {want} replicas) and following the watches:\n");
     let created = client
-        .request(reqwest::Method::POST, &format!("/apis/apps/v1/namespaces/{ns}/deployments"), &[], Some(&manifest), None)
+        .request(
+            reqwest::Method::POST,
+            &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+            &[],
+            Some(&manifest),
+            None,
+        )
         .await
         .context("creating the example deployment")?;
-    n.say("1", "coxctl -> apiserver", format!(
-        "POST Deployment {name}: stored in sled at resourceVersion {}",
-        s(&created, "/metadata/resourceVersion")
-    ));
+    n.say(
+        "1",
+        "coxctl -> apiserver",
+        format!(
+            "POST Deployment {name}: stored in sled at resourceVersion {}",
+            s(&created, "/metadata/resourceVersion")
+        ),
+    );
 
     let mut seen: HashSet<String> = HashSet::new();
     let mut phase: HashMap<String, String> = HashMap::new();
@@ -64,7 +87,10 @@ pub async fn run(server: &str, timeout: std::time::Duration) -> anyhow::Result<(
     loop {
         let next = tokio::time::timeout_at(deadline, events.next()).await;
         let Ok(Some((tag, ev))) = next else {
-            anyhow::bail!("the deployment did not become available in {} s", timeout.as_secs());
+            anyhow::bail!(
+                "the deployment did not become available in {} s",
+                timeout.as_secs()
+            );
         };
         let ev = ev?;
         let o = &ev.object;
@@ -73,25 +99,51 @@ pub async fn run(server: &str, timeout: std::time::Duration) -> anyhow::Result<(
         match tag {
             "deploy" if oname == name => {
                 if first("watch-deploy".into(), &mut seen) {
-                    n.say("2", "apiserver -> watchers", format!("{} Deployment {name} sent on the watch streams", ev.type_));
+                    n.say(
+                        "2",
+                        "apiserver -> watchers",
+                        format!("{} Deployment {name} sent on the watch streams", ev.type_),
+                    );
                 }
-                let avail = o.pointer("/status/availableReplicas").and_then(Value::as_i64).unwrap_or(0);
-                if avail >= want && o.pointer("/status/updatedReplicas").and_then(Value::as_i64).unwrap_or(0) >= want {
-                    n.say("done", "deployment-controller", format!("Deployment {name} is Available: {avail}/{want} replicas ready"));
+                let avail = o
+                    .pointer("/status/availableReplicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                if avail >= want
+                    && o.pointer("/status/updatedReplicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0)
+                        >= want
+                {
+                    n.say(
+                        "done",
+                        "deployment-controller",
+                        format!("Deployment {name} is Available: {avail}/{want} replicas ready"),
+                    );
                     break;
                 }
             }
             "rs" if ev.type_ == "ADDED" => {
-                n.say("3", "deployment-controller", format!(
-                    "created ReplicaSet {oname} (pod-template-hash {}, {} replicas)",
-                    s(o, "/metadata/labels/pod-template-hash"),
-                    o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)
-                ));
+                n.say(
+                    "3",
+                    "deployment-controller",
+                    format!(
+                        "created ReplicaSet {oname} (pod-template-hash {}, {} replicas)",
+                        s(o, "/metadata/labels/pod-template-hash"),
+                        o.pointer("/spec/replicas")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0)
+                    ),
+                );
             }
             "pod" => {
                 let owner = s(o, "/metadata/ownerReferences/0/name");
                 if ev.type_ == "ADDED" && first(format!("add/{oname}"), &mut seen) {
-                    n.say("4-5", "replicaset-controller", format!("created Pod {oname} (owner ReplicaSet {owner})"));
+                    n.say(
+                        "4-5",
+                        "replicaset-controller",
+                        format!("created Pod {oname} (owner ReplicaSet {owner})"),
+                    );
                 }
                 let node = s(o, "/spec/nodeName");
                 if !node.is_empty() && first(format!("bound/{oname}"), &mut seen) {
@@ -101,10 +153,14 @@ pub async fn run(server: &str, timeout: std::time::Duration) -> anyhow::Result<(
                 if !node.is_empty() && phase.get(&oname) != Some(&p) {
                     phase.insert(oname.clone(), p.clone());
                     if p == "Running" {
-                        n.say("10", &format!("kubelet {node}"), format!(
-                            "reports Pod {oname} Running, IP {}, container ready",
-                            s(o, "/status/podIP")
-                        ));
+                        n.say(
+                            "10",
+                            &format!("kubelet {node}"),
+                            format!(
+                                "reports Pod {oname} Running, IP {}, container ready",
+                                s(o, "/status/podIP")
+                            ),
+                        );
                     }
                 }
             }
@@ -113,8 +169,16 @@ pub async fn run(server: &str, timeout: std::time::Duration) -> anyhow::Result<(
                 let about = s(o, "/involvedObject/name");
                 let host = s(o, "/source/host");
                 match reason {
-                    "Pulling" | "Pulled" => n.say("8", &format!("kubelet {host}"), format!("{about}: {}", s(o, "/message"))),
-                    "Started" => n.say("9", &format!("kubelet {host}"), format!("{about}: {}", s(o, "/message"))),
+                    "Pulling" | "Pulled" => n.say(
+                        "8",
+                        &format!("kubelet {host}"),
+                        format!("{about}: {}", s(o, "/message")),
+                    ),
+                    "Started" => n.say(
+                        "9",
+                        &format!("kubelet {host}"),
+                        format!("{about}: {}", s(o, "/message")),
+                    ),
                     _ => {}
                 }
             }
@@ -123,17 +187,49 @@ pub async fn run(server: &str, timeout: std::time::Duration) -> anyhow::Result<(
     }
     println!("\nPods (as `kubectl get pods -o wide` shows them):\n");
     let t = client
-        .get_accept(&format!("/api/v1/namespaces/{ns}/pods"), &[], "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .get_accept(
+            &format!("/api/v1/namespaces/{ns}/pods"),
+            &[],
+            "application/json;as=Table;v=v1;g=meta.k8s.io",
+        )
         .await?;
-    let cols: Vec<String> = t["columnDefinitions"].as_array().into_iter().flatten().take(7)
-        .map(|c| c["name"].as_str().unwrap_or("").to_uppercase()).collect();
+    let cols: Vec<String> = t["columnDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(7)
+        .map(|c| c["name"].as_str().unwrap_or("").to_uppercase())
+        .collect();
     let mut rows = vec![cols];
     for r in t["rows"].as_array().into_iter().flatten() {
-        rows.push(r["cells"].as_array().into_iter().flatten().take(7).map(|c| c.as_str().map(str::to_string).unwrap_or_else(|| c.to_string())).collect());
+        rows.push(
+            r["cells"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .take(7)
+                .map(|c| {
+                    c.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| c.to_string())
+                })
+                .collect(),
+        );
     }
-    let widths: Vec<usize> = (0..rows[0].len()).map(|i| rows.iter().map(|r| r.get(i).map_or(0, String::len)).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     for r in rows {
-        let line: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
         println!("{}", line.join("   ").trim_end());
     }
     Ok(())

@@ -1,6 +1,8 @@
 //! `cox`: run a whole Coxswain cluster in one terminal (`cox up`) or watch the ten steps of a
 //! Deployment happen (`cox demo`).
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod cluster;
 mod demo;
 
@@ -51,7 +53,10 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Demo { cluster, exit } => (cluster.clone(), true, *exit),
     };
     let tmp = tempfile::Builder::new().prefix("coxswain-").tempdir()?;
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().join("data"));
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().join("data"));
     let logs = if demo {
         Logs::Files(tmp.path().to_path_buf())
     } else {
@@ -65,7 +70,9 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let ready = async {
-        cluster.wait_nodes_ready(args.nodes, Duration::from_secs(30)).await?;
+        cluster
+            .wait_nodes_ready(args.nodes, Duration::from_secs(30))
+            .await?;
         println!(
             "cox: cluster ready in {} ms: apiserver {} , controllers, scheduler, {} node(s)",
             cluster.started.elapsed().as_millis(),
@@ -79,7 +86,10 @@ async fn main() -> anyhow::Result<()> {
                 println!("\nThe cluster keeps running: try `kubectl --server {} get pods`. Ctrl-C stops it.", cluster.server);
             }
         } else {
-            println!("cox: try `kubectl --server {} get nodes`. Ctrl-C stops the cluster.", cluster.server);
+            println!(
+                "cox: try `kubectl --server {} get nodes`. Ctrl-C stops the cluster.",
+                cluster.server
+            );
         }
         anyhow::Ok(())
     };

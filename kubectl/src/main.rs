@@ -3,6 +3,8 @@
 //! `coxswain-client`, and prints with [`printer`] (tables are computed by the server, so they
 //! match kubectl's).
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod manifest;
 mod printer;
 
@@ -23,7 +25,13 @@ const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,applica
 #[command(name = "coxctl", version, about)]
 struct Cli {
     /// API server URL.
-    #[arg(long, short = 's', env = "COX_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        short = 's',
+        env = "COX_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     server: String,
     /// Namespace.
     #[arg(long, short = 'n', global = true)]
@@ -124,19 +132,35 @@ struct Ctx {
 }
 
 fn resource(name: &str) -> anyhow::Result<&'static ResourceInfo> {
-    by_user_name(name).with_context(|| format!("the server doesn't have a resource type \"{name}\""))
+    by_user_name(name)
+        .with_context(|| format!("the server doesn't have a resource type \"{name}\""))
 }
 
 /// The message kubectl prints for a server error.
 fn server_error(e: &ClientError, verb: &str, source: Option<&str>) -> String {
     match e {
-        ClientError::Api(a) if a.reason == "Invalid" && a.kind.is_some() => {
-            let causes: Vec<String> = a.causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
-            let list = if causes.len() == 1 { causes[0].clone() } else { format!("[{}]", causes.join(", ")) };
-            format!("The {} \"{}\" is invalid: {list}", a.kind.as_deref().unwrap_or(""), a.name.as_deref().unwrap_or(""))
+        ClientError::Api(a) if a.reason == "Invalid" && a.kind().is_some() => {
+            let causes: Vec<String> = a
+                .causes()
+                .iter()
+                .map(|c| format!("{}: {}", c.field, c.message))
+                .collect();
+            let list = if causes.len() == 1 {
+                causes[0].clone()
+            } else {
+                format!("[{}]", causes.join(", "))
+            };
+            format!(
+                "The {} \"{}\" is invalid: {list}",
+                a.kind().unwrap_or(""),
+                a.name().unwrap_or("")
+            )
         }
         ClientError::Api(a) => match source {
-            Some(s) => format!("Error from server ({}): error when {verb} \"{s}\": {}", a.reason, a.message),
+            Some(s) => format!(
+                "Error from server ({}): error when {verb} \"{s}\": {}",
+                a.reason, a.message
+            ),
             None => format!("Error from server ({}): {}", a.reason, a.message),
         },
         other => format!("error: {other}"),
@@ -158,13 +182,20 @@ impl Ctx {
         })
     }
 
-    fn doc_target(&self, obj: &Value) -> anyhow::Result<(&'static ResourceInfo, Option<String>, String)> {
+    fn doc_target(
+        &self,
+        obj: &Value,
+    ) -> anyhow::Result<(&'static ResourceInfo, Option<String>, String)> {
         let av = obj["apiVersion"].as_str().unwrap_or("");
         let kind = obj["kind"].as_str().unwrap_or("");
         let r = by_kind(av, kind).with_context(|| {
             format!("resource mapping not found for kind \"{kind}\" in version \"{av}\"")
         })?;
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         Ok((r, self.ns_for(r, Some(obj)), name))
     }
 
@@ -176,9 +207,22 @@ impl Ctx {
             if let Some(ns) = &ns {
                 obj["metadata"]["namespace"] = json!(ns);
             }
-            match self.client.request(Method::POST, &r.collection_path(ns.as_deref()), &[], Some(&obj), None).await {
+            match self
+                .client
+                .request(
+                    Method::POST,
+                    &r.collection_path(ns.as_deref()),
+                    &[],
+                    Some(&obj),
+                    None,
+                )
+                .await
+            {
                 Ok(created) => {
-                    let name = created.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+                    let name = created
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
                     println!("{} created", printer::name_of(r.kind, r.group, name));
                 }
                 Err(e) => {
@@ -200,20 +244,39 @@ impl Ctx {
             }
             let path = r.object_path(ns.as_deref(), &name);
             let what = printer::name_of(r.kind, r.group, &name);
-            let res = match self.client.request(Method::GET, &path, &[], None, None).await {
+            let res = match self
+                .client
+                .request(Method::GET, &path, &[], None, None)
+                .await
+            {
                 Err(e) if e.is_not_found() => self
                     .client
-                    .request(Method::POST, &r.collection_path(ns.as_deref()), &[], Some(&obj), None)
+                    .request(
+                        Method::POST,
+                        &r.collection_path(ns.as_deref()),
+                        &[],
+                        Some(&obj),
+                        None,
+                    )
                     .await
                     .map(|_| "created"),
                 Err(e) => Err(e),
                 Ok(live) => self
                     .client
-                    .request(Method::PATCH, &path, &[], Some(&obj), Some("application/merge-patch+json"))
+                    .request(
+                        Method::PATCH,
+                        &path,
+                        &[],
+                        Some(&obj),
+                        Some("application/merge-patch+json"),
+                    )
                     .await
                     .map(|after| {
                         let same = |k: &str| after.pointer(k) == live.pointer(k);
-                        if same("/spec") && same("/metadata/labels") && same("/metadata/annotations") {
+                        if same("/spec")
+                            && same("/metadata/labels")
+                            && same("/metadata/annotations")
+                        {
                             "unchanged"
                         } else {
                             "configured"
@@ -266,7 +329,9 @@ impl Ctx {
                 let res = if tabular {
                     self.client.get_accept(&path, &[], TABLE_ACCEPT).await
                 } else {
-                    self.client.request(Method::GET, &path, &[], None, None).await
+                    self.client
+                        .request(Method::GET, &path, &[], None, None)
+                        .await
                 };
                 match res {
                     Ok(v) if tabular => tables.push(v),
@@ -280,14 +345,26 @@ impl Ctx {
             if tabular {
                 let mut lines = Vec::new();
                 for (i, t) in tables.iter().enumerate() {
-                    lines.extend(printer::table_lines(t, output == Output::Wide, false, i == 0));
+                    lines.extend(printer::table_lines(
+                        t,
+                        output == Output::Wide,
+                        false,
+                        i == 0,
+                    ));
                 }
                 if !lines.is_empty() {
                     print!("{}", printer::align(&lines));
                 }
             } else if output == Output::Name {
                 for o in &objs {
-                    println!("{}", printer::name_of(r.kind, r.group, o["metadata"]["name"].as_str().unwrap_or("")));
+                    println!(
+                        "{}",
+                        printer::name_of(
+                            r.kind,
+                            r.group,
+                            o["metadata"]["name"].as_str().unwrap_or("")
+                        )
+                    );
                 }
             } else if !objs.is_empty() {
                 print!("{}", printer::print_objects(&objs, output, objs.len() > 1)?);
@@ -297,8 +374,16 @@ impl Ctx {
         let path = r.collection_path(ns.as_deref());
         let rv;
         if tabular {
-            let t = self.client.get_accept(&path, &q, TABLE_ACCEPT).await.map_err(|e| anyhow::anyhow!(server_error(&e, "listing", None)))?;
-            rv = t.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
+            let t = self
+                .client
+                .get_accept(&path, &q, TABLE_ACCEPT)
+                .await
+                .map_err(|e| anyhow::anyhow!(server_error(&e, "listing", None)))?;
+            rv = t
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let lines = printer::table_lines(&t, output == Output::Wide, ns_col, true);
             if lines.len() <= 1 {
                 match &ns {
@@ -309,8 +394,16 @@ impl Ctx {
                 print!("{}", printer::align(&lines));
             }
         } else {
-            let list = self.client.request(Method::GET, &path, &q, None, None).await.map_err(|e| anyhow::anyhow!(server_error(&e, "listing", None)))?;
-            rv = list.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
+            let list = self
+                .client
+                .request(Method::GET, &path, &q, None, None)
+                .await
+                .map_err(|e| anyhow::anyhow!(server_error(&e, "listing", None)))?;
+            rv = list
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let mut items: Vec<Value> = list["items"].as_array().cloned().unwrap_or_default();
             for i in &mut items {
                 i["apiVersion"] = json!(r.api_version());
@@ -318,7 +411,14 @@ impl Ctx {
             }
             if output == Output::Name {
                 for o in &items {
-                    println!("{}", printer::name_of(r.kind, r.group, o["metadata"]["name"].as_str().unwrap_or("")));
+                    println!(
+                        "{}",
+                        printer::name_of(
+                            r.kind,
+                            r.group,
+                            o["metadata"]["name"].as_str().unwrap_or("")
+                        )
+                    );
                 }
             } else {
                 print!("{}", printer::print_objects(&items, output, true)?);
@@ -328,7 +428,11 @@ impl Ctx {
         if watch {
             q.push(("resourceVersion", rv));
             q.push(("watch", "true".into()));
-            let accept = if tabular { TABLE_ACCEPT } else { "application/json" };
+            let accept = if tabular {
+                TABLE_ACCEPT
+            } else {
+                "application/json"
+            };
             let stream = self.client.stream(&path, &q, accept).await?;
             let mut lines = Box::pin(coxswain_client::lines(stream));
             while let Some(line) = lines.next().await {
@@ -337,12 +441,23 @@ impl Ctx {
                     bail!("watch error: {}", ev["object"]["message"]);
                 }
                 if tabular {
-                    let rows = printer::table_lines(&ev["object"], output == Output::Wide, ns_col, false);
+                    let rows =
+                        printer::table_lines(&ev["object"], output == Output::Wide, ns_col, false);
                     print!("{}", printer::align(&rows));
                 } else if output == Output::Name {
-                    println!("{}", printer::name_of(r.kind, r.group, ev["object"]["metadata"]["name"].as_str().unwrap_or("")));
+                    println!(
+                        "{}",
+                        printer::name_of(
+                            r.kind,
+                            r.group,
+                            ev["object"]["metadata"]["name"].as_str().unwrap_or("")
+                        )
+                    );
                 } else {
-                    print!("{}", printer::print_objects(&[ev["object"].clone()], output, false)?);
+                    print!(
+                        "{}",
+                        printer::print_objects(&[ev["object"].clone()], output, false)?
+                    );
                 }
                 std::io::stdout().flush()?;
             }
@@ -350,7 +465,13 @@ impl Ctx {
         Ok(true)
     }
 
-    async fn delete(&self, res: Option<&str>, names: &[String], files: &[String], cascade: &str) -> anyhow::Result<bool> {
+    async fn delete(
+        &self,
+        res: Option<&str>,
+        names: &[String],
+        files: &[String],
+        cascade: &str,
+    ) -> anyhow::Result<bool> {
         let policy = match cascade {
             "background" | "true" => "Background",
             "foreground" => "Foreground",
@@ -358,7 +479,12 @@ impl Ctx {
             other => bail!("invalid cascade value ({other}). Must be \"background\", \"foreground\", or \"orphan\""),
         };
         let body = json!({"propagationPolicy": policy});
-        let mut targets: Vec<(&'static ResourceInfo, Option<String>, String, Option<String>)> = Vec::new();
+        let mut targets: Vec<(
+            &'static ResourceInfo,
+            Option<String>,
+            String,
+            Option<String>,
+        )> = Vec::new();
         for d in manifest::read(files)? {
             let (r, ns, name) = self.doc_target(&d.object)?;
             targets.push((r, ns, name, Some(d.source)));
@@ -378,7 +504,17 @@ impl Ctx {
         }
         let mut ok = true;
         for (r, ns, name, source) in targets {
-            match self.client.request(Method::DELETE, &r.object_path(ns.as_deref(), &name), &[], Some(&body), None).await {
+            match self
+                .client
+                .request(
+                    Method::DELETE,
+                    &r.object_path(ns.as_deref(), &name),
+                    &[],
+                    Some(&body),
+                    None,
+                )
+                .await
+            {
                 Ok(_) => println!("{} \"{name}\" deleted", r.qualified_plural()),
                 Err(e) => {
                     eprintln!("{}", server_error(&e, "deleting", source.as_deref()));
@@ -399,8 +535,21 @@ impl Ctx {
         if !r.has_scale {
             bail!("cannot scale {}", r.plural);
         }
-        let path = format!("{}/scale", r.object_path(self.ns_for(r, None).as_deref(), &n));
-        match self.client.request(Method::PATCH, &path, &[], Some(&json!({"spec": {"replicas": replicas}})), Some("application/merge-patch+json")).await {
+        let path = format!(
+            "{}/scale",
+            r.object_path(self.ns_for(r, None).as_deref(), &n)
+        );
+        match self
+            .client
+            .request(
+                Method::PATCH,
+                &path,
+                &[],
+                Some(&json!({"spec": {"replicas": replicas}})),
+                Some("application/merge-patch+json"),
+            )
+            .await
+        {
             Ok(_) => {
                 println!("{} scaled", printer::name_of(r.kind, r.group, &n));
                 Ok(true)
@@ -412,8 +561,18 @@ impl Ctx {
         }
     }
 
-    async fn logs(&self, pod: &str, container: Option<&str>, follow: bool, tail: Option<i64>, timestamps: bool) -> anyhow::Result<bool> {
-        let name = pod.strip_prefix("pod/").or(pod.strip_prefix("pods/")).unwrap_or(pod);
+    async fn logs(
+        &self,
+        pod: &str,
+        container: Option<&str>,
+        follow: bool,
+        tail: Option<i64>,
+        timestamps: bool,
+    ) -> anyhow::Result<bool> {
+        let name = pod
+            .strip_prefix("pod/")
+            .or(pod.strip_prefix("pods/"))
+            .unwrap_or(pod);
         let mut q: Vec<(&str, String)> = Vec::new();
         if let Some(c) = container {
             q.push(("container", c.to_string()));
@@ -428,7 +587,12 @@ impl Ctx {
             q.push(("timestamps", "true".into()));
         }
         let path = format!("/api/v1/namespaces/{}/pods/{name}/log", self.namespace);
-        let mut stream = Box::pin(self.client.stream(&path, &q, "*/*").await.map_err(|e| anyhow::anyhow!(server_error(&e, "getting logs", None)))?);
+        let mut stream = Box::pin(
+            self.client
+                .stream(&path, &q, "*/*")
+                .await
+                .map_err(|e| anyhow::anyhow!(server_error(&e, "getting logs", None)))?,
+        );
         let mut out = std::io::stdout();
         while let Some(chunk) = stream.next().await {
             out.write_all(&chunk?)?;
@@ -440,18 +604,42 @@ impl Ctx {
     async fn describe(&self, res: &str, name: &str) -> anyhow::Result<bool> {
         let r = resource(res)?;
         let ns = self.ns_for(r, None);
-        let obj = match self.client.request(Method::GET, &r.object_path(ns.as_deref(), name), &[], None, None).await {
+        let obj = match self
+            .client
+            .request(
+                Method::GET,
+                &r.object_path(ns.as_deref(), name),
+                &[],
+                None,
+                None,
+            )
+            .await
+        {
             Ok(o) => o,
             Err(e) => {
                 eprintln!("{}", server_error(&e, "describing", None));
                 return Ok(false);
             }
         };
-        let s = |p: &str| obj.pointer(p).map(|v| match v { Value::String(s) => s.clone(), other => other.to_string() }).unwrap_or_else(|| "<none>".into());
+        let s = |p: &str| {
+            obj.pointer(p)
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .unwrap_or_else(|| "<none>".into())
+        };
         let kv = |p: &str| {
-            obj.pointer(p).and_then(Value::as_object).filter(|m| !m.is_empty()).map(|m| {
-                m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join("\n              ")
-            }).unwrap_or_else(|| "<none>".into())
+            obj.pointer(p)
+                .and_then(Value::as_object)
+                .filter(|m| !m.is_empty())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect::<Vec<_>>()
+                        .join("\n              ")
+                })
+                .unwrap_or_else(|| "<none>".into())
         };
         println!("Name:         {name}");
         if r.namespaced {
@@ -466,55 +654,159 @@ impl Ctx {
                 println!("Status:       {}", s("/status/phase"));
                 println!("IP:           {}", s("/status/podIP"));
                 if let Some(owner) = obj.pointer("/metadata/ownerReferences/0") {
-                    println!("Controlled By:  {}/{}", owner["kind"].as_str().unwrap_or(""), owner["name"].as_str().unwrap_or(""));
+                    println!(
+                        "Controlled By:  {}/{}",
+                        owner["kind"].as_str().unwrap_or(""),
+                        owner["name"].as_str().unwrap_or("")
+                    );
                 }
                 println!("Containers:");
-                for c in obj.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
+                for c in obj
+                    .pointer("/spec/containers")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let cname = c["name"].as_str().unwrap_or("");
-                    let st = obj.pointer("/status/containerStatuses").and_then(Value::as_array)
-                        .and_then(|a| a.iter().find(|x| x["name"] == cname)).cloned().unwrap_or(Value::Null);
-                    let state = st["state"].as_object().and_then(|m| m.keys().next().cloned()).unwrap_or_else(|| "Waiting".into());
+                    let st = obj
+                        .pointer("/status/containerStatuses")
+                        .and_then(Value::as_array)
+                        .and_then(|a| a.iter().find(|x| x["name"] == cname))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    let state = st["state"]
+                        .as_object()
+                        .and_then(|m| m.keys().next().cloned())
+                        .unwrap_or_else(|| "Waiting".into());
                     println!("  {cname}:");
-                    println!("    Container ID:   {}", st["containerID"].as_str().unwrap_or(""));
+                    println!(
+                        "    Container ID:   {}",
+                        st["containerID"].as_str().unwrap_or("")
+                    );
                     println!("    Image:          {}", c["image"].as_str().unwrap_or(""));
-                    println!("    Image ID:       {}", st["imageID"].as_str().unwrap_or(""));
-                    println!("    State:          {}{}", state[..1].to_uppercase(), &state[1..]);
-                    println!("    Ready:          {}", st["ready"].as_bool().map_or("False", |b| if b { "True" } else { "False" }));
-                    println!("    Restart Count:  {}", st["restartCount"].as_i64().unwrap_or(0));
+                    println!(
+                        "    Image ID:       {}",
+                        st["imageID"].as_str().unwrap_or("")
+                    );
+                    println!(
+                        "    State:          {}{}",
+                        state[..1].to_uppercase(),
+                        &state[1..]
+                    );
+                    println!(
+                        "    Ready:          {}",
+                        st["ready"]
+                            .as_bool()
+                            .map_or("False", |b| if b { "True" } else { "False" })
+                    );
+                    println!(
+                        "    Restart Count:  {}",
+                        st["restartCount"].as_i64().unwrap_or(0)
+                    );
                 }
                 println!("Conditions:\n  Type              Status");
-                for c in obj.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten() {
-                    println!("  {:<17} {}", c["type"].as_str().unwrap_or(""), c["status"].as_str().unwrap_or(""));
+                for c in obj
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    println!(
+                        "  {:<17} {}",
+                        c["type"].as_str().unwrap_or(""),
+                        c["status"].as_str().unwrap_or("")
+                    );
                 }
             }
             "deployments" | "replicasets" => {
                 println!("Selector:     {}", kv("/spec/selector/matchLabels"));
-                println!("Replicas:     {} desired | {} updated | {} total | {} available", s("/spec/replicas"),
-                    obj.pointer("/status/updatedReplicas").and_then(Value::as_i64).unwrap_or(0),
-                    obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-                    obj.pointer("/status/availableReplicas").and_then(Value::as_i64).unwrap_or(0));
-                for c in obj.pointer("/spec/template/spec/containers").and_then(Value::as_array).into_iter().flatten() {
-                    println!("  Container {}: image {}", c["name"].as_str().unwrap_or(""), c["image"].as_str().unwrap_or(""));
+                println!(
+                    "Replicas:     {} desired | {} updated | {} total | {} available",
+                    s("/spec/replicas"),
+                    obj.pointer("/status/updatedReplicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0),
+                    obj.pointer("/status/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0),
+                    obj.pointer("/status/availableReplicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0)
+                );
+                for c in obj
+                    .pointer("/spec/template/spec/containers")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    println!(
+                        "  Container {}: image {}",
+                        c["name"].as_str().unwrap_or(""),
+                        c["image"].as_str().unwrap_or("")
+                    );
                 }
             }
             "nodes" => {
-                println!("Unschedulable:  {}", obj.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false));
-                for c in obj.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten() {
-                    println!("  {:<17} {:<6} {}", c["type"].as_str().unwrap_or(""), c["status"].as_str().unwrap_or(""), c["reason"].as_str().unwrap_or(""));
+                println!(
+                    "Unschedulable:  {}",
+                    obj.pointer("/spec/unschedulable")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                );
+                for c in obj
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    println!(
+                        "  {:<17} {:<6} {}",
+                        c["type"].as_str().unwrap_or(""),
+                        c["status"].as_str().unwrap_or(""),
+                        c["reason"].as_str().unwrap_or("")
+                    );
                 }
-                println!("Capacity:     {}", obj.pointer("/status/capacity").map(|v| v.to_string()).unwrap_or_default());
+                println!(
+                    "Capacity:     {}",
+                    obj.pointer("/status/capacity")
+                        .map(|v| v.to_string())
+                        .unwrap_or_default()
+                );
             }
-            _ => print!("{}", serde_yaml::to_string(obj.get("spec").unwrap_or(&Value::Null))?),
+            _ => print!(
+                "{}",
+                serde_yaml::to_string(obj.get("spec").unwrap_or(&Value::Null))?
+            ),
         }
-        let uid = obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+        let uid = obj
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let ev_ns = ns.clone().unwrap_or_else(|| "default".into());
-        let evs = self.client.request(Method::GET, &format!("/api/v1/namespaces/{ev_ns}/events"), &[("fieldSelector", format!("involvedObject.uid={uid}"))], None, None).await?;
-        let mut rows = vec![vec!["  Type".to_string(), "Reason".into(), "From".into(), "Message".into()]];
+        let evs = self
+            .client
+            .request(
+                Method::GET,
+                &format!("/api/v1/namespaces/{ev_ns}/events"),
+                &[("fieldSelector", format!("involvedObject.uid={uid}"))],
+                None,
+                None,
+            )
+            .await?;
+        let mut rows = vec![vec![
+            "  Type".to_string(),
+            "Reason".into(),
+            "From".into(),
+            "Message".into(),
+        ]];
         for e in evs["items"].as_array().into_iter().flatten() {
             rows.push(vec![
                 format!("  {}", e["type"].as_str().unwrap_or("")),
                 e["reason"].as_str().unwrap_or("").to_string(),
-                e.pointer("/source/component").and_then(Value::as_str).unwrap_or("").to_string(),
+                e.pointer("/source/component")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
                 e["message"].as_str().unwrap_or("").to_string(),
             ]);
         }
@@ -556,13 +848,48 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     match &cli.cmd {
         Cmd::Create { files } => ctx.create(files).await,
         Cmd::Apply { files } => ctx.apply(files).await,
-        Cmd::Get { resource, names, output, watch, selector, field_selector, all_namespaces } => {
+        Cmd::Get {
+            resource,
+            names,
+            output,
+            watch,
+            selector,
+            field_selector,
+            all_namespaces,
+        } => {
             let out = Output::parse(output.as_deref())?;
-            ctx.get(resource, names, out, *watch, selector.as_deref(), field_selector.as_deref(), *all_namespaces).await
+            ctx.get(
+                resource,
+                names,
+                out,
+                *watch,
+                selector.as_deref(),
+                field_selector.as_deref(),
+                *all_namespaces,
+            )
+            .await
         }
-        Cmd::Delete { resource, names, files, cascade } => ctx.delete(resource.as_deref(), names, files, cascade).await,
-        Cmd::Scale { target, name, replicas } => ctx.scale(target, name.as_deref(), *replicas).await,
-        Cmd::Logs { pod, container, follow, tail, timestamps } => ctx.logs(pod, container.as_deref(), *follow, *tail, *timestamps).await,
+        Cmd::Delete {
+            resource,
+            names,
+            files,
+            cascade,
+        } => ctx.delete(resource.as_deref(), names, files, cascade).await,
+        Cmd::Scale {
+            target,
+            name,
+            replicas,
+        } => ctx.scale(target, name.as_deref(), *replicas).await,
+        Cmd::Logs {
+            pod,
+            container,
+            follow,
+            tail,
+            timestamps,
+        } => {
+            ctx.logs(pod, container.as_deref(), *follow, *tail, *timestamps)
+                .await
+        }
         Cmd::Describe { resource, name } => ctx.describe(resource, name).await,
     }
 }

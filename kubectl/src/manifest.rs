@@ -22,11 +22,22 @@ fn parse(text: &str, source: &str) -> anyhow::Result<Vec<Doc>> {
         match v {
             Value::Null => {}
             Value::Object(ref m) if m.get("kind").and_then(Value::as_str) == Some("List") => {
-                for item in m.get("items").and_then(Value::as_array).into_iter().flatten() {
-                    out.push(Doc { source: source.to_string(), object: item.clone() });
+                for item in m
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    out.push(Doc {
+                        source: source.to_string(),
+                        object: item.clone(),
+                    });
                 }
             }
-            Value::Object(_) => out.push(Doc { source: source.to_string(), object: v }),
+            Value::Object(_) => out.push(Doc {
+                source: source.to_string(),
+                object: v,
+            }),
             _ => bail!("error parsing {source}: a manifest document must be an object"),
         }
     }
@@ -39,7 +50,9 @@ pub fn read(paths: &[String]) -> anyhow::Result<Vec<Doc>> {
     for p in paths {
         if p == "-" {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("reading stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading stdin")?;
             docs.extend(parse(&s, "STDIN")?);
             continue;
         }
@@ -50,12 +63,16 @@ pub fn read(paths: &[String]) -> anyhow::Result<Vec<Doc>> {
                 .filter_map(Result::ok)
                 .map(|e| e.path())
                 .filter(|e| {
-                    matches!(e.extension().and_then(|x| x.to_str()), Some("yaml" | "yml" | "json"))
+                    matches!(
+                        e.extension().and_then(|x| x.to_str()),
+                        Some("yaml" | "yml" | "json")
+                    )
                 })
                 .collect();
             entries.sort();
             for e in entries {
-                let s = std::fs::read_to_string(&e).with_context(|| format!("reading {}", e.display()))?;
+                let s = std::fs::read_to_string(&e)
+                    .with_context(|| format!("reading {}", e.display()))?;
                 docs.extend(parse(&s, &e.display().to_string())?);
             }
         } else {

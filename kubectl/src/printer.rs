@@ -33,8 +33,17 @@ impl Output {
 }
 
 /// Rows of a Table as strings, with the header, honouring wide and an optional namespace column.
-pub fn table_lines(table: &Value, wide: bool, namespace_col: bool, header: bool) -> Vec<Vec<String>> {
-    let cols: Vec<&Value> = table["columnDefinitions"].as_array().into_iter().flatten().collect();
+pub fn table_lines(
+    table: &Value,
+    wide: bool,
+    namespace_col: bool,
+    header: bool,
+) -> Vec<Vec<String>> {
+    let cols: Vec<&Value> = table["columnDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
     let show: Vec<usize> = cols
         .iter()
         .enumerate()
@@ -47,14 +56,22 @@ pub fn table_lines(table: &Value, wide: bool, namespace_col: bool, header: bool)
         if namespace_col {
             h.push("NAMESPACE".into());
         }
-        h.extend(show.iter().map(|i| cols[*i]["name"].as_str().unwrap_or("").to_uppercase()));
+        h.extend(
+            show.iter()
+                .map(|i| cols[*i]["name"].as_str().unwrap_or("").to_uppercase()),
+        );
         lines.push(h);
     }
     for row in table["rows"].as_array().into_iter().flatten() {
         let cells = row["cells"].as_array().cloned().unwrap_or_default();
         let mut l: Vec<String> = Vec::new();
         if namespace_col {
-            l.push(row.pointer("/object/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string());
+            l.push(
+                row.pointer("/object/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            );
         }
         for i in &show {
             l.push(match cells.get(*i) {
@@ -72,7 +89,13 @@ pub fn table_lines(table: &Value, wide: bool, namespace_col: bool, header: bool)
 pub fn align(lines: &[Vec<String>]) -> String {
     let n = lines.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..n)
-        .map(|i| lines.iter().map(|l| l.get(i).map_or(0, |c| c.chars().count())).max().unwrap_or(0))
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for l in lines {

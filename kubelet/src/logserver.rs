@@ -18,7 +18,10 @@ fn render(lines: &[(chrono::DateTime<chrono::Utc>, String)], timestamps: bool) -
         .iter()
         .map(|(t, l)| {
             if timestamps {
-                format!("{} {l}\n", t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+                format!(
+                    "{} {l}\n",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                )
             } else {
                 format!("{l}\n")
             }
@@ -35,7 +38,9 @@ async fn container_logs(
     let Some(id) = pm.container_id(&key, &container) else {
         return (
             StatusCode::BAD_REQUEST,
-            format!("container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"),
+            format!(
+                "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
+            ),
         )
             .into_response();
     };
@@ -51,28 +56,25 @@ async fn container_logs(
     }
     let rt = pm.runtime.clone();
     let seen = pm.runtime.log_lines(&id, chrono::Utc::now()).len();
-    let stream = futures::stream::unfold(
-        (Some(first), seen),
-        move |(first, mut seen)| {
-            let rt = rt.clone();
-            let id = id.clone();
-            async move {
-                if let Some(f) = first {
-                    return Some((Ok::<_, std::convert::Infallible>(f), (None, seen)));
-                }
-                loop {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    rt.inspect(&id)?;
-                    let all = rt.log_lines(&id, chrono::Utc::now());
-                    if all.len() > seen {
-                        let out = render(&all[seen..], timestamps);
-                        seen = all.len();
-                        return Some((Ok(out), (None, seen)));
-                    }
+    let stream = futures::stream::unfold((Some(first), seen), move |(first, mut seen)| {
+        let rt = rt.clone();
+        let id = id.clone();
+        async move {
+            if let Some(f) = first {
+                return Some((Ok::<_, std::convert::Infallible>(f), (None, seen)));
+            }
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                rt.inspect(&id)?;
+                let all = rt.log_lines(&id, chrono::Utc::now());
+                if all.len() > seen {
+                    let out = render(&all[seen..], timestamps);
+                    seen = all.len();
+                    return Some((Ok(out), (None, seen)));
                 }
             }
-        },
-    );
+        }
+    });
     Body::from_stream(stream).into_response()
 }
 

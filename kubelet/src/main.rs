@@ -1,6 +1,8 @@
 //! `cox-kubelet`: registers a Node, keeps its Lease fresh, and runs the pods bound to it on
 //! the simulated container runtime, reporting their status.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod logserver;
 mod node;
 mod pods;
@@ -118,7 +120,10 @@ async fn main() -> anyhow::Result<()> {
                 Change::Applied { new, .. } => new,
                 Change::Deleted(old) => old,
             };
-            q.add(key_of(p.metadata.namespace.as_deref(), p.metadata.name.as_deref().unwrap_or("")));
+            q.add(key_of(
+                p.metadata.namespace.as_deref(),
+                p.metadata.name.as_deref().unwrap_or(""),
+            ));
         });
     }
     let store = pods.store();
@@ -131,7 +136,9 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     let p = pm.clone();
-    tokio::spawn(controller::run("kubelet", queue, args.workers, move |k| p.clone().reconcile(k)));
+    tokio::spawn(controller::run("kubelet", queue, args.workers, move |k| {
+        p.clone().reconcile(k)
+    }));
     coxswain_runtime::daemon::shutdown_signal().await;
     tracing::info!("shutting down");
     Ok(())

@@ -43,11 +43,31 @@ fn conditions(ready: bool) -> Vec<NodeCondition> {
         last_transition_time: Some(now.clone()),
     };
     vec![
-        c("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-        c("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-        c("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        c(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available",
+        ),
+        c(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure",
+        ),
+        c(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available",
+        ),
         if ready {
-            c("Ready", "True", "KubeletReady", "kubelet is posting ready status")
+            c(
+                "Ready",
+                "True",
+                "KubeletReady",
+                "kubelet is posting ready status",
+            )
         } else {
             c("Ready", "False", "KubeletNotReady", "kubelet is starting")
         },
@@ -65,11 +85,19 @@ fn status(cfg: &NodeConfig) -> NodeStatus {
         allocatable: Some(cap),
         conditions: Some(conditions(true)),
         addresses: Some(vec![
-            NodeAddress { type_: "InternalIP".into(), address: cfg.ip.clone() },
-            NodeAddress { type_: "Hostname".into(), address: cfg.name.clone() },
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: cfg.ip.clone(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: cfg.name.clone(),
+            },
         ]),
         daemon_endpoints: Some(NodeDaemonEndpoints {
-            kubelet_endpoint: Some(DaemonEndpoint { port: cfg.port as i32 }),
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: cfg.port as i32,
+            }),
         }),
         node_info: Some(NodeSystemInfo {
             architecture: "amd64".into(),
@@ -106,8 +134,10 @@ pub async fn register(client: &Client, cfg: &NodeConfig) -> Result<(), coxswain_
     match api.create(&node).await {
         Ok(_) => Ok(()),
         Err(e) if e.is_conflict() => {
-            api.patch(&cfg.name, &json!({"metadata": {"labels": labels}})).await?;
-            api.patch_status(&cfg.name, &json!({"status": status(cfg)})).await?;
+            api.patch(&cfg.name, &json!({"metadata": {"labels": labels}}))
+                .await?;
+            api.patch_status(&cfg.name, &json!({"status": status(cfg)}))
+                .await?;
             Ok(())
         }
         Err(e) => Err(e),
@@ -143,7 +173,10 @@ pub async fn heartbeat(client: Client, cfg: NodeConfig, every: Duration) {
         }
         if n % 6 == 5 {
             if let Err(e) = nodes
-                .patch_status(&cfg.name, &json!({"status": {"conditions": conditions(true)}}))
+                .patch_status(
+                    &cfg.name,
+                    &json!({"status": {"conditions": conditions(true)}}),
+                )
                 .await
             {
                 tracing::warn!(error = %e, "posting node status failed");

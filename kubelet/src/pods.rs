@@ -10,7 +10,7 @@ use coxswain_runtime::store::split_key;
 use coxswain_runtime::{Action, Queue, Store};
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodCondition, PodIP, PodStatus, HostIP,
+    ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
@@ -73,8 +73,19 @@ fn now() -> Time {
 impl PodManager {
     /// A manager for `node`.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(client: Client, node: &str, host_ip: &str, runtime: SimRuntime, pods: Store<Pod>, recorder: Recorder, queue: Queue) -> PodManager {
-        let subnet = node.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) % 250;
+    pub fn new(
+        client: Client,
+        node: &str,
+        host_ip: &str,
+        runtime: SimRuntime,
+        pods: Store<Pod>,
+        recorder: Recorder,
+        queue: Queue,
+    ) -> PodManager {
+        let subnet = node
+            .bytes()
+            .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
+            % 250;
         PodManager {
             client,
             node: node.to_string(),
@@ -97,14 +108,22 @@ impl PodManager {
         let mut g = self.next_ip.lock().unwrap_or_else(|e| e.into_inner());
         let n = *g;
         *g = if n >= 65000 { 2 } else { n + 1 };
-        format!("10.{}.{}.{}", 100 + self.subnet / 2, (self.subnet % 2) * 128 + (n / 250) % 128, n % 250 + 1)
+        format!(
+            "10.{}.{}.{}",
+            100 + self.subnet / 2,
+            (self.subnet % 2) * 128 + (n / 250) % 128,
+            n % 250 + 1
+        )
     }
 
     /// The container ID of a pod's container (for logs).
     pub fn container_id(&self, key: &str, container: &str) -> Option<String> {
-        self.lock()
-            .get(key)
-            .and_then(|p| p.containers.iter().find(|(n, _)| n == container).map(|(_, id)| id.clone()))
+        self.lock().get(key).and_then(|p| {
+            p.containers
+                .iter()
+                .find(|(n, _)| n == container)
+                .map(|(_, id)| id.clone())
+        })
     }
 
     /// Reconcile one pod key.
@@ -127,10 +146,19 @@ impl PodManager {
             }
         }
         if pod.metadata.deletion_timestamp.is_some() {
-            let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(30).max(0) as u64;
+            let grace = pod
+                .metadata
+                .deletion_grace_period_seconds
+                .unwrap_or(30)
+                .max(0) as u64;
             if existing.as_ref().is_some_and(|r| r.phase != Phase::Stopped) {
                 for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-                    self.recorder.record(object_ref(&*pod), "Normal", "Killing", format!("Stopping container {}", c.name));
+                    self.recorder.record(
+                        object_ref(&*pod),
+                        "Normal",
+                        "Killing",
+                        format!("Stopping container {}", c.name),
+                    );
                 }
                 self.stop_all(&key, Duration::from_secs(grace)).await;
             }
@@ -175,19 +203,39 @@ impl PodManager {
         for c in &spec.containers {
             let image = c.image.clone().unwrap_or_default();
             if !self.runtime.has_image(&image) {
-                self.recorder.record(object_ref(&*pod), "Normal", "Pulling", format!("Pulling image \"{image}\""));
+                self.recorder.record(
+                    object_ref(&*pod),
+                    "Normal",
+                    "Pulling",
+                    format!("Pulling image \"{image}\""),
+                );
             }
             let pulled = self.runtime.pull(&image).await;
             if pulled.cached {
-                self.recorder.record(object_ref(&*pod), "Normal", "Pulled", format!("Container image \"{image}\" already present on machine"));
+                self.recorder.record(
+                    object_ref(&*pod),
+                    "Normal",
+                    "Pulled",
+                    format!("Container image \"{image}\" already present on machine"),
+                );
             } else {
                 let ms = pulled.took.as_millis();
                 self.recorder.record(object_ref(&*pod), "Normal", "Pulled", format!("Successfully pulled image \"{image}\" in {ms}ms ({ms}ms including waiting). Image size: 0 bytes."));
             }
             let id = self.runtime.create(&key, &c.name, &image, &pulled.image_id);
-            self.recorder.record(object_ref(&*pod), "Normal", "Created", format!("Created container: {}", c.name));
+            self.recorder.record(
+                object_ref(&*pod),
+                "Normal",
+                "Created",
+                format!("Created container: {}", c.name),
+            );
             self.runtime.start(&id).await;
-            self.recorder.record(object_ref(&*pod), "Normal", "Started", format!("Started container {}", c.name));
+            self.recorder.record(
+                object_ref(&*pod),
+                "Normal",
+                "Started",
+                format!("Started container {}", c.name),
+            );
             if let Some(rt) = self.lock().get_mut(&key) {
                 rt.containers.push((c.name.clone(), id));
             }
@@ -226,7 +274,11 @@ impl PodManager {
         let running = rt.phase == Phase::Running;
         let mut statuses = Vec::new();
         for c in &spec.containers {
-            let id = rt.containers.iter().find(|(n, _)| *n == c.name).map(|(_, id)| id.clone());
+            let id = rt
+                .containers
+                .iter()
+                .find(|(n, _)| *n == c.name)
+                .map(|(_, id)| id.clone());
             let info = id.as_deref().and_then(|i| self.runtime.inspect(i));
             let state = match &info {
                 Some(i) if i.finished.is_some() => ContainerState {
@@ -241,7 +293,9 @@ impl PodManager {
                     ..Default::default()
                 },
                 Some(i) if i.started_at.is_some() => ContainerState {
-                    running: Some(ContainerStateRunning { started_at: i.started_at.map(Time) }),
+                    running: Some(ContainerStateRunning {
+                        started_at: i.started_at.map(Time),
+                    }),
                     ..Default::default()
                 },
                 _ => ContainerState {
@@ -252,11 +306,17 @@ impl PodManager {
                     ..Default::default()
                 },
             };
-            let ready = running && info.as_ref().is_some_and(|i| i.started_at.is_some() && i.finished.is_none());
+            let ready = running
+                && info
+                    .as_ref()
+                    .is_some_and(|i| i.started_at.is_some() && i.finished.is_none());
             statuses.push(ContainerStatus {
                 name: c.name.clone(),
                 image: c.image.clone().unwrap_or_default(),
-                image_id: info.as_ref().map(|i| i.image_id.clone()).unwrap_or_default(),
+                image_id: info
+                    .as_ref()
+                    .map(|i| i.image_id.clone())
+                    .unwrap_or_default(),
                 container_id: info.as_ref().map(|i| i.id.clone()),
                 ready,
                 started: Some(ready),
@@ -267,7 +327,11 @@ impl PodManager {
             });
         }
         let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s.ready);
-        let unready: Vec<String> = statuses.iter().filter(|s| !s.ready).map(|s| s.name.clone()).collect();
+        let unready: Vec<String> = statuses
+            .iter()
+            .filter(|s| !s.ready)
+            .map(|s| s.name.clone())
+            .collect();
         let cond = |t: &str, ok: bool, reason: Option<&str>, message: Option<String>| {
             let status = if ok { "True" } else { "False" };
             let prev = old.conditions.iter().flatten().find(|c| c.type_ == t);
@@ -287,8 +351,18 @@ impl PodManager {
         let conditions = vec![
             cond("PodReadyToStartContainers", true, None, None),
             cond("Initialized", true, None, None),
-            cond("Ready", all_ready, Some("ContainersNotReady"), Some(msg.clone())),
-            cond("ContainersReady", all_ready, Some("ContainersNotReady"), Some(msg)),
+            cond(
+                "Ready",
+                all_ready,
+                Some("ContainersNotReady"),
+                Some(msg.clone()),
+            ),
+            cond(
+                "ContainersReady",
+                all_ready,
+                Some("ContainersNotReady"),
+                Some(msg),
+            ),
             cond("PodScheduled", true, None, None),
         ];
         PodStatus {
@@ -296,7 +370,9 @@ impl PodManager {
             conditions: Some(conditions),
             container_statuses: Some(statuses),
             host_ip: Some(self.host_ip.clone()),
-            host_ips: Some(vec![HostIP { ip: self.host_ip.clone() }]),
+            host_ips: Some(vec![HostIP {
+                ip: self.host_ip.clone(),
+            }]),
             pod_ip: running.then(|| rt.ip.clone()),
             pod_ips: running.then(|| vec![PodIP { ip: rt.ip.clone() }]),
             start_time: old.start_time.clone().or(Some(Time(rt.started))),

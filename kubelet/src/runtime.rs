@@ -113,8 +113,14 @@ impl SimRuntime {
 
     /// Log lines of a container: what it printed at start, then one line every 5 s it has
     /// been running (computed on read, so idle containers cost nothing).
-    pub fn log_lines(&self, id: &str, now: chrono::DateTime<chrono::Utc>) -> Vec<(chrono::DateTime<chrono::Utc>, String)> {
-        let Some(c) = self.inspect(id) else { return Vec::new() };
+    pub fn log_lines(
+        &self,
+        id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<(chrono::DateTime<chrono::Utc>, String)> {
+        let Some(c) = self.inspect(id) else {
+            return Vec::new();
+        };
         let mut lines = c.logs.clone();
         if let Some(start) = c.started_at {
             let end = c.finished.map(|(t, _)| t).unwrap_or(now);
@@ -135,7 +141,10 @@ impl SimRuntime {
 
 impl ContainerRuntime for SimRuntime {
     fn has_image(&self, image: &str) -> bool {
-        self.images.lock().map(|g| g.contains(image)).unwrap_or(false)
+        self.images
+            .lock()
+            .map(|g| g.contains(image))
+            .unwrap_or(false)
     }
 
     async fn pull(&self, image: &str) -> Pulled {
@@ -144,7 +153,11 @@ impl ContainerRuntime for SimRuntime {
             .lock()
             .map(|g| g.contains(image))
             .unwrap_or(false);
-        let took = if cached { Duration::ZERO } else { self.pull_time };
+        let took = if cached {
+            Duration::ZERO
+        } else {
+            self.pull_time
+        };
         tokio::time::sleep(took).await;
         if let Ok(mut g) = self.images.lock() {
             g.insert(image.to_string());
@@ -159,7 +172,10 @@ impl ContainerRuntime for SimRuntime {
     fn create(&self, pod: &str, name: &str, image: &str, image_id: &str) -> String {
         let id = format!(
             "containerd://{}",
-            hex64(&format!("{pod}/{name}/{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)))
+            hex64(&format!(
+                "{pod}/{name}/{}",
+                chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+            ))
         );
         self.lock().insert(
             id.clone(),
@@ -181,8 +197,17 @@ impl ContainerRuntime for SimRuntime {
         let node = self.node.clone();
         if let Some(c) = self.lock().get_mut(id) {
             c.started_at = Some(now);
-            c.logs.push((now, format!("[cox-runtime] container started from image {} on node {node}", c.image)));
-            c.logs.push((now, format!("{}: configuration complete; ready for start up", c.image)));
+            c.logs.push((
+                now,
+                format!(
+                    "[cox-runtime] container started from image {} on node {node}",
+                    c.image
+                ),
+            ));
+            c.logs.push((
+                now,
+                format!("{}: configuration complete; ready for start up", c.image),
+            ));
         }
     }
 

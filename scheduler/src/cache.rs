@@ -32,8 +32,14 @@ impl PodInfo {
         let mut mem = 0;
         for c in &spec.containers {
             if let Some(req) = c.resources.as_ref().and_then(|r| r.requests.as_ref()) {
-                cpu += req.get("cpu").and_then(|q| quantity::cpu_millis(&q.0)).unwrap_or(0);
-                mem += req.get("memory").and_then(|q| quantity::bytes(&q.0)).unwrap_or(0);
+                cpu += req
+                    .get("cpu")
+                    .and_then(|q| quantity::cpu_millis(&q.0))
+                    .unwrap_or(0);
+                mem += req
+                    .get("memory")
+                    .and_then(|q| quantity::bytes(&q.0))
+                    .unwrap_or(0);
             }
         }
         let tolerations = spec.tolerations.unwrap_or_default();
@@ -106,9 +112,18 @@ impl NodeInfo {
             unschedulable: spec.unschedulable.unwrap_or(false),
             labels: n.metadata.labels.clone().unwrap_or_default(),
             taints: spec.taints.unwrap_or_default(),
-            alloc_cpu: alloc.get("cpu").and_then(|q| quantity::cpu_millis(&q.0)).unwrap_or(0),
-            alloc_mem: alloc.get("memory").and_then(|q| quantity::bytes(&q.0)).unwrap_or(0),
-            alloc_pods: alloc.get("pods").and_then(|q| q.0.parse().ok()).unwrap_or(110),
+            alloc_cpu: alloc
+                .get("cpu")
+                .and_then(|q| quantity::cpu_millis(&q.0))
+                .unwrap_or(0),
+            alloc_mem: alloc
+                .get("memory")
+                .and_then(|q| quantity::bytes(&q.0))
+                .unwrap_or(0),
+            alloc_pods: alloc
+                .get("pods")
+                .and_then(|q| q.0.parse().ok())
+                .unwrap_or(110),
             ..Default::default()
         }
     }

@@ -1,6 +1,8 @@
 //! `cox-scheduler`: watches pods without a node, filters and scores the nodes, and binds each
 //! pod through the `pods/binding` subresource.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod cache;
 mod plugins;
 
@@ -35,8 +37,8 @@ struct Sched {
     client: Client,
     pods: Store<Pod>,
     cache: SchedCache,
-    filters: Vec<Box<dyn plugins::Filter>>,
-    scores: Vec<(Box<dyn plugins::Score>, i64)>,
+    filters: plugins::Filters,
+    scores: plugins::Scores,
     recorder: Recorder,
     /// Pods that fit nowhere; retried when nodes or pods change.
     unschedulable: Mutex<HashSet<String>>,
@@ -46,7 +48,10 @@ struct Sched {
 }
 
 fn pod_key(p: &Pod) -> String {
-    key_of(p.metadata.namespace.as_deref(), p.metadata.name.as_deref().unwrap_or(""))
+    key_of(
+        p.metadata.namespace.as_deref(),
+        p.metadata.name.as_deref().unwrap_or(""),
+    )
 }
 
 fn finished(p: &Pod) -> bool {
@@ -75,7 +80,11 @@ impl Sched {
         let spec = pod.spec.clone().unwrap_or_default();
         if spec.node_name.is_some()
             || pod.metadata.deletion_timestamp.is_some()
-            || spec.scheduler_name.as_deref().unwrap_or("default-scheduler") != self.name
+            || spec
+                .scheduler_name
+                .as_deref()
+                .unwrap_or("default-scheduler")
+                != self.name
             || self.cache.is_placed(&key)
         {
             self.lock_unsched().remove(&key);
@@ -150,7 +159,13 @@ impl Sched {
         self.unschedulable.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn mark_unschedulable(&self, pod: &Pod, ns: &str, name: &str, msg: &str) -> anyhow::Result<()> {
+    async fn mark_unschedulable(
+        &self,
+        pod: &Pod,
+        ns: &str,
+        name: &str,
+        msg: &str,
+    ) -> anyhow::Result<()> {
         let current = pod
             .status
             .as_ref()
@@ -169,8 +184,12 @@ impl Sched {
                 "lastTransitionTime": now}]}}),
         )
         .await?;
-        self.recorder
-            .record(object_ref(pod), "Warning", "FailedScheduling", msg.to_string());
+        self.recorder.record(
+            object_ref(pod),
+            "Warning",
+            "FailedScheduling",
+            msg.to_string(),
+        );
         tracing::info!(pod = %key_of(Some(ns), name), reason = %msg, "unschedulable");
         Ok(())
     }
@@ -234,7 +253,9 @@ async fn main() -> anyhow::Result<()> {
         nodes.on_change(move |c| {
             match c {
                 Change::Applied { new, .. } => s.cache.set_node(new),
-                Change::Deleted(old) => s.cache.remove_node(old.metadata.name.as_deref().unwrap_or("")),
+                Change::Deleted(old) => s
+                    .cache
+                    .remove_node(old.metadata.name.as_deref().unwrap_or("")),
             }
             retry();
         });
@@ -247,7 +268,12 @@ async fn main() -> anyhow::Result<()> {
     pod_store.wait_ready().await;
     tracing::info!(server = %args.server, "caches synced; scheduling");
     let s = sched.clone();
-    tokio::spawn(controller::run("scheduler", queue, args.workers, move |k| s.clone().schedule(k)));
+    tokio::spawn(controller::run(
+        "scheduler",
+        queue,
+        args.workers,
+        move |k| s.clone().schedule(k),
+    ));
     coxswain_runtime::daemon::shutdown_signal().await;
     Ok(())
 }

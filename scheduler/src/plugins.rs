@@ -56,7 +56,10 @@ impl Filter for NodeSelector {
         "NodeAffinity"
     }
     fn filter(&self, p: &PodInfo, n: &NodeInfo) -> Result<(), String> {
-        if p.node_selector.iter().all(|(k, v)| n.labels.get(k) == Some(v)) {
+        if p.node_selector
+            .iter()
+            .all(|(k, v)| n.labels.get(k) == Some(v))
+        {
             Ok(())
         } else {
             Err("node(s) didn't match Pod's node affinity/selector".into())
@@ -76,10 +79,17 @@ impl Filter for TaintToleration {
                 continue;
             }
             let tolerated = p.tolerations.iter().any(|tol| {
-                let key_ok = tol.key.as_deref().is_none_or(|k| k.is_empty() || k == t.key);
+                let key_ok = tol
+                    .key
+                    .as_deref()
+                    .is_none_or(|k| k.is_empty() || k == t.key);
                 let op_exists = tol.operator.as_deref() == Some("Exists");
-                let val_ok = op_exists || tol.value.as_deref().unwrap_or("") == t.value.as_deref().unwrap_or("");
-                let eff_ok = tol.effect.as_deref().is_none_or(|e| e.is_empty() || e == t.effect);
+                let val_ok = op_exists
+                    || tol.value.as_deref().unwrap_or("") == t.value.as_deref().unwrap_or("");
+                let eff_ok = tol
+                    .effect
+                    .as_deref()
+                    .is_none_or(|e| e.is_empty() || e == t.effect);
                 key_ok && val_ok && eff_ok && (tol.key.is_some() || op_exists)
             });
             if !tolerated {
@@ -148,8 +158,13 @@ impl Score for SelectorSpread {
     }
 }
 
+/// Filter plugins, run in order; the first that rejects gives the reason.
+pub type Filters = Vec<Box<dyn Filter>>;
+/// Score plugins with their weights.
+pub type Scores = Vec<(Box<dyn Score>, i64)>;
+
 /// The default plugin set.
-pub fn defaults() -> (Vec<Box<dyn Filter>>, Vec<(Box<dyn Score>, i64)>) {
+pub fn defaults() -> (Filters, Scores) {
     (
         vec![
             Box::new(NodeUnschedulable),

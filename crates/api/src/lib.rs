@@ -13,6 +13,8 @@
 //! Exact Kubernetes object types come from `k8s-openapi` (re-exported as [`k8s`]); the API
 //! server itself works on `serde_json::Value` so it can store and echo any field it is sent.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub use k8s_openapi as k8s;
 
 pub mod patch;

@@ -32,15 +32,20 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 /// The merge key of a list field in strategic merge patch, by field name.
 fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
-        | "imagePullSecrets" | "ownerReferences" | "hostAliases" | "readinessGates" => {
-            match field {
-                "ownerReferences" => "uid",
-                "hostAliases" => "ip",
-                "readinessGates" => "conditionType",
-                _ => "name",
-            }
-        }
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "ownerReferences"
+        | "hostAliases"
+        | "readinessGates" => match field {
+            "ownerReferences" => "uid",
+            "hostAliases" => "ip",
+            "readinessGates" => "conditionType",
+            _ => "name",
+        },
         "ports" => "containerPort",
         "volumeMounts" => "mountPath",
         "volumeDevices" => "devicePath",
@@ -272,7 +277,9 @@ fn json_remove(doc: &mut Value, path: &str) -> Result<Value, PatchError> {
 /// RFC 6902 JSON patch: add, remove, replace, move, copy, test.
 pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), PatchError> {
     let Value::Array(ops) = ops else {
-        return Err(PatchError("a JSON patch must be an array of operations".into()));
+        return Err(PatchError(
+            "a JSON patch must be an array of operations".into(),
+        ));
     };
     for op in ops {
         let kind = op.get("op").and_then(Value::as_str).unwrap_or_default();
@@ -309,7 +316,11 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), PatchError> {
                     return Err(PatchError(format!("test failed at {path:?}")));
                 }
             }
-            other => return Err(PatchError(format!("unknown JSON patch operation {other:?}"))),
+            other => {
+                return Err(PatchError(format!(
+                    "unknown JSON patch operation {other:?}"
+                )))
+            }
         }
     }
     Ok(())
@@ -340,20 +351,27 @@ mod tests {
         );
         let del = json!({"spec": {"containers": [{"name": "b", "$patch": "delete"}]}});
         strategic_merge_patch(&mut t, &del).unwrap();
-        assert_eq!(t, json!({"spec": {"containers": [{"name": "a", "image": "x:2"}]}}));
+        assert_eq!(
+            t,
+            json!({"spec": {"containers": [{"name": "a", "image": "x:2"}]}})
+        );
     }
 
     #[test]
     fn strategic_null_and_scalars() {
         let mut t = json!({"spec": {"unschedulable": true, "replicas": 1}});
-        strategic_merge_patch(&mut t, &json!({"spec": {"unschedulable": null, "replicas": 3}}))
-            .unwrap();
+        strategic_merge_patch(
+            &mut t,
+            &json!({"spec": {"unschedulable": null, "replicas": 3}}),
+        )
+        .unwrap();
         assert_eq!(t, json!({"spec": {"replicas": 3}}));
     }
 
     #[test]
     fn json_patch_ops() {
-        let mut t = json!({"spec": {"template": {"x": 1}}, "metadata": {"annotations": {"a": "b"}}});
+        let mut t =
+            json!({"spec": {"template": {"x": 1}}, "metadata": {"annotations": {"a": "b"}}});
         json_patch(
             &mut t,
             &json!([

@@ -58,7 +58,12 @@ impl ResourceInfo {
     pub fn collection_path(&self, namespace: Option<&str>) -> String {
         match namespace {
             Some(ns) if self.namespaced => {
-                format!("{}/namespaces/{}/{}", self.group_version_path(), ns, self.plural)
+                format!(
+                    "{}/namespaces/{}/{}",
+                    self.group_version_path(),
+                    ns,
+                    self.plural
+                )
             }
             _ => format!("{}/{}", self.group_version_path(), self.plural),
         }
@@ -219,9 +224,15 @@ mod tests {
             by_user_name("deployments.apps").map(|r| r.kind),
             Some("Deployment")
         );
-        assert_eq!(by_user_name("ReplicaSet").map(|r| r.plural), Some("replicasets"));
+        assert_eq!(
+            by_user_name("ReplicaSet").map(|r| r.plural),
+            Some("replicasets")
+        );
         assert!(by_user_name("widgets").is_none());
-        assert_eq!(by_kind("apps/v1", "Deployment").map(|r| r.plural), Some("deployments"));
+        assert_eq!(
+            by_kind("apps/v1", "Deployment").map(|r| r.plural),
+            Some("deployments")
+        );
         assert!(by_kind("v1", "Deployment").is_none());
     }
 

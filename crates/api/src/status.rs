@@ -49,16 +49,9 @@ impl Cause {
     }
 }
 
-/// A Kubernetes API error; [`ApiError::to_status`] renders the `Status` object.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason} ({code}): {message}")]
-pub struct ApiError {
-    /// HTTP status code.
-    pub code: u16,
-    /// Machine-readable reason (`NotFound`, `Conflict`, ...).
-    pub reason: String,
-    /// Human-readable message.
-    pub message: String,
+/// `Status.details`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Details {
     /// `details.name`.
     pub name: Option<String>,
     /// `details.group`.
@@ -69,24 +62,58 @@ pub struct ApiError {
     pub causes: Vec<Cause>,
 }
 
+/// A Kubernetes API error; [`ApiError::to_status`] renders the `Status` object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason} ({code}): {message}")]
+pub struct ApiError {
+    /// HTTP status code.
+    pub code: u16,
+    /// Machine-readable reason (`NotFound`, `Conflict`, ...).
+    pub reason: String,
+    /// Human-readable message.
+    pub message: String,
+    /// Name, group, kind and field causes, when known (boxed: errors travel in `Result`s).
+    pub details: Option<Box<Details>>,
+}
+
 impl ApiError {
     fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
         ApiError {
             code,
             reason: reason.into(),
             message: message.into(),
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
+            details: None,
         }
     }
 
+    fn details_mut(&mut self) -> &mut Details {
+        self.details.get_or_insert_with(Box::default)
+    }
+
     fn with_details(mut self, r: &ResourceInfo, name: &str, kind: &str) -> Self {
-        self.name = Some(name.to_string());
-        self.group = Some(r.group.to_string());
-        self.kind = Some(kind.to_string());
+        let d = self.details_mut();
+        d.name = Some(name.to_string());
+        d.group = Some(r.group.to_string());
+        d.kind = Some(kind.to_string());
         self
+    }
+
+    /// `details.name`.
+    pub fn name(&self) -> Option<&str> {
+        self.details.as_ref().and_then(|d| d.name.as_deref())
+    }
+
+    /// `details.kind`.
+    pub fn kind(&self) -> Option<&str> {
+        self.details.as_ref().and_then(|d| d.kind.as_deref())
+    }
+
+    /// `details.causes`.
+    pub fn causes(&self) -> &[Cause] {
+        self.details
+            .as_ref()
+            .map(|d| d.causes.as_slice())
+            .unwrap_or(&[])
     }
 
     /// 404 `deployments.apps "x" not found`.
@@ -102,8 +129,9 @@ impl ApiError {
     /// 404 for a namespace that does not exist.
     pub fn namespace_not_found(ns: &str) -> Self {
         let mut e = Self::new(404, "NotFound", format!("namespaces \"{ns}\" not found"));
-        e.name = Some(ns.to_string());
-        e.kind = Some("namespaces".into());
+        let d = e.details_mut();
+        d.name = Some(ns.to_string());
+        d.kind = Some("namespaces".into());
         e
     }
 
@@ -166,9 +194,13 @@ impl ApiError {
         } else {
             format!("[{}]", list.join(", "))
         };
-        let mut e = Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {joined}"))
-            .with_details(r, name, r.kind);
-        e.causes = causes;
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {joined}"),
+        )
+        .with_details(r, name, r.kind);
+        e.details_mut().causes = causes;
         e
     }
 
@@ -222,24 +254,24 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
-        if self.name.is_some() || self.kind.is_some() || !self.causes.is_empty() {
+        if let Some(det) = &self.details {
             let mut d = serde_json::Map::new();
-            if let Some(n) = &self.name {
+            if let Some(n) = &det.name {
                 d.insert("name".into(), json!(n));
             }
-            if let Some(g) = &self.group {
+            if let Some(g) = &det.group {
                 if !g.is_empty() {
                     d.insert("group".into(), json!(g));
                 }
             }
-            if let Some(k) = &self.kind {
+            if let Some(k) = &det.kind {
                 d.insert("kind".into(), json!(k));
             }
-            if !self.causes.is_empty() {
+            if !det.causes.is_empty() {
                 d.insert(
                     "causes".into(),
                     Value::Array(
-                        self.causes
+                        det.causes
                             .iter()
                             .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
                             .collect(),
@@ -281,10 +313,14 @@ impl ApiError {
                 .unwrap_or(code),
             reason: s("reason").unwrap_or_else(|| "Unknown".into()),
             message: s("message").unwrap_or_default(),
-            name: ds("name"),
-            group: ds("group"),
-            kind: ds("kind"),
-            causes,
+            details: d.is_some().then(|| {
+                Box::new(Details {
+                    name: ds("name"),
+                    group: ds("group"),
+                    kind: ds("kind"),
+                    causes,
+                })
+            }),
         }
     }
 }
@@ -300,7 +336,11 @@ mod tests {
         let e = ApiError::invalid(
             d,
             "bad",
-            vec![Cause::invalid("spec.replicas", -1, "must be greater than or equal to 0")],
+            vec![Cause::invalid(
+                "spec.replicas",
+                -1,
+                "must be greater than or equal to 0",
+            )],
         );
         assert_eq!(e.code, 422);
         assert_eq!(

@@ -6,6 +6,8 @@
 //! - [`Error`]: `Api(ApiError)` carries the server's `Status`, so callers match on
 //!   `code`/`reason` (404, 409, 410) instead of parsing strings.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use bytes::Bytes;
 use coxswain_api::status::ApiError;
 use coxswain_api::watch::WatchEvent;
@@ -22,7 +24,7 @@ use std::time::Duration;
 pub enum Error {
     /// The server answered with a `Status` error.
     #[error("{0}")]
-    Api(ApiError),
+    Api(Box<ApiError>),
     /// The request did not complete.
     #[error("http: {0}")]
     Http(#[from] reqwest::Error),
@@ -127,7 +129,7 @@ async fn check(resp: reqwest::Response) -> Result<Bytes> {
         if v.is_null() {
             e.message = String::from_utf8_lossy(&body).into_owned();
         }
-        return Err(Error::Api(e));
+        return Err(Error::Api(Box::new(e)));
     }
     Ok(body)
 }
@@ -163,12 +165,19 @@ impl Client {
         body: Option<&Value>,
         content_type: Option<&str>,
     ) -> Result<Value> {
-        let bytes = self.request_bytes(method, path, query, body, content_type).await?;
+        let bytes = self
+            .request_bytes(method, path, query, body, content_type)
+            .await?;
         Ok(serde_json::from_slice(&bytes)?)
     }
 
     /// GET with a specific `Accept` header (e.g. server-side Tables).
-    pub async fn get_accept(&self, path: &str, query: &[(&str, String)], accept: &str) -> Result<Value> {
+    pub async fn get_accept(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        accept: &str,
+    ) -> Result<Value> {
         let req = self
             .http
             .get(format!("{}{}", self.base, path))
@@ -217,7 +226,7 @@ impl Client {
         if resp.status().as_u16() >= 400 {
             return Err(match check(resp).await {
                 Err(e) => e,
-                Ok(_) => Error::Api(ApiError::internal("unexpected error response")),
+                Ok(_) => Error::Api(Box::new(ApiError::internal("unexpected error response"))),
             });
         }
         Ok(resp.bytes_stream().map_err(Error::from))
@@ -236,7 +245,7 @@ impl Client {
             let line = line?;
             let ev: WatchEvent<Value> = serde_json::from_slice(&line)?;
             if ev.type_ == "ERROR" {
-                return Err(Error::Api(ApiError::from_status(0, &ev.object)));
+                return Err(Error::Api(Box::new(ApiError::from_status(0, &ev.object))));
             }
             Ok(ev)
         }))
@@ -244,9 +253,7 @@ impl Client {
 }
 
 /// Split a chunk stream into lines (without the newline).
-pub fn lines(
-    chunks: impl Stream<Item = Result<Bytes>>,
-) -> impl Stream<Item = Result<Vec<u8>>> {
+pub fn lines(chunks: impl Stream<Item = Result<Bytes>>) -> impl Stream<Item = Result<Vec<u8>>> {
     futures::stream::unfold(
         (Box::pin(chunks), Vec::<u8>::new(), false),
         |(mut chunks, mut buf, done)| async move {
@@ -389,7 +396,13 @@ impl<K: Object> Api<K> {
     pub async fn list(&self, p: &ListParams) -> Result<ObjectList<K>> {
         let b = self
             .client
-            .request_bytes(reqwest::Method::GET, &self.collection(), &p.query(), None, None)
+            .request_bytes(
+                reqwest::Method::GET,
+                &self.collection(),
+                &p.query(),
+                None,
+                None,
+            )
             .await?;
         Ok(serde_json::from_slice(&b)?)
     }
@@ -399,7 +412,13 @@ impl<K: Object> Api<K> {
         let v = serde_json::to_value(obj)?;
         let b = self
             .client
-            .request_bytes(reqwest::Method::POST, &self.collection(), &[], Some(&v), None)
+            .request_bytes(
+                reqwest::Method::POST,
+                &self.collection(),
+                &[],
+                Some(&v),
+                None,
+            )
             .await?;
         Ok(serde_json::from_slice(&b)?)
     }
@@ -469,7 +488,13 @@ impl<K: Object> Api<K> {
         }
         match self
             .client
-            .request_bytes(reqwest::Method::DELETE, &self.path(name), &[], Some(&opts), None)
+            .request_bytes(
+                reqwest::Method::DELETE,
+                &self.path(name),
+                &[],
+                Some(&opts),
+                None,
+            )
             .await
         {
             Ok(_) => Ok(true),

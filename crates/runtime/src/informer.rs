@@ -58,7 +58,11 @@ impl<K: Object> Informer<K> {
     }
 
     /// Add a named index.
-    pub fn index(self, name: &'static str, f: impl Fn(&K) -> Vec<String> + Send + Sync + 'static) -> Self {
+    pub fn index(
+        self,
+        name: &'static str,
+        f: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
+    ) -> Self {
         let f: IndexFn<K> = Arc::new(f);
         self.store.add_index(name, f);
         self
@@ -85,9 +89,10 @@ impl<K: Object> Informer<K> {
         let mut seen = std::collections::HashSet::new();
         for obj in items {
             seen.insert(key(&obj));
-            let unchanged = self.store.get(&key(&obj)).is_some_and(|o| {
-                o.metadata().resource_version == obj.metadata().resource_version
-            });
+            let unchanged = self
+                .store
+                .get(&key(&obj))
+                .is_some_and(|o| o.metadata().resource_version == obj.metadata().resource_version);
             if !unchanged {
                 self.apply(obj);
             }

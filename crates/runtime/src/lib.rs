@@ -9,6 +9,8 @@
 //! - [`daemon`]: tracing set-up and shutdown signals shared by the binaries.
 //! - [`events`]: a recorder for core/v1 Events.
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod controller;
 pub mod daemon;
 pub mod events;

@@ -65,7 +65,8 @@ impl Queue {
             *n += 1;
             *n
         };
-        let delay = Duration::from_millis(5u64.saturating_mul(1u64 << n.min(13))).min(Duration::from_secs(30));
+        let delay = Duration::from_millis(5u64.saturating_mul(1u64 << n.min(13)))
+            .min(Duration::from_secs(30));
         self.add_after(key, delay);
     }
 

@@ -111,7 +111,11 @@ impl<K> Store<K> {
         g.indexes
             .get(name)
             .and_then(|ix| ix.get(value))
-            .map(|keys| keys.iter().filter_map(|k| g.objects.get(k).cloned()).collect())
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| g.objects.get(k).cloned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

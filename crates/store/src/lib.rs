@@ -14,6 +14,8 @@
 //! # Assumptions
 //! - One process opens a data directory at a time (sled locks it).
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -41,6 +43,9 @@ pub enum StoreError {
     #[error("store is shut down")]
     Closed,
 }
+
+/// One stored record: key, revision, bytes.
+pub type Record = (Vec<u8>, u64, Vec<u8>);
 
 /// What a write expects of the key's current state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +107,9 @@ fn encode(rev: u64, bytes: &[u8]) -> Vec<u8> {
 
 fn decode(key: &[u8], raw: &[u8]) -> Result<(u64, Vec<u8>), StoreError> {
     if raw.len() < 8 {
-        return Err(StoreError::Corrupt(String::from_utf8_lossy(key).into_owned()));
+        return Err(StoreError::Corrupt(
+            String::from_utf8_lossy(key).into_owned(),
+        ));
     }
     let mut b = [0u8; 8];
     b.copy_from_slice(&raw[..8]);
@@ -156,7 +163,7 @@ impl Store {
     }
 
     /// Every key under `prefix` with its revision and bytes, in key order.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, u64, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
         let mut out = Vec::new();
         for item in self.tree.scan_prefix(prefix) {
             let (k, raw) = item?;
@@ -268,17 +275,23 @@ mod tests {
         {
             let (s, mut rx) = Store::open(dir.path()).unwrap();
             let r1 = s
-                .commit(b"pods/default/a", Expect::Absent, |_| Op::Put(b"A".to_vec()))
+                .commit(b"pods/default/a", Expect::Absent, |_| {
+                    Op::Put(b"A".to_vec())
+                })
                 .await
                 .unwrap();
             assert_eq!(r1, 1);
             let err = s
-                .commit(b"pods/default/a", Expect::Absent, |_| Op::Put(b"B".to_vec()))
+                .commit(b"pods/default/a", Expect::Absent, |_| {
+                    Op::Put(b"B".to_vec())
+                })
                 .await
                 .unwrap_err();
             assert!(matches!(err, StoreError::AlreadyExists(1)));
             let err = s
-                .commit(b"pods/default/a", Expect::Rev(7), |_| Op::Put(b"B".to_vec()))
+                .commit(b"pods/default/a", Expect::Rev(7), |_| {
+                    Op::Put(b"B".to_vec())
+                })
                 .await
                 .unwrap_err();
             assert!(matches!(err, StoreError::Conflict(1)));
@@ -290,11 +303,15 @@ mod tests {
                 .unwrap();
             assert_eq!(r2, 2);
             let r3 = s
-                .commit(b"pods/default/b", Expect::Absent, |_| Op::Put(b"C".to_vec()))
+                .commit(b"pods/default/b", Expect::Absent, |_| {
+                    Op::Put(b"C".to_vec())
+                })
                 .await
                 .unwrap();
             let r4 = s
-                .commit(b"pods/default/b", Expect::Present, |_| Op::Delete(b"C".to_vec()))
+                .commit(b"pods/default/b", Expect::Present, |_| {
+                    Op::Delete(b"C".to_vec())
+                })
                 .await
                 .unwrap();
             assert_eq!((r3, r4), (3, 4));

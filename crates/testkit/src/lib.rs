@@ -1,1 +1,400 @@
-//! stub
+//! TestCluster: the real Coxswain binaries on free ports with temporary data dirs, killed on
+//! drop (their logs are printed when the test failed), plus helpers to poll with a deadline,
+//! speak raw HTTP, and run the real `kubectl` and `coxctl` against the cluster.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+static BUILD: Once = Once::new();
+
+/// The directory with the workspace's binaries, built once per test process.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--bins", "--workspace"]);
+        if dir.ends_with("release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("running cargo build");
+        assert!(st.success(), "cargo build --bins failed");
+    });
+    dir
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Poll `check` every 50 ms until it returns `Some`, or panic after `timeout` saying `what`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Number of kubelets (`node-1` ...).
+    pub nodes: usize,
+    /// Start the controllers.
+    pub controllers: bool,
+    /// Start the scheduler.
+    pub scheduler: bool,
+    /// Extra API server flags.
+    pub apiserver_args: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            nodes: 3,
+            controllers: true,
+            scheduler: true,
+            apiserver_args: Vec::new(),
+        }
+    }
+}
+
+/// A running cluster of real processes.
+pub struct TestCluster {
+    /// `http://127.0.0.1:PORT`.
+    pub server: String,
+    /// The API server port.
+    pub port: u16,
+    dir: tempfile::TempDir,
+    procs: Vec<Proc>,
+    http: reqwest::blocking::Client,
+    opts: Options,
+}
+
+impl TestCluster {
+    /// A full cluster: API server, controllers, scheduler and `nodes` kubelets.
+    pub fn start(nodes: usize) -> TestCluster {
+        Self::with(Options {
+            nodes,
+            ..Default::default()
+        })
+    }
+
+    /// Only the API server.
+    pub fn apiserver_only(extra: &[&str]) -> TestCluster {
+        Self::with(Options {
+            nodes: 0,
+            controllers: false,
+            scheduler: false,
+            apiserver_args: extra.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    /// Start what `opts` says.
+    pub fn with(opts: Options) -> TestCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("cox-test-")
+            .tempdir()
+            .expect("temp dir");
+        let port = free_port();
+        let mut c = TestCluster {
+            server: format!("http://127.0.0.1:{port}"),
+            port,
+            dir,
+            procs: Vec::new(),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            opts: opts.clone(),
+        };
+        c.start_apiserver();
+        if opts.controllers {
+            c.start_component("controllers");
+        }
+        if opts.scheduler {
+            c.start_component("scheduler");
+        }
+        for i in 1..=opts.nodes {
+            c.start_component(&format!("node-{i}"));
+        }
+        if opts.nodes > 0 {
+            let n = opts.nodes;
+            c.wait_nodes_ready(n);
+        }
+        c
+    }
+
+    /// The data directory of the API server.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self, name: &str, bin: &str, args: &[String]) {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = Command::new(bin_dir().join(bin))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().expect("log file"))
+            .stderr(f)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+        self.procs.push(Proc {
+            name: name.to_string(),
+            child,
+            log,
+        });
+    }
+
+    /// Start (or restart) the API server and wait for `/readyz`.
+    pub fn start_apiserver(&mut self) {
+        let mut args = vec![
+            "--listen".to_string(),
+            format!("127.0.0.1:{}", self.port),
+            "--data-dir".to_string(),
+            self.data_dir().display().to_string(),
+        ];
+        args.extend(self.opts.apiserver_args.clone());
+        self.spawn("apiserver", "cox-apiserver", &args);
+        let url = format!("{}/readyz", self.server);
+        let http = self.http.clone();
+        eventually(
+            Duration::from_secs(20),
+            "the API server to answer /readyz",
+            || {
+                http.get(&url)
+                    .send()
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            },
+        );
+    }
+
+    /// Start a client component: `controllers`, `scheduler` or `node-N`.
+    pub fn start_component(&mut self, name: &str) {
+        let mut args = vec!["--server".to_string(), self.server.clone()];
+        let bin = match name {
+            "controllers" => "cox-controllers",
+            "scheduler" => "cox-scheduler",
+            n if n.starts_with("node-") => {
+                args.extend(["--node-name".to_string(), n.to_string()]);
+                "cox-kubelet"
+            }
+            other => panic!("unknown component {other}"),
+        };
+        self.spawn(name, bin, &args);
+    }
+
+    /// Kill a component (SIGKILL) and wait for it to exit.
+    pub fn kill(&mut self, name: &str) {
+        for p in self.procs.iter_mut().filter(|p| p.name == name) {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+        self.procs.retain(|p| p.name != name);
+    }
+
+    /// Wait until `n` nodes report Ready.
+    pub fn wait_nodes_ready(&self, n: usize) {
+        eventually(Duration::from_secs(30), &format!("{n} nodes Ready"), || {
+            let (_, v) = self.get("/api/v1/nodes");
+            let ready = v["items"]
+                .as_array()?
+                .iter()
+                .filter(|n| {
+                    n.pointer("/status/conditions")
+                        .and_then(Value::as_array)
+                        .is_some_and(|cs| {
+                            cs.iter()
+                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                        })
+                })
+                .count();
+            (ready >= n).then_some(())
+        });
+    }
+
+    fn send(&self, req: reqwest::blocking::RequestBuilder) -> (u16, Value) {
+        let resp = req.send().expect("request to the API server");
+        let code = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// GET a path: (status code, JSON body).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.send(self.http.get(format!("{}{path}", self.server)))
+    }
+
+    /// Send a body with a method and content type.
+    pub fn send_body(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        self.send(
+            self.http
+                .request(m, format!("{}{path}", self.server))
+                .header("Content-Type", content_type)
+                .body(body.to_string()),
+        )
+    }
+
+    /// POST JSON.
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send_body("POST", path, "application/json", &body.to_string())
+    }
+
+    /// PUT JSON.
+    pub fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send_body("PUT", path, "application/json", &body.to_string())
+    }
+
+    /// PATCH with a merge patch.
+    pub fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send_body(
+            "PATCH",
+            path,
+            "application/merge-patch+json",
+            &body.to_string(),
+        )
+    }
+
+    /// DELETE.
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(self.http.delete(format!("{}{path}", self.server)))
+    }
+
+    /// Items of a list path.
+    pub fn items(&self, path: &str) -> Vec<Value> {
+        let (code, v) = self.get(path);
+        assert_eq!(code, 200, "listing {path}: {v}");
+        v["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Open a watch and read raw lines until `until` says stop or `timeout` passes.
+    pub fn watch_lines(
+        &self,
+        path_and_query: &str,
+        timeout: Duration,
+        mut until: impl FnMut(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        use std::io::BufRead;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .build()
+            .expect("client");
+        let resp = http
+            .get(format!("{}{path_and_query}", self.server))
+            .send()
+            .expect("watch request");
+        let mut out = Vec::new();
+        let reader = std::io::BufReader::new(resp);
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            out.push(serde_json::from_str(&line).expect("watch line is JSON"));
+            if until(&out) {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Run the real kubectl against this cluster (with its own discovery cache).
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        let cache = self.dir.path().join("kube-cache");
+        Command::new("kubectl")
+            .arg("--server")
+            .arg(&self.server)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(args)
+            .env("KUBECONFIG", "/dev/null")
+            .output()
+            .expect("running kubectl")
+    }
+
+    /// Run coxctl against this cluster.
+    pub fn coxctl(&self, args: &[&str]) -> Output {
+        Command::new(bin_dir().join("coxctl"))
+            .arg("--server")
+            .arg(&self.server)
+            .args(args)
+            .output()
+            .expect("running coxctl")
+    }
+}
+
+/// stdout of a command as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr of a command as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for p in &mut self.procs {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+        if std::thread::panicking() {
+            for p in &self.procs {
+                let text = std::fs::read_to_string(&p.log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                eprintln!("----- last lines of {} -----", p.name);
+                for l in tail.into_iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
