@@ -73,6 +73,11 @@ impl Query {
         })
     }
 
+    /// `includeObject=Object`: Table rows carry whole objects.
+    pub fn full_objects(&self) -> bool {
+        self.get("includeObject") == Some("Object")
+    }
+
     /// `dryRun=All`.
     pub fn dry_run(&self) -> bool {
         self.get("dryRun").is_some_and(|d| d == "All")
@@ -521,7 +526,13 @@ pub async fn create(
 }
 
 /// GET one object.
-pub fn get(st: &AppState, t: &Target, name: &str, h: &HeaderMap) -> Result<Response, ApiError> {
+pub fn get(
+    st: &AppState,
+    t: &Target,
+    name: &str,
+    q: &Query,
+    h: &HeaderMap,
+) -> Result<Response, ApiError> {
     let ns = t.namespace.as_deref().unwrap_or("");
     let o = st
         .cache
@@ -529,7 +540,10 @@ pub fn get(st: &AppState, t: &Target, name: &str, h: &HeaderMap) -> Result<Respo
         .ok_or_else(|| ApiError::not_found(t.resource, name))?;
     if wants_table(h) {
         let rev = o.rev;
-        return Ok(value_response(200, &table::table(t.resource, &[o], rev)));
+        return Ok(value_response(
+            200,
+            &table::table(t.resource, &[o], rev, q.full_objects()),
+        ));
     }
     Ok(json_response(200, o.bytes.clone()))
 }
@@ -561,7 +575,10 @@ pub fn list(st: &AppState, t: &Target, q: &Query, h: &HeaderMap) -> Result<Respo
     let f = q.filter(t.namespace.as_deref())?;
     let (items, rev) = st.cache.list(t.resource, &f);
     if wants_table(h) {
-        return Ok(value_response(200, &table::table(t.resource, &items, rev)));
+        return Ok(value_response(
+            200,
+            &table::table(t.resource, &items, rev, q.full_objects()),
+        ));
     }
     Ok(json_response(200, list_body(t.resource, &items, rev)))
 }
@@ -969,6 +986,31 @@ pub async fn bind(
         Ok(out)
     };
     st.write(r, &ns, name, true, &change).await?;
+    Ok(value_response(
+        201,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+/// POST `pods/NAME/eviction` (policy/v1 Eviction): a graceful delete with the eviction's
+/// `deleteOptions`, as `kubectl drain` uses it.
+pub async fn evict(
+    st: &AppState,
+    t: &Target,
+    name: &str,
+    q: &Query,
+    h: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let ev = decode_body(h, body)?;
+    let opts = ev.get("deleteOptions").cloned().unwrap_or(json!({}));
+    let opts = serde_json::to_vec(&opts).map_err(internal)?;
+    let mut h2 = HeaderMap::new();
+    h2.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    delete(st, t, name, q, &h2, &opts).await?;
     Ok(value_response(
         201,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),

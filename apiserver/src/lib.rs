@@ -225,7 +225,7 @@ async fn route(
             t2.name = Some(n.to_string());
             watch::watch(st, &t2, &q, h)
         }
-        ("GET", Some(n), None | Some("status")) => handlers::get(st, &t, n, h),
+        ("GET", Some(n), None | Some("status")) => handlers::get(st, &t, n, &q, h),
         ("PUT", Some(n), None | Some("status")) => handlers::update(st, &t, n, &q, h, body).await,
         ("PUT", Some(n), Some("finalize")) if r.plural == "namespaces" => {
             handlers::update(st, &t, n, &q, h, body).await
@@ -239,6 +239,9 @@ async fn route(
             handlers::bind(st, &t, n, h, body).await
         }
         ("GET", Some(n), Some("log")) if r.plural == "pods" => logs::logs(st, &t, n, &q).await,
+        ("POST", Some(n), Some("eviction")) if r.plural == "pods" => {
+            handlers::evict(st, &t, n, &q, h, body).await
+        }
         (_, _, Some(_)) => Err(ApiError::no_route()),
         (m, _, _) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m})"

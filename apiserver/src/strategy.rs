@@ -28,6 +28,7 @@ pub fn apply_defaults(r: &ResourceInfo, v: &mut Value) {
         "pods" => {
             if let Some(spec) = v.get_mut("spec") {
                 default_pod_spec(spec);
+                default_pod_admission(spec);
             }
         }
         "deployments" => {
@@ -119,6 +120,14 @@ fn default_pod_spec(spec: &mut Value) {
     default(m, "schedulerName", json!("default-scheduler"));
     default(m, "securityContext", json!({}));
     default(m, "enableServiceLinks", json!(true));
+}
+
+/// What admission adds to pods (not templates): priority and the default
+/// not-ready/unreachable tolerations.
+fn default_pod_admission(spec: &mut Value) {
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
     default(m, "preemptionPolicy", json!("PreemptLowerPriority"));
     default(m, "priority", json!(0));
     default(

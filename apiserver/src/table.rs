@@ -375,16 +375,22 @@ fn columns_and_cells(r: &ResourceInfo, v: &Value) -> (Vec<Value>, Vec<Value>) {
     }
 }
 
-/// A Table of parsed objects.
-pub fn table_of_values(r: &ResourceInfo, objs: &[Value], rev: u64) -> Value {
+/// A Table of parsed objects. Each row carries the object's metadata, or the whole object when
+/// the client asked for `includeObject=Object` (kubectl does for `--sort-by`).
+pub fn table_of_values(r: &ResourceInfo, objs: &[Value], rev: u64, full: bool) -> Value {
     let mut columns = None;
     let rows: Vec<Value> = objs
         .iter()
         .map(|v| {
             let (cols, cells) = columns_and_cells(r, v);
             columns.get_or_insert(cols);
-            json!({"cells": cells, "object": {"kind": "PartialObjectMetadata",
-                "apiVersion": "meta.k8s.io/v1", "metadata": v["metadata"]}})
+            let object = if full {
+                v.clone()
+            } else {
+                json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                    "metadata": v["metadata"]})
+            };
+            json!({"cells": cells, "object": object})
         })
         .collect();
     let columns = columns.unwrap_or_else(|| columns_and_cells(r, &json!({"metadata": {}})).0);
@@ -394,12 +400,12 @@ pub fn table_of_values(r: &ResourceInfo, objs: &[Value], rev: u64) -> Value {
 }
 
 /// A Table of cached objects.
-pub fn table(r: &ResourceInfo, objs: &[Arc<Obj>], rev: u64) -> Value {
+pub fn table(r: &ResourceInfo, objs: &[Arc<Obj>], rev: u64, full: bool) -> Value {
     let vals: Vec<Value> = objs
         .iter()
         .filter_map(|o| serde_json::from_slice(&o.bytes).ok())
         .collect();
-    table_of_values(r, &vals, rev)
+    table_of_values(r, &vals, rev, full)
 }
 
 #[cfg(test)]

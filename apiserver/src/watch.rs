@@ -28,6 +28,7 @@ struct Watcher {
     resource: &'static ResourceInfo,
     filter: Filter,
     table: bool,
+    full: bool,
 }
 
 impl Watcher {
@@ -59,7 +60,7 @@ impl Watcher {
 
     fn table_line(&self, t: &str, bytes: &[u8]) -> Bytes {
         let v: Value = serde_json::from_slice(bytes).unwrap_or_default();
-        let tbl = table::table_of_values(self.resource, &[v], 0);
+        let tbl = table::table_of_values(self.resource, &[v], 0, self.full);
         event_line(t, &serde_json::to_vec(&tbl).unwrap_or_default())
     }
 }
@@ -89,6 +90,7 @@ pub fn watch(
         resource: t.resource,
         filter,
         table: wants_table(h),
+        full: q.full_objects(),
     };
     let rv = q.get("resourceVersion").unwrap_or("");
     let timeout = q.int("timeoutSeconds")?.filter(|s| *s > 0);

@@ -162,6 +162,8 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         "Pod" => {
             if let Some(p) = ctx.pods.get(obj_key) {
                 check_dependent::<Pod>(&ctx, &p.metadata, "ReplicaSet").await?;
+                // Pods own nothing: a deletion finalizer on one is released at once.
+                return check_owner::<Pod, Pod>(&ctx, &p.metadata, &Store::default()).await;
             }
         }
         _ => {}

@@ -58,6 +58,18 @@ fn uid_index(m: &ObjectMeta) -> Vec<String> {
     m.uid.clone().into_iter().collect()
 }
 
+/// Owner UIDs of both the old and the new version (a dropped reference must still wake the
+/// owner it pointed at, e.g. when orphaning).
+fn owner_refs<K: k8s_openapi::Metadata<Ty = ObjectMeta>>(c: &Change<K>) -> Vec<String> {
+    let mut uids = util::owner_uids(changed_meta(c));
+    if let Change::Applied { old: Some(o), .. } = c {
+        uids.extend(util::owner_uids(o.metadata()));
+    }
+    uids.sort();
+    uids.dedup();
+    uids
+}
+
 fn changed_meta<K: k8s_openapi::Metadata<Ty = ObjectMeta>>(c: &Change<K>) -> &ObjectMeta {
     match c {
         Change::Applied { new, .. } => new.metadata(),
@@ -134,8 +146,8 @@ async fn main() -> anyhow::Result<()> {
             let m = changed_meta(c);
             rq.add(meta_key(m));
             gq.add(gc::gc_key("ReplicaSet", m));
-            for r in m.owner_references.iter().flatten() {
-                if let Some(d) = deps.by_index("uid", &r.uid).first() {
+            for uid in owner_refs(c) {
+                if let Some(d) = deps.by_index("uid", &uid).first() {
                     dq.add(meta_key(&d.metadata));
                     gq.add(gc::gc_key("Deployment", &d.metadata));
                 }
@@ -155,8 +167,8 @@ async fn main() -> anyhow::Result<()> {
         pods.on_change(move |c| {
             let m = changed_meta(c);
             gq.add(gc::gc_key("Pod", m));
-            for r in m.owner_references.iter().flatten() {
-                if let Some(rs) = rs_store.by_index("uid", &r.uid).first() {
+            for uid in owner_refs(c) {
+                if let Some(rs) = rs_store.by_index("uid", &uid).first() {
                     let k = meta_key(&rs.metadata);
                     match c {
                         Change::Applied { old: None, .. } => rs_ctx2.expectations.observed_add(&k),
