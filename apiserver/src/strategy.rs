@@ -36,11 +36,18 @@ pub fn apply_defaults(r: &ResourceInfo, v: &mut Value) {
                 default(spec, "replicas", json!(1));
                 default(spec, "revisionHistoryLimit", json!(10));
                 default(spec, "progressDeadlineSeconds", json!(600));
-                default(
-                    spec,
-                    "strategy",
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
-                );
+                default(spec, "strategy", json!({}));
+                if let Some(st) = spec.get_mut("strategy").and_then(Value::as_object_mut) {
+                    default(st, "type", json!("RollingUpdate"));
+                    if st.get("type") == Some(&json!("RollingUpdate")) {
+                        default(st, "rollingUpdate", json!({}));
+                        if let Some(ru) = st.get_mut("rollingUpdate").and_then(Value::as_object_mut)
+                        {
+                            default(ru, "maxUnavailable", json!("25%"));
+                            default(ru, "maxSurge", json!("25%"));
+                        }
+                    }
+                }
             }
             default_template(v);
         }

@@ -12,7 +12,12 @@ fn example() -> String {
 }
 
 fn ok(o: &std::process::Output) -> String {
-    assert!(o.status.success(), "kubectl failed:\n{}\n{}", stdout(o), stderr(o));
+    assert!(
+        o.status.success(),
+        "kubectl failed:\n{}\n{}",
+        stdout(o),
+        stderr(o)
+    );
     stdout(o)
 }
 
@@ -26,27 +31,62 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
 fn apply_create_configure_unchanged_and_rollout() {
     let c = TestCluster::start(2);
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(ok(&c.kubectl(&["apply", "-f", &example()])).trim(), "deployment.apps/web created");
-    assert_eq!(ok(&c.kubectl(&["apply", "-f", &example()])).trim(), "deployment.apps/web unchanged");
-    let four = std::fs::read_to_string(example()).unwrap().replace("replicas: 3", "replicas: 4");
+    assert_eq!(
+        ok(&c.kubectl(&["apply", "-f", &example()])).trim(),
+        "deployment.apps/web created"
+    );
+    assert_eq!(
+        ok(&c.kubectl(&["apply", "-f", &example()])).trim(),
+        "deployment.apps/web unchanged"
+    );
+    let four = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("replicas: 3", "replicas: 4");
     let f = write(dir.path(), "four.yaml", &four);
-    assert_eq!(ok(&c.kubectl(&["apply", "-f", &f])).trim(), "deployment.apps/web configured");
+    assert_eq!(
+        ok(&c.kubectl(&["apply", "-f", &f])).trim(),
+        "deployment.apps/web configured"
+    );
     let out = ok(&c.kubectl(&["rollout", "status", "deployment/web", "--timeout=30s"]));
-    assert!(out.trim_end().ends_with("deployment \"web\" successfully rolled out"), "{out}");
+    assert!(
+        out.trim_end()
+            .ends_with("deployment \"web\" successfully rolled out"),
+        "{out}"
+    );
     let (_, d) = c.get("/apis/apps/v1/namespaces/default/deployments/web");
-    assert!(d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].is_string());
+    assert!(
+        d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
     assert_eq!(d["spec"]["replicas"], 4);
     // wait --for=condition
-    let out = ok(&c.kubectl(&["wait", "--for=condition=Available", "deployment/web", "--timeout=30s"]));
+    let out = ok(&c.kubectl(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/web",
+        "--timeout=30s",
+    ]));
     assert_eq!(out.trim(), "deployment.apps/web condition met");
     // set image goes to a new ReplicaSet; rollout status follows it.
-    assert_eq!(ok(&c.kubectl(&["set", "image", "deployment/web", "nginx=nginx:1.28"])).trim(), "deployment.apps/web image updated");
+    assert_eq!(
+        ok(&c.kubectl(&["set", "image", "deployment/web", "nginx=nginx:1.28"])).trim(),
+        "deployment.apps/web image updated"
+    );
     ok(&c.kubectl(&["rollout", "status", "deployment/web", "--timeout=30s"]));
     let out = ok(&c.kubectl(&["get", "rs", "-o", "wide"]));
-    assert!(out.contains("nginx:1.28") && out.contains("nginx:1.27"), "{out}");
+    assert!(
+        out.contains("nginx:1.28") && out.contains("nginx:1.27"),
+        "{out}"
+    );
     // get all lists pods, deployments and replicasets, in server-side columns.
     let out = ok(&c.kubectl(&["get", "all"]));
-    for want in ["pod/web-", "deployment.apps/web", "replicaset.apps/web-", "UP-TO-DATE", "DESIRED"] {
+    for want in [
+        "pod/web-",
+        "deployment.apps/web",
+        "replicaset.apps/web-",
+        "UP-TO-DATE",
+        "DESIRED",
+    ] {
         assert!(out.contains(want), "{want} missing from get all:\n{out}");
     }
 }
@@ -55,29 +95,83 @@ fn apply_create_configure_unchanged_and_rollout() {
 fn label_annotate_patch_and_output_formats() {
     let c = TestCluster::start(1);
     ok(&c.kubectl(&["create", "-f", &example()]));
-    assert_eq!(ok(&c.kubectl(&["label", "deployment", "web", "tier=front"])).trim(), "deployment.apps/web labeled");
-    assert_eq!(ok(&c.kubectl(&["annotate", "deployment", "web", "note=hi"])).trim(), "deployment.apps/web annotated");
-    assert_eq!(ok(&c.kubectl(&["patch", "deployment", "web", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#])).trim(), "deployment.apps/web patched");
-    assert_eq!(ok(&c.kubectl(&["patch", "deployment", "web", "--type=merge", "-p", r#"{"spec":{"replicas":2}}"#])).trim(), "deployment.apps/web patched");
+    assert_eq!(
+        ok(&c.kubectl(&["label", "deployment", "web", "tier=front"])).trim(),
+        "deployment.apps/web labeled"
+    );
+    assert_eq!(
+        ok(&c.kubectl(&["annotate", "deployment", "web", "note=hi"])).trim(),
+        "deployment.apps/web annotated"
+    );
+    assert_eq!(
+        ok(&c.kubectl(&[
+            "patch",
+            "deployment",
+            "web",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#
+        ]))
+        .trim(),
+        "deployment.apps/web patched"
+    );
+    assert_eq!(
+        ok(&c.kubectl(&[
+            "patch",
+            "deployment",
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":2}}"#
+        ]))
+        .trim(),
+        "deployment.apps/web patched"
+    );
     assert_eq!(ok(&c.kubectl(&["patch", "deployment", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"nginx","image":"nginx:1.29"}]}}}}"#])).trim(), "deployment.apps/web patched");
     let out = ok(&c.kubectl(&["get", "deployment", "web", "-o", "jsonpath={.metadata.labels.tier} {.metadata.annotations.note} {.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].terminationMessagePath}"]));
     assert_eq!(out, "front hi 2 nginx:1.29 /dev/termination-log");
     let out = ok(&c.kubectl(&["get", "deployment", "-l", "tier=front", "-o", "name"]));
     assert_eq!(out.trim(), "deployment.apps/web");
-    let out = ok(&c.kubectl(&["get", "deployment", "web", "-o", "custom-columns=NAME:.metadata.name,GEN:.metadata.generation"]));
-    assert_eq!(out.lines().nth(1).map(|l| l.split_whitespace().collect::<Vec<_>>()), Some(vec!["web", "4"]));
+    let out = ok(&c.kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "custom-columns=NAME:.metadata.name,GEN:.metadata.generation",
+    ]));
+    assert_eq!(
+        out.lines()
+            .nth(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec!["web", "4"])
+    );
     let out = ok(&c.kubectl(&["get", "deployment", "web", "-o", "json"]));
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["kind"], "Deployment");
     let out = ok(&c.kubectl(&["get", "pods", "-A", "--show-labels"]));
     assert!(out.starts_with("NAMESPACE"), "{out}");
-    assert!(out.lines().skip(1).all(|l| l.starts_with("default") && l.contains("app=web")), "{out}");
+    assert!(
+        out.lines()
+            .skip(1)
+            .all(|l| l.starts_with("default") && l.contains("app=web")),
+        "{out}"
+    );
     eventually(T, "pods Running for the field selector", || {
-        let out = stdout(&c.kubectl(&["get", "pods", "--field-selector", "status.phase=Running,spec.nodeName=node-1", "-o", "name"]));
+        let out = stdout(&c.kubectl(&[
+            "get",
+            "pods",
+            "--field-selector",
+            "status.phase=Running,spec.nodeName=node-1",
+            "-o",
+            "name",
+        ]));
         (out.lines().count() == 2).then_some(())
     });
     let out = ok(&c.kubectl(&["get", "events", "--sort-by=.lastTimestamp"]));
-    assert!(out.contains("Scheduled") && out.contains("ScalingReplicaSet"), "{out}");
+    assert!(
+        out.contains("Scheduled") && out.contains("ScalingReplicaSet"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -88,14 +182,24 @@ fn errors_print_as_against_a_real_cluster() {
     let out = c.kubectl(&["create", "-f", &example()]);
     assert!(!out.status.success());
     assert_eq!(stderr(&out).trim(), format!("Error from server (AlreadyExists): error when creating \"{}\": deployments.apps \"web\" already exists", example()));
-    let bad = std::fs::read_to_string(example()).unwrap().replace("name: web", "name: bad").replace("replicas: 3", "replicas: -1");
+    let bad = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("name: web", "name: bad")
+        .replace("replicas: 3", "replicas: -1");
     let f = write(dir.path(), "bad.yaml", &bad);
     let out = c.kubectl(&["create", "-f", &f]);
     assert_eq!(stderr(&out).trim(), "The Deployment \"bad\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0");
     let out = c.kubectl(&["delete", "pod", "nope"]);
-    assert_eq!(stderr(&out).trim(), "Error from server (NotFound): pods \"nope\" not found");
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error from server (NotFound): pods \"nope\" not found"
+    );
     let out = c.kubectl(&["scale", "deployment", "nope", "--replicas=2"]);
-    assert!(stderr(&out).contains("deployments.apps \"nope\" not found"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("deployments.apps \"nope\" not found"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -103,52 +207,158 @@ fn delete_cascades_orphan_foreground_and_namespaces() {
     let c = TestCluster::start(2);
     let dir = tempfile::tempdir().unwrap();
     ok(&c.kubectl(&["create", "-f", &example()]));
-    ok(&c.kubectl(&["wait", "--for=condition=Available", "deployment/web", "--timeout=30s"]));
+    ok(&c.kubectl(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/web",
+        "--timeout=30s",
+    ]));
     // Orphan: the ReplicaSet and pods stay, without the owner reference.
-    assert_eq!(ok(&c.kubectl(&["delete", "deployment", "web", "--cascade=orphan"])).trim(), "deployment.apps \"web\" deleted");
+    assert_eq!(
+        ok(&c.kubectl(&["delete", "deployment", "web", "--cascade=orphan"])).trim(),
+        "deployment.apps \"web\" deleted"
+    );
     let rss = c.items("/apis/apps/v1/namespaces/default/replicasets");
     assert_eq!(rss.len(), 1);
-    assert!(rss[0]["metadata"]["ownerReferences"].as_array().is_none_or(|a| a.is_empty()), "{}", rss[0]);
+    assert!(
+        rss[0]["metadata"]["ownerReferences"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "{}",
+        rss[0]
+    );
     assert_eq!(c.items("/api/v1/namespaces/default/pods").len(), 3);
     // Foreground: the ReplicaSet goes only after its pods, and kubectl waits for it.
     let rs = rss[0]["metadata"]["name"].as_str().unwrap().to_string();
     ok(&c.kubectl(&["delete", "rs", &rs, "--cascade=foreground"]));
-    assert!(c.items("/apis/apps/v1/namespaces/default/replicasets").is_empty());
-    assert!(c.items("/api/v1/namespaces/default/pods").is_empty(), "pods went before their owner");
+    assert!(c
+        .items("/apis/apps/v1/namespaces/default/replicasets")
+        .is_empty());
+    assert!(
+        c.items("/api/v1/namespaces/default/pods").is_empty(),
+        "pods went before their owner"
+    );
     // Namespace deletion removes everything in it.
-    let ns = write(dir.path(), "ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n");
+    let ns = write(
+        dir.path(),
+        "ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
+    );
     ok(&c.kubectl(&["create", "-f", &ns]));
     ok(&c.kubectl(&["create", "-n", "shop", "-f", &example()]));
-    eventually(T, "pods in shop", || (c.items("/api/v1/namespaces/shop/pods").len() == 3).then_some(()));
-    assert_eq!(ok(&c.kubectl(&["delete", "namespace", "shop"])).trim(), "namespace \"shop\" deleted");
+    eventually(T, "pods in shop", || {
+        (c.items("/api/v1/namespaces/shop/pods").len() == 3).then_some(())
+    });
+    assert_eq!(
+        ok(&c.kubectl(&["delete", "namespace", "shop"])).trim(),
+        "namespace \"shop\" deleted"
+    );
     let (code, _) = c.get("/api/v1/namespaces/shop");
     assert_eq!(code, 404);
-    assert!(c.items("/api/v1/pods?fieldSelector=metadata.namespace%3Dshop").is_empty());
+    assert!(c
+        .items("/api/v1/pods?fieldSelector=metadata.namespace%3Dshop")
+        .is_empty());
 }
 
 #[test]
 fn cordon_drain_describe_and_logs() {
     let c = TestCluster::start(2);
     ok(&c.kubectl(&["create", "-f", &example()]));
-    ok(&c.kubectl(&["wait", "--for=condition=Available", "deployment/web", "--timeout=30s"]));
-    assert_eq!(ok(&c.kubectl(&["cordon", "node-1"])).trim(), "node/node-1 cordoned");
+    ok(&c.kubectl(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/web",
+        "--timeout=30s",
+    ]));
+    assert_eq!(
+        ok(&c.kubectl(&["cordon", "node-1"])).trim(),
+        "node/node-1 cordoned"
+    );
     let out = ok(&c.kubectl(&["get", "nodes"]));
-    assert!(out.lines().any(|l| l.starts_with("node-1") && l.contains("Ready,SchedulingDisabled")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("node-1") && l.contains("Ready,SchedulingDisabled")),
+        "{out}"
+    );
     let out = ok(&c.kubectl(&["drain", "node-1", "--ignore-daemonsets", "--timeout=30s"]));
     assert!(out.contains("node/node-1 drained"), "{out}");
     eventually(T, "all pods on node-2", || {
         let pods = c.items("/api/v1/namespaces/default/pods");
         (pods.len() == 3 && pods.iter().all(|p| p["spec"]["nodeName"] == "node-2")).then_some(())
     });
-    assert_eq!(ok(&c.kubectl(&["uncordon", "node-1"])).trim(), "node/node-1 uncordoned");
+    assert_eq!(
+        ok(&c.kubectl(&["uncordon", "node-1"])).trim(),
+        "node/node-1 uncordoned"
+    );
     let out = ok(&c.kubectl(&["describe", "deployment", "web"]));
-    assert!(out.contains("Replicas:") && out.contains("3 desired") && out.contains("NewReplicaSet:"), "{out}");
+    assert!(
+        out.contains("Replicas:") && out.contains("3 desired") && out.contains("NewReplicaSet:"),
+        "{out}"
+    );
     let out = ok(&c.kubectl(&["describe", "node", "node-2"]));
-    assert!(out.contains("Non-terminated Pods:") && out.contains("(3 in total)"), "{out}");
-    let pod = c.items("/api/v1/namespaces/default/pods")[0]["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(
+        out.contains("Non-terminated Pods:") && out.contains("(3 in total)"),
+        "{out}"
+    );
+    let pod = c.items("/api/v1/namespaces/default/pods")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let out = ok(&c.kubectl(&["describe", "pod", &pod]));
-    assert!(out.lines().any(|l| l.starts_with("Status:") && l.trim_end().ends_with("Running")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Status:") && l.trim_end().ends_with("Running")),
+        "{out}"
+    );
     assert!(out.contains("Successfully assigned"), "{out}");
     let out = ok(&c.kubectl(&["logs", "deploy/web", "--tail=2"]));
     assert_eq!(out.lines().count(), 2, "{out}");
+}
+
+#[test]
+fn generators_send_protobuf_and_it_is_understood() {
+    let c = TestCluster::start(1);
+    assert_eq!(
+        ok(&c.kubectl(&["create", "namespace", "shop"])).trim(),
+        "namespace/shop created"
+    );
+    assert_eq!(
+        ok(&c.kubectl(&[
+            "create",
+            "deployment",
+            "hello",
+            "--image=nginx:1.27",
+            "--replicas=2",
+            "-n",
+            "shop"
+        ]))
+        .trim(),
+        "deployment.apps/hello created"
+    );
+    let (_, d) = c.get("/apis/apps/v1/namespaces/shop/deployments/hello");
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "hello");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+    assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+    eventually(T, "2 Running pods in shop", || {
+        (c.items("/api/v1/namespaces/shop/pods?fieldSelector=status.phase%3DRunning")
+            .len()
+            == 2)
+            .then_some(())
+    });
+    // --replicas=0 is a pointer field: zero is kept, not defaulted to 1.
+    ok(&c.kubectl(&[
+        "create",
+        "deployment",
+        "zero",
+        "--image=nginx",
+        "--replicas=0",
+        "-n",
+        "shop",
+    ]));
+    let (_, z) = c.get("/apis/apps/v1/namespaces/shop/deployments/zero");
+    assert_eq!(z["spec"]["replicas"], 0);
 }

@@ -5,6 +5,7 @@
 //!   short names, subresources) and URL-path building.
 //! - [`selector`]: label and field selectors, parsed once and matched many times.
 //! - [`status`]: [`status::ApiError`], the one error type that becomes a Kubernetes `Status`.
+//! - [`protobuf`]: protobuf request bodies (kubectl generators) decoded to JSON.
 //! - [`patch`]: JSON merge patch, JSON patch and strategic merge patch on `serde_json::Value`.
 //! - [`quantity`]: resource quantities (`500m`, `128Mi`) as integers.
 //! - [`validation`]: name rules (DNS-1123) shared by server and clients.
@@ -18,6 +19,7 @@
 pub use k8s_openapi as k8s;
 
 pub mod patch;
+pub mod protobuf;
 pub mod quantity;
 pub mod resources;
 pub mod selector;

@@ -223,6 +223,11 @@ impl ApiError {
         )
     }
 
+    /// 415 UnsupportedMediaType for a body in a known type we could not read.
+    pub fn unsupported_media_type_because(why: &str) -> Self {
+        Self::new(415, "UnsupportedMediaType", why.to_string())
+    }
+
     /// 410 Expired (watch from a compacted resourceVersion).
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(410, "Expired", message)
