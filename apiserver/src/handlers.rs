@@ -4,6 +4,7 @@
 
 use crate::cache::{Filter, Obj};
 use crate::error::{json_response, value_response};
+use crate::ownership;
 use crate::routes::Target;
 use crate::strategy;
 use crate::table;
@@ -319,6 +320,7 @@ impl AppState {
         ns: &str,
         name: &str,
         internal_write: bool,
+        manager: Option<&str>,
         change: &(dyn Fn(&Value) -> Result<Value, ApiError> + Send + Sync),
     ) -> Result<(Bytes, bool), ApiError> {
         let key = store_key(r, ns, name);
@@ -369,6 +371,14 @@ impl AppState {
                     g += 1;
                 }
                 new["metadata"]["generation"] = json!(g);
+            }
+            if new.pointer("/metadata/managedFields").is_none() {
+                if let Some(mf) = current.pointer("/metadata/managedFields") {
+                    new["metadata"]["managedFields"] = mf.clone();
+                }
+            }
+            if let Some(m) = manager {
+                ownership::record_update(r, Some(&current), &mut new, m);
             }
             strategy::apply_defaults(r, &mut new);
             strategy::validate(r, &new)?;
@@ -471,10 +481,28 @@ pub async fn create(
     h: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
+    let manager = q.get("fieldManager").map(|m| (m, "Update"));
+    create_as(st, t, q, h, body, manager).await
+}
+
+/// Create, recording `manager` (name, operation) as the owner of the fields it sent.
+async fn create_as(
+    st: &AppState,
+    t: &Target,
+    q: &Query,
+    h: &HeaderMap,
+    body: &[u8],
+    manager: Option<(&str, &str)>,
+) -> Result<Response, ApiError> {
     let r = t.resource;
     let mut v = decode_body(h, body)?;
     check_type(r, &mut v)?;
     let ns = write_namespace(r, t, &mut v)?;
+    if let Some((m, op)) = manager {
+        ownership::on_create(r, &mut v, m, op);
+    } else if let Some(md) = v["metadata"].as_object_mut() {
+        md.remove("managedFields");
+    }
     let md = v["metadata"]
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
@@ -484,7 +512,6 @@ pub async fn create(
         "deletionTimestamp",
         "deletionGracePeriodSeconds",
         "selfLink",
-        "managedFields",
     ] {
         md.remove(k);
     }
@@ -619,7 +646,9 @@ pub async fn update(
             finalize,
         ))
     };
-    let (bytes, _) = st.write(r, &ns, name, false, &change).await?;
+    let (bytes, _) = st
+        .write(r, &ns, name, false, q.get("fieldManager"), &change)
+        .await?;
     Ok(json_response(200, bytes))
 }
 
@@ -679,16 +708,7 @@ pub async fn patch(
     let ns = t.namespace.clone().unwrap_or_default();
     let status_only = t.sub.as_deref() == Some("status");
     if ct == "application/apply-patch+yaml" {
-        let key = store_key(r, &ns, name);
-        if st.store.get(&key).map_err(internal)?.is_none() {
-            let body = serde_json::to_vec(&p).unwrap_or_default();
-            let mut h2 = HeaderMap::new();
-            h2.insert(
-                axum::http::header::CONTENT_TYPE,
-                axum::http::HeaderValue::from_static("application/json"),
-            );
-            return create(st, t, q, &h2, &body).await;
-        }
+        return server_side_apply(st, t, name, q, p).await;
     }
     let kind = ct.clone();
     let change = move |cur: &Value| -> Result<Value, ApiError> {
@@ -718,8 +738,76 @@ pub async fn patch(
         let cur: Value = serde_json::from_slice(&cur).map_err(internal)?;
         return Ok(value_response(200, &change(&cur)?));
     }
-    let (bytes, _) = st.write(r, &ns, name, false, &change).await?;
+    let (bytes, _) = st
+        .write(r, &ns, name, false, q.get("fieldManager"), &change)
+        .await?;
     Ok(json_response(200, bytes))
+}
+
+/// PATCH with `application/apply-patch+yaml`: create the object if it is missing, else apply
+/// the configuration as its field manager (conflicts are 409 unless `force=true`).
+async fn server_side_apply(
+    st: &AppState,
+    t: &Target,
+    name: &str,
+    q: &Query,
+    config: Value,
+) -> Result<Response, ApiError> {
+    let r = t.resource;
+    let ns = t.namespace.clone().unwrap_or_default();
+    let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
+        return Err(ApiError::invalid_options(
+            "PatchOptions.meta.k8s.io",
+            vec![Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value: is required for apply patch".into(),
+                field: "fieldManager".into(),
+            }],
+        ));
+    };
+    let mut config = config;
+    check_type(r, &mut config)?;
+    if str_at(&config, "/metadata/name").is_empty() {
+        config["metadata"]["name"] = json!(name);
+    }
+    if st
+        .store
+        .get(&store_key(r, &ns, name))
+        .map_err(internal)?
+        .is_none()
+    {
+        let body = serde_json::to_vec(&config).map_err(internal)?;
+        return create_as(st, t, q, &json_headers(), &body, Some((manager, "Apply"))).await;
+    }
+    let force = q.flag("force")?;
+    let change = move |cur: &Value| -> Result<Value, ApiError> {
+        let mut base = cur.clone();
+        if let Some(m) = base["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+        }
+        let applied = ownership::apply(r, name, &base, &config, manager, force)?;
+        Ok(merge_for_subresource(r, cur, applied, false, false))
+    };
+    if q.dry_run() {
+        let (_, cur) = st
+            .store
+            .get(&store_key(r, &ns, name))
+            .map_err(internal)?
+            .ok_or_else(|| ApiError::not_found(r, name))?;
+        let cur: Value = serde_json::from_slice(&cur).map_err(internal)?;
+        return Ok(value_response(200, &change(&cur)?));
+    }
+    let (bytes, _) = st.write(r, &ns, name, false, None, &change).await?;
+    Ok(json_response(200, bytes))
+}
+
+fn json_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    h
 }
 
 /// How a DELETE is carried out.
@@ -842,7 +930,7 @@ pub async fn delete(
         }
         if mark_deleting(r, &cur, &o).is_some() {
             let change = |c: &Value| Ok(mark_deleting(r, c, &o).unwrap_or_else(|| c.clone()));
-            let (b, _) = st.write(r, &ns, name, false, &change).await?;
+            let (b, _) = st.write(r, &ns, name, false, None, &change).await?;
             return Ok(json_response(200, b));
         }
         match st.remove(r, &ns, name, rev, cur.clone()).await {
@@ -868,6 +956,7 @@ pub async fn scale(
     t: &Target,
     name: &str,
     method: &axum::http::Method,
+    q: &Query,
     h: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
@@ -935,7 +1024,9 @@ pub async fn scale(
         }
         Ok(out)
     };
-    let (bytes, _) = st.write(r, &ns, name, false, &change).await?;
+    let (bytes, _) = st
+        .write(r, &ns, name, false, q.get("fieldManager"), &change)
+        .await?;
     let v: Value = serde_json::from_slice(&bytes).map_err(internal)?;
     Ok(value_response(200, &to_scale(&v)))
 }
@@ -987,7 +1078,7 @@ pub async fn bind(
         out["status"]["conditions"] = json!(conds);
         Ok(out)
     };
-    st.write(r, &ns, name, true, &change).await?;
+    st.write(r, &ns, name, true, None, &change).await?;
     Ok(value_response(
         201,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
@@ -1007,12 +1098,7 @@ pub async fn evict(
     let ev = decode_body(h, body)?;
     let opts = ev.get("deleteOptions").cloned().unwrap_or(json!({}));
     let opts = serde_json::to_vec(&opts).map_err(internal)?;
-    let mut h2 = HeaderMap::new();
-    h2.insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/json"),
-    );
-    delete(st, t, name, q, &h2, &opts).await?;
+    delete(st, t, name, q, &json_headers(), &opts).await?;
     Ok(value_response(
         201,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),

@@ -6,6 +6,7 @@
 //! - [`strategy`]: per-resource defaulting, validation and update rules.
 //! - [`cache`]: the watch cache all reads and watches are served from.
 //! - [`watch`]: watch streams.
+//! - [`ownership`]: managedFields and server-side apply.
 //! - [`table`]: server-side Tables for kubectl.
 //! - [`discovery`]: `/version`, `/api`, `/apis`, OpenAPI.
 //! - [`logs`]: `pods/log`, proxied to the pod's kubelet.
@@ -19,6 +20,7 @@ pub mod discovery;
 pub mod error;
 pub mod handlers;
 pub mod logs;
+pub mod ownership;
 pub mod routes;
 pub mod strategy;
 pub mod table;
@@ -213,7 +215,26 @@ async fn route(
         _ => {}
     }
     let t = routes::parse(path).map_err(|_| ApiError::no_route())?;
-    let q = Query::parse(uri.query())?;
+    let mut q = Query::parse(uri.query())?;
+    // Writes without a fieldManager are attributed to the client's User-Agent prefix
+    // (`kubectl/v1.32.4 ...` -> `kubectl`), as Kubernetes does.
+    if !q.0.contains_key("fieldManager") {
+        if let Some(ua) = h
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            let prefix: String = ua
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(128)
+                .collect();
+            if !prefix.is_empty() {
+                q.0.insert("fieldManager".into(), prefix);
+            }
+        }
+    }
     let r = t.resource;
     let name = t.name.clone();
     match (method.as_str(), name.as_deref(), t.sub.as_deref()) {
@@ -233,7 +254,7 @@ async fn route(
         ("PATCH", Some(n), None | Some("status")) => handlers::patch(st, &t, n, &q, h, body).await,
         ("DELETE", Some(n), None) => handlers::delete(st, &t, n, &q, h, body).await,
         ("GET" | "PUT" | "PATCH", Some(n), Some("scale")) if r.has_scale => {
-            handlers::scale(st, &t, n, method, h, body).await
+            handlers::scale(st, &t, n, method, &q, h, body).await
         }
         ("POST", Some(n), Some("binding")) if r.plural == "pods" => {
             handlers::bind(st, &t, n, h, body).await

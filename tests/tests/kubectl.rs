@@ -362,3 +362,71 @@ fn generators_send_protobuf_and_it_is_understood() {
     let (_, z) = c.get("/apis/apps/v1/namespaces/shop/deployments/zero");
     assert_eq!(z["spec"]["replicas"], 0);
 }
+
+#[test]
+fn server_side_apply_owns_fields_and_reports_conflicts() {
+    let c = TestCluster::apiserver_only(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(example()).unwrap();
+    let with_tier = base.replace(
+        "    app: web\nspec:",
+        "    app: web\n    tier: front\nspec:",
+    );
+    let f1 = write(dir.path(), "tier.yaml", &with_tier);
+    assert_eq!(
+        ok(&c.kubectl(&["apply", "--server-side", "-f", &f1])).trim(),
+        "deployment.apps/web serverside-applied"
+    );
+    let (_, d) = c.get("/apis/apps/v1/namespaces/default/deployments/web");
+    let mf = &d["metadata"]["managedFields"][0];
+    assert_eq!(mf["manager"], "kubectl");
+    assert_eq!(mf["operation"], "Apply");
+    assert!(
+        mf["fieldsV1"]["f:metadata"]["f:labels"]["f:tier"].is_object(),
+        "{mf}"
+    );
+    // Dropping a field from the configuration removes it (nobody else owns it).
+    assert_eq!(
+        ok(&c.kubectl(&["apply", "--server-side", "-f", &example()])).trim(),
+        "deployment.apps/web serverside-applied"
+    );
+    let (_, d) = c.get("/apis/apps/v1/namespaces/default/deployments/web");
+    assert!(
+        d["metadata"]["labels"].get("tier").is_none(),
+        "{}",
+        d["metadata"]
+    );
+    // Another manager changes replicas; applying a different value conflicts.
+    ok(&c.kubectl(&["scale", "deployment", "web", "--replicas=5"]));
+    let out = c.kubectl(&["apply", "--server-side", "-f", &example()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "Apply failed with 1 conflict: conflict with \"kubectl\" using apps/v1: .spec.replicas"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let (_, d) = c.get("/apis/apps/v1/namespaces/default/deployments/web");
+    assert_eq!(
+        d["spec"]["replicas"], 5,
+        "a conflicting apply changes nothing"
+    );
+    ok(&c.kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        &example(),
+    ]));
+    let (_, d) = c.get("/apis/apps/v1/namespaces/default/deployments/web");
+    assert_eq!(d["spec"]["replicas"], 3);
+    // Apply without a field manager is refused, as in Kubernetes.
+    let (code, s) = c.send_body(
+        "PATCH",
+        "/apis/apps/v1/namespaces/default/deployments/web",
+        "application/apply-patch+yaml",
+        "{}",
+    );
+    assert_eq!(code, 422, "{s}");
+}

@@ -5,6 +5,7 @@
 //!   short names, subresources) and URL-path building.
 //! - [`selector`]: label and field selectors, parsed once and matched many times.
 //! - [`status`]: [`status::ApiError`], the one error type that becomes a Kubernetes `Status`.
+//! - [`managed`]: field ownership (managedFields) for server-side apply.
 //! - [`protobuf`]: protobuf request bodies (kubectl generators) decoded to JSON.
 //! - [`patch`]: JSON merge patch, JSON patch and strategic merge patch on `serde_json::Value`.
 //! - [`quantity`]: resource quantities (`500m`, `128Mi`) as integers.
@@ -18,6 +19,7 @@
 
 pub use k8s_openapi as k8s;
 
+pub mod managed;
 pub mod patch;
 pub mod protobuf;
 pub mod quantity;

@@ -204,6 +204,21 @@ impl ApiError {
         e
     }
 
+    /// 422 for invalid request options (`PatchOptions.meta.k8s.io "" is invalid: ...`).
+    pub fn invalid_options(what: &str, causes: Vec<Cause>) -> Self {
+        let list = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut e = Self::new(422, "Invalid", format!("{what} \"\" is invalid: {list}"));
+        let d = e.details_mut();
+        d.group = Some("meta.k8s.io".into());
+        d.kind = Some(what.split('.').next().unwrap_or(what).to_string());
+        d.causes = causes;
+        e
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
