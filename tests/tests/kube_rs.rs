@@ -58,13 +58,10 @@ fn kube_rs_lists_watches_and_applies() {
                 .expect("3 pods Running within 30 s")
                 .expect("watch stream open")
                 .expect("watch event");
-            match ev {
-                watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
-                    if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
-                        running.insert(p.metadata.name.clone().unwrap());
-                    }
+            if let watcher::Event::Apply(p) | watcher::Event::InitApply(p) = ev {
+                if p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
+                    running.insert(p.metadata.name.clone().unwrap());
                 }
-                _ => {}
             }
         }
 

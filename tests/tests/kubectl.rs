@@ -430,3 +430,93 @@ fn server_side_apply_owns_fields_and_reports_conflicts() {
     );
     assert_eq!(code, 422, "{s}");
 }
+
+#[test]
+fn create_from_a_directory_and_stdin_edit_and_watch() {
+    let c = TestCluster::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a-ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
+    );
+    let multi = format!(
+        "{}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: solo\n  namespace: shop\nspec:\n  containers:\n  - name: c\n    image: busybox\n",
+        std::fs::read_to_string(example()).unwrap().replace("name: web", "name: web\n  namespace: shop")
+    );
+    write(dir.path(), "b-apps.yaml", &multi);
+    let out = ok(&c.kubectl(&["create", "-f", &dir.path().display().to_string()]));
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "namespace/shop created",
+            "deployment.apps/web created",
+            "pod/solo created"
+        ]
+    );
+    // stdin
+    let mut child = std::process::Command::new("kubectl")
+        .args(["--server", &c.server, "create", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: piped\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out).trim(), "namespace/piped created");
+    // edit, with a scripted editor
+    let out = std::process::Command::new("kubectl")
+        .args([
+            "--server",
+            &c.server,
+            "-n",
+            "shop",
+            "edit",
+            "deployment",
+            "web",
+        ])
+        .env("EDITOR", "sed -i s/replicas:.3/replicas:\\ 1/")
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&out).trim(),
+        "deployment.apps/web edited",
+        "{}",
+        stderr(&out)
+    );
+    let (_, d) = c.get("/apis/apps/v1/namespaces/shop/deployments/web");
+    assert_eq!(d["spec"]["replicas"], 1);
+    // get -w prints the list, then rows as pods change
+    eventually(T, "pods Running in shop", || {
+        (c.items("/api/v1/namespaces/shop/pods?fieldSelector=status.phase%3DRunning")
+            .len()
+            == 2)
+            .then_some(())
+    });
+    let out = c.kubectl(&["get", "pods", "-n", "shop", "-w", "--request-timeout=2s"]);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("NAME") && text.contains("solo") && text.contains("Running"),
+        "{text}"
+    );
+    let out = ok(&c.kubectl(&["api-versions"]));
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["apps/v1", "coordination.k8s.io/v1", "v1"]
+    );
+    let rs = c.items("/apis/apps/v1/namespaces/shop/replicasets")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = ok(&c.kubectl(&["describe", "rs", &rs, "-n", "shop"]));
+    assert!(
+        out.contains("Controlled By:  Deployment/web") && out.contains("SuccessfulCreate"),
+        "{out}"
+    );
+}
