@@ -4,6 +4,7 @@
 
 use crate::cache::{Filter, Obj};
 use crate::error::{json_response, value_response};
+use crate::fields;
 use crate::ownership;
 use crate::routes::Target;
 use crate::strategy;
@@ -497,6 +498,7 @@ async fn create_as(
     let r = t.resource;
     let mut v = decode_body(h, body)?;
     check_type(r, &mut v)?;
+    let warnings = fields::check(r, &mut v, fields::Mode::parse(q.get("fieldValidation"))?)?;
     let ns = write_namespace(r, t, &mut v)?;
     if let Some((m, op)) = manager {
         ownership::on_create(r, &mut v, m, op);
@@ -546,7 +548,11 @@ async fn create_as(
             return Ok(value_response(201, &v));
         }
         match st.insert(r, &ns, v.clone()).await {
-            Ok(bytes) => return Ok(json_response(201, bytes)),
+            Ok(bytes) => {
+                let mut resp = json_response(201, bytes);
+                fields::add_warnings(&mut resp, &warnings);
+                return Ok(resp);
+            }
             Err(e) if e.reason == "AlreadyExists" && generate.is_some() && attempt < 7 => continue,
             Err(e) => return Err(e),
         }
@@ -634,6 +640,7 @@ pub async fn update(
     let sub = t.sub.as_deref();
     let status_only = sub == Some("status");
     let finalize = sub == Some("finalize");
+    let warnings = fields::check(r, &mut v, fields::Mode::parse(q.get("fieldValidation"))?)?;
     if q.dry_run() {
         return Ok(value_response(200, &v));
     }
@@ -649,7 +656,9 @@ pub async fn update(
     let (bytes, _) = st
         .write(r, &ns, name, false, q.get("fieldManager"), &change)
         .await?;
-    Ok(json_response(200, bytes))
+    let mut resp = json_response(200, bytes);
+    fields::add_warnings(&mut resp, &warnings);
+    Ok(resp)
 }
 
 /// Keep what a write to the main resource may not change (status) or what a write to
@@ -704,11 +713,19 @@ pub async fn patch(
 ) -> Result<Response, ApiError> {
     let r = t.resource;
     let ct = content_type(h);
-    let p = decode_body(h, body)?;
+    let mut p = decode_body(h, body)?;
     let ns = t.namespace.clone().unwrap_or_default();
     let status_only = t.sub.as_deref() == Some("status");
+    let mode = fields::Mode::parse(q.get("fieldValidation"))?;
+    let warnings = if ct == "application/json-patch+json" {
+        Vec::new()
+    } else {
+        fields::check(r, &mut p, mode)?
+    };
     if ct == "application/apply-patch+yaml" {
-        return server_side_apply(st, t, name, q, p).await;
+        let mut resp = server_side_apply(st, t, name, q, p).await?;
+        fields::add_warnings(&mut resp, &warnings);
+        return Ok(resp);
     }
     let kind = ct.clone();
     let change = move |cur: &Value| -> Result<Value, ApiError> {
@@ -741,7 +758,9 @@ pub async fn patch(
     let (bytes, _) = st
         .write(r, &ns, name, false, q.get("fieldManager"), &change)
         .await?;
-    Ok(json_response(200, bytes))
+    let mut resp = json_response(200, bytes);
+    fields::add_warnings(&mut resp, &warnings);
+    Ok(resp)
 }
 
 /// PATCH with `application/apply-patch+yaml`: create the object if it is missing, else apply

@@ -2,6 +2,7 @@
 //!
 //! Layout:
 //! - [`routes`]: path -> (resource, namespace, name, subresource).
+//! - [`fields`]: unknown-field validation (Strict/Warn/Ignore) against the exact schemas.
 //! - [`handlers`]: the verbs; every write is one compare-and-swap loop ([`AppState::write`]).
 //! - [`strategy`]: per-resource defaulting, validation and update rules.
 //! - [`cache`]: the watch cache all reads and watches are served from.
@@ -18,6 +19,7 @@
 pub mod cache;
 pub mod discovery;
 pub mod error;
+pub mod fields;
 pub mod handlers;
 pub mod logs;
 pub mod ownership;

@@ -520,3 +520,46 @@ fn create_from_a_directory_and_stdin_edit_and_watch() {
         "{out}"
     );
 }
+
+#[test]
+fn unknown_fields_are_refused_in_strict_mode_and_warned_otherwise() {
+    let c = TestCluster::apiserver_only(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let typo = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("replicas: 3", "replicax: 3");
+    let f = write(dir.path(), "typo.yaml", &typo);
+    let out = c.kubectl(&["create", "-f", &f]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("strict decoding error: unknown field \"spec.replicax\""),
+        "{}",
+        stderr(&out)
+    );
+    assert!(c
+        .items("/apis/apps/v1/namespaces/default/deployments")
+        .is_empty());
+    let out = c.kubectl(&["create", "--validate=warn", "-f", &f]);
+    assert_eq!(ok(&out).trim(), "deployment.apps/web created");
+    assert!(
+        stderr(&out).contains("Warning: unknown field \"spec.replicax\""),
+        "{}",
+        stderr(&out)
+    );
+    let (_, d) = c.get("/apis/apps/v1/namespaces/default/deployments/web");
+    assert!(
+        d["spec"].get("replicax").is_none(),
+        "unknown fields are never stored: {}",
+        d["spec"]
+    );
+    ok(&c.kubectl(&["delete", "deployment", "web"]));
+    // A client-side apply patch carries $setElementOrder directives: they are not unknown fields.
+    let four = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("nginx:1.27", "nginx:1.28");
+    let f4 = write(dir.path(), "four.yaml", &four);
+    ok(&c.kubectl(&["apply", "-f", &example()]));
+    let out = c.kubectl(&["apply", "-f", &f4]);
+    assert_eq!(ok(&out).trim(), "deployment.apps/web configured");
+    assert!(!stderr(&out).contains("Warning"), "{}", stderr(&out));
+}

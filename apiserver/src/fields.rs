@@ -1,0 +1,176 @@
+//! Field validation (`fieldValidation=Strict|Warn|Ignore`): fields the Kubernetes schema does
+//! not have are found by decoding the body into the exact k8s-openapi type and listing what it
+//! ignored. Strict answers 400 (`strict decoding error: unknown field "spec.replicax"`), Warn
+//! (the default) answers with a `Warning` header per field, Ignore says nothing.
+
+use coxswain_api::resources::ResourceInfo;
+use coxswain_api::status::ApiError;
+use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coord, core::v1 as core};
+use serde_json::Value;
+
+fn collect<T: serde::de::DeserializeOwned>(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let _ = serde_ignored::deserialize::<_, _, T>(v, |path| out.push(render(&path.to_string())));
+    out
+}
+
+/// `spec.template.spec.containers.0.imagex` -> `spec.template.spec.containers[0].imagex`.
+fn render(p: &str) -> String {
+    let mut s = String::new();
+    for part in p.split('.').filter(|x| !x.is_empty() && *x != "?") {
+        if part.chars().all(|c| c.is_ascii_digit()) {
+            s.push_str(&format!("[{part}]"));
+        } else {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(part);
+        }
+    }
+    s
+}
+
+/// Fields of `v` that the resource's schema does not know (strategic-merge directives such
+/// as `$setElementOrder/containers` or `$patch` are not fields and are not reported).
+pub fn unknown(r: &ResourceInfo, v: &Value) -> Vec<String> {
+    let all = match r.plural {
+        "pods" => collect::<core::Pod>(v),
+        "nodes" => collect::<core::Node>(v),
+        "namespaces" => collect::<core::Namespace>(v),
+        "events" => collect::<core::Event>(v),
+        "deployments" => collect::<apps::Deployment>(v),
+        "replicasets" => collect::<apps::ReplicaSet>(v),
+        "leases" => collect::<coord::Lease>(v),
+        _ => Vec::new(),
+    };
+    all.into_iter()
+        .filter(|p| !p.split(['.', '[']).any(|seg| seg.starts_with('$')))
+        .collect()
+}
+
+/// What to do about unknown fields, from `fieldValidation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Refuse the request.
+    Strict,
+    /// Accept, with a warning per field.
+    Warn,
+    /// Accept silently.
+    Ignore,
+}
+
+impl Mode {
+    /// Parse the query parameter (absent means Warn, as in Kubernetes).
+    pub fn parse(p: Option<&str>) -> Result<Mode, ApiError> {
+        match p {
+            None | Some("") | Some("Warn") => Ok(Mode::Warn),
+            Some("Strict") => Ok(Mode::Strict),
+            Some("Ignore") => Ok(Mode::Ignore),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation: Unsupported value: \"{other}\": supported values: \"Ignore\", \"Strict\", \"Warn\""
+            ))),
+        }
+    }
+}
+
+/// Remove the field at a rendered path (`spec.template.spec.containers[0].imagex`).
+pub fn remove_path(v: &mut Value, path: &str) {
+    let mut elems: Vec<String> = Vec::new();
+    for part in path.split('.') {
+        let (key, idx) = match part.split_once('[') {
+            Some((k, rest)) => (k, Some(rest)),
+            None => (part, None),
+        };
+        elems.push(key.to_string());
+        if let Some(rest) = idx {
+            for i in rest.split('[') {
+                elems.push(format!("#{}", i.trim_end_matches(']')));
+            }
+        }
+    }
+    let Some((last, parents)) = elems.split_last() else {
+        return;
+    };
+    let mut cur = v;
+    for e in parents {
+        let next = match e.strip_prefix('#') {
+            Some(i) => i.parse::<usize>().ok().and_then(|i| cur.get_mut(i)),
+            None => cur.get_mut(e.as_str()),
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    if let Some(m) = cur.as_object_mut() {
+        m.remove(last);
+    }
+}
+
+/// Check a request body: an error in Strict mode; otherwise unknown fields are dropped (as
+/// Kubernetes never stores them) and their paths returned, to warn about (none in Ignore
+/// mode).
+pub fn check(r: &ResourceInfo, v: &mut Value, mode: Mode) -> Result<Vec<String>, ApiError> {
+    let unknown = unknown(r, v);
+    if unknown.is_empty() {
+        return Ok(Vec::new());
+    }
+    if mode == Mode::Strict {
+        let list: Vec<String> = unknown.iter().map(|f| message(f)).collect();
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+            r.kind,
+            r.version,
+            r.kind,
+            list.join(", ")
+        )));
+    }
+    for f in &unknown {
+        remove_path(v, f);
+    }
+    Ok(if mode == Mode::Warn {
+        unknown
+    } else {
+        Vec::new()
+    })
+}
+
+fn message(path: &str) -> String {
+    format!("unknown field \"{path}\"")
+}
+
+/// Add a `Warning: 299 - "unknown field \"...\""` header per unknown field.
+pub fn add_warnings(resp: &mut axum::response::Response, unknown: &[String]) {
+    for path in unknown {
+        let text = format!("299 - \"{}\"", message(path).replace('"', "\\\""));
+        if let Ok(h) = axum::http::HeaderValue::from_str(&text) {
+            resp.headers_mut().append("Warning", h);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coxswain_api::resources::by_plural;
+    use serde_json::json;
+
+    #[test]
+    fn finds_unknown_fields_with_their_paths() {
+        let d = by_plural("apps", "v1", "deployments").unwrap();
+        let v = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+            "spec": {"replicax": 3, "selector": {"matchLabels": {"a": "b"}},
+                "template": {"spec": {"containers": [{"name": "c", "image": "i", "imagex": "j"}]}}}});
+        assert_eq!(
+            unknown(d, &v),
+            vec!["spec.replicax", "spec.template.spec.containers[0].imagex"]
+        );
+        assert!(check(d, &mut v.clone(), Mode::Strict).is_err());
+        let mut w = v.clone();
+        assert_eq!(check(d, &mut w, Mode::Warn).unwrap().len(), 2);
+        assert!(unknown(d, &w).is_empty(), "dropped: {w}");
+        assert_eq!(w["spec"]["template"]["spec"]["containers"][0]["image"], "i");
+        let ok = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}});
+        assert!(unknown(d, &ok).is_empty());
+    }
+}
