@@ -1,7 +1,10 @@
 //! The Deployment controller: one ReplicaSet per pod template (named `<deployment>-<hash>`,
-//! labelled `pod-template-hash`), scaled to the Deployment's replicas while older ReplicaSets
-//! are scaled to zero, and the Deployment's status computed from its ReplicaSets.
+//! labelled `pod-template-hash`, annotated with its revision); replicas move from old to new
+//! ReplicaSets as the strategy allows (`rollout.rs`); a rollback reuses the old ReplicaSet;
+//! old ones beyond `revisionHistoryLimit` are pruned; status and the Available/Progressing
+//! conditions (with `progressDeadlineSeconds`) come from the ReplicaSets.
 
+use crate::rollout::{self, RsView, Strategy};
 use crate::util::{controller_ref, normalized_template, template_hash};
 use crate::Ctx;
 use coxswain_client::Api;
@@ -9,7 +12,7 @@ use coxswain_runtime::events::object_ref;
 use coxswain_runtime::store::split_key;
 use coxswain_runtime::Action;
 use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetSpec,
+    Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus, ReplicaSet, ReplicaSetSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -54,95 +57,138 @@ fn percent(total: i32, pct: i32, round_up: bool) -> i32 {
     (if round_up { (x + 99) / 100 } else { x / 100 }) as i32
 }
 
-/// Reconcile one Deployment.
+fn view(rs: &ReplicaSet) -> RsView {
+    let st = rs.status.clone().unwrap_or_default();
+    RsView {
+        name: rs.metadata.name.clone().unwrap_or_default(),
+        replicas: replicas(rs),
+        current: st.replicas,
+        available: st.available_replicas.unwrap_or(0),
+    }
+}
+
+fn strategy(spec: &DeploymentSpec, desired: i32) -> Strategy {
+    let s = spec.strategy.clone().unwrap_or_default();
+    if s.type_.as_deref() == Some("Recreate") {
+        return Strategy::Recreate;
+    }
+    let ru = s.rolling_update.unwrap_or_default();
+    Strategy::RollingUpdate {
+        max_surge: resolve_int_or_percent(ru.max_surge.as_ref(), desired, 25, true),
+        max_unavailable: resolve_int_or_percent(ru.max_unavailable.as_ref(), desired, 25, false),
+    }
+}
+
+/// Reconcile one Deployment: find or create the ReplicaSet of the current template, move
+/// replicas to it as the strategy allows, prune old ReplicaSets, write status.
 pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
     let Some(d) = ctx.deployments.get(&key) else {
         return Ok(Action::AwaitChange);
     };
-    if d.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::AwaitChange);
-    }
     let (ns, name) = split_key(&key);
     let ns = ns.unwrap_or("default");
-    let Some(spec) = d.spec.as_ref() else {
+    let Some(spec) = d
+        .spec
+        .clone()
+        .filter(|_| d.metadata.deletion_timestamp.is_none())
+    else {
         return Ok(Action::AwaitChange);
     };
     let desired = spec.replicas.unwrap_or(1);
-    let uid = d.metadata.uid.clone().unwrap_or_default();
-    let owned = ctx.replicasets.by_index("controller", &uid);
-    let hash = template_hash(&spec.template);
-    let want_template = normalized_template(&spec.template);
+    let paused = spec.paused.unwrap_or(false);
+    let mut owned = ctx
+        .replicasets
+        .by_index("controller", d.metadata.uid.as_deref().unwrap_or(""));
+    owned.sort_by_key(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0));
+    let want = normalized_template(&spec.template);
     let new_rs = owned
         .iter()
         .find(|rs| {
-            rs.spec.as_ref().is_some_and(|s| {
-                s.template.as_ref().map(normalized_template) == Some(want_template.clone())
-            })
+            rs.spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .map(normalized_template)
+                == Some(want.clone())
         })
         .cloned();
     let api: Api<ReplicaSet> = Api::namespaced(&ctx.client, ns);
     let max_rev = owned.iter().map(|rs| revision(rs)).max().unwrap_or(0);
-    let new_name = match &new_rs {
-        None => {
-            let rs = new_replicaset(&d, &hash, desired, max_rev + 1);
-            let rs_name = rs.metadata.name.clone().unwrap_or_default();
-            match api.create(&rs).await {
-                Ok(_) => ctx.recorder.record(
-                    object_ref(&*d),
-                    "Normal",
-                    "ScalingReplicaSet",
-                    format!("Scaled up replica set {rs_name} from 0 to {desired}"),
-                ),
-                Err(e) if e.is_conflict() => {
-                    // Exists but our cache has not seen it yet: its event will requeue us.
-                    tracing::debug!(rs = %rs_name, "replica set exists; waiting for the cache");
-                }
-                Err(e) => return Err(e.into()),
-            }
-            rs_name
-        }
-        Some(rs) => {
-            let rs_name = rs.metadata.name.clone().unwrap_or_default();
-            let have = replicas(rs);
-            if have != desired {
-                api.patch(&rs_name, &json!({"spec": {"replicas": desired}}))
-                    .await?;
-                let verb = if desired > have { "up" } else { "down" };
-                ctx.recorder.record(
-                    object_ref(&*d),
-                    "Normal",
-                    "ScalingReplicaSet",
-                    format!("Scaled {verb} replica set {rs_name} from {have} to {desired}"),
-                );
-            }
-            rs_name
-        }
-    };
-    for old in owned
+    let hash = template_hash(&spec.template);
+    let new_name = new_rs
+        .as_ref()
+        .and_then(|r| r.metadata.name.clone())
+        .unwrap_or_else(|| format!("{name}-{hash}"));
+    let olds: Vec<RsView> = owned
         .iter()
         .filter(|rs| rs.metadata.name.as_deref() != Some(&new_name))
-    {
-        let n = replicas(old);
-        if n > 0 {
-            let old_name = old.metadata.name.clone().unwrap_or_default();
-            api.patch(&old_name, &json!({"spec": {"replicas": 0}}))
-                .await?;
-            ctx.recorder.record(
-                object_ref(&*d),
-                "Normal",
-                "ScalingReplicaSet",
-                format!("Scaled down replica set {old_name} from {n} to 0"),
-            );
+        .map(|rs| view(rs))
+        .collect();
+    let new_view = new_rs.as_deref().map(view).unwrap_or(RsView {
+        name: new_name.clone(),
+        replicas: 0,
+        current: 0,
+        available: 0,
+    });
+    let steps = if paused {
+        // Paused: no rollout, only scaling of a settled deployment.
+        let settled = olds.iter().all(|o| o.replicas == 0);
+        if settled && new_rs.is_some() && new_view.replicas != desired {
+            vec![(new_name.clone(), desired)]
+        } else {
+            Vec::new()
         }
+    } else {
+        rollout::plan(desired, strategy(&spec, desired), &new_view, &olds)
+    };
+    let mut new_rev = new_rs.as_deref().map(revision).unwrap_or(max_rev + 1);
+    if new_rs.is_none() && !paused {
+        let n = steps
+            .iter()
+            .find(|(n, _)| *n == new_name)
+            .map_or(0, |(_, r)| *r);
+        match api.create(&new_replicaset(&d, &hash, n, max_rev + 1)).await {
+            Ok(_) => scaled(&ctx, &d, &new_name, 0, n),
+            Err(e) if e.is_conflict() => {
+                tracing::debug!(rs = %new_name, "replica set exists; waiting for the cache")
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else if new_rs.is_some() && new_rev < max_rev {
+        // A rollback reuses an old ReplicaSet: it becomes the newest revision.
+        new_rev = max_rev + 1;
+        api.patch(
+            &new_name,
+            &json!({"metadata": {"annotations": {REVISION: new_rev.to_string()}}}),
+        )
+        .await?;
     }
-    let new_rev = new_rs.as_deref().map(revision).unwrap_or(max_rev + 1);
-    let cur_rev = d
-        .metadata
+    for (rs, n) in steps
+        .iter()
+        .filter(|(rs, _)| new_rs.is_some() || *rs != new_name)
+    {
+        let from = if *rs == new_name {
+            new_view.replicas
+        } else {
+            olds.iter()
+                .find(|o| o.name == *rs)
+                .map_or(0, |o| o.replicas)
+        };
+        api.patch(rs, &json!({"spec": {"replicas": n}})).await?;
+        scaled(&ctx, &d, rs, from, *n);
+    }
+    prune_history(
+        &api,
+        &owned,
+        &new_name,
+        spec.revision_history_limit.unwrap_or(10),
+    )
+    .await?;
+    if d.metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(REVISION))
-        .cloned();
-    if cur_rev != Some(new_rev.to_string()) {
+        != Some(&new_rev.to_string())
+    {
         let dapi: Api<Deployment> = Api::namespaced(&ctx.client, ns);
         dapi.patch(
             name,
@@ -150,12 +196,46 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         )
         .await?;
     }
-    let status = compute_status(&d, &owned, new_rs.as_deref(), &new_name);
+    let (status, recheck) = compute_status(&d, &owned, new_rs.as_deref(), &new_name);
     if d.status.as_ref() != Some(&status) {
         let dapi: Api<Deployment> = Api::namespaced(&ctx.client, ns);
         dapi.patch_status(name, &json!({"status": status})).await?;
     }
-    Ok(Action::AwaitChange)
+    Ok(recheck.map_or(Action::AwaitChange, Action::RequeueAfter))
+}
+
+fn scaled(ctx: &Ctx, d: &Deployment, rs: &str, from: i32, to: i32) {
+    let verb = if to > from { "up" } else { "down" };
+    ctx.recorder.record(
+        object_ref(d),
+        "Normal",
+        "ScalingReplicaSet",
+        format!("Scaled {verb} replica set {rs} from {from} to {to}"),
+    );
+}
+
+/// Delete the oldest fully scaled-down ReplicaSets beyond `revisionHistoryLimit`.
+async fn prune_history(
+    api: &Api<ReplicaSet>,
+    owned: &[Arc<ReplicaSet>],
+    new_name: &str,
+    limit: i32,
+) -> anyhow::Result<()> {
+    let mut idle: Vec<&Arc<ReplicaSet>> = owned
+        .iter()
+        .filter(|rs| rs.metadata.name.as_deref() != Some(new_name))
+        .filter(|rs| replicas(rs) == 0 && rs.status.as_ref().is_none_or(|s| s.replicas == 0))
+        .collect();
+    idle.sort_by_key(|rs| revision(rs));
+    let extra = idle.len().saturating_sub(limit.max(0) as usize);
+    for rs in idle.into_iter().take(extra) {
+        api.delete(
+            rs.metadata.name.as_deref().unwrap_or(""),
+            &Default::default(),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn new_replicaset(d: &Deployment, hash: &str, replicas: i32, revision: i64) -> ReplicaSet {
@@ -240,7 +320,7 @@ fn compute_status(
     owned: &[Arc<ReplicaSet>],
     new_rs: Option<&ReplicaSet>,
     new_name: &str,
-) -> DeploymentStatus {
+) -> (DeploymentStatus, Option<std::time::Duration>) {
     let spec = d.spec.clone().unwrap_or_default();
     let desired = spec.replicas.unwrap_or(1);
     let st = |rs: &ReplicaSet| rs.status.clone().unwrap_or_default();
@@ -287,26 +367,69 @@ fn compute_status(
         )
     };
     let complete = updated == desired && total == desired && available == desired;
+    let moved = old.updated_replicas != Some(updated)
+        || old.available_replicas != Some(available)
+        || old.replicas != Some(total)
+        || old.observed_generation != d.metadata.generation;
+    let prev = old_cond("Progressing");
+    let deadline = chrono::Duration::seconds(spec.progress_deadline_seconds.unwrap_or(600) as i64);
+    let mut recheck = None;
     let progressing = if complete {
         condition(
-            old_cond("Progressing"),
+            prev,
             "Progressing",
             "True",
             "NewReplicaSetAvailable",
             format!("ReplicaSet \"{new_name}\" has successfully progressed."),
         )
-    } else {
+    } else if spec.paused == Some(true) {
         condition(
-            old_cond("Progressing"),
+            prev,
             "Progressing",
-            "True",
-            "ReplicaSetUpdated",
-            format!("ReplicaSet \"{new_name}\" is progressing."),
+            "Unknown",
+            "DeploymentPaused",
+            "Deployment is paused".into(),
         )
+    } else {
+        let since = prev
+            .filter(|c| c.reason.as_deref() == Some("ReplicaSetUpdated"))
+            .and_then(|c| c.last_update_time.as_ref())
+            .map(|t| chrono::Utc::now() - t.0);
+        match since {
+            Some(stalled) if !moved && stalled > deadline => condition(
+                prev,
+                "Progressing",
+                "False",
+                "ProgressDeadlineExceeded",
+                format!("ReplicaSet \"{new_name}\" has timed out progressing."),
+            ),
+            _ => {
+                let mut c = condition(
+                    prev,
+                    "Progressing",
+                    "True",
+                    "ReplicaSetUpdated",
+                    format!("ReplicaSet \"{new_name}\" is progressing."),
+                );
+                if moved {
+                    c.last_update_time = Some(Time(chrono::Utc::now()));
+                }
+                let left = if moved {
+                    deadline
+                } else {
+                    deadline - since.unwrap_or_default()
+                };
+                recheck = left
+                    .to_std()
+                    .ok()
+                    .map(|d| d + std::time::Duration::from_secs(1));
+                c
+            }
+        }
     };
     // Zeros are written, not omitted, so a merge patch of the status clears old counts.
     let opt = Some;
-    DeploymentStatus {
+    let status = DeploymentStatus {
         observed_generation: d.metadata.generation,
         replicas: opt(total),
         updated_replicas: opt(updated),
@@ -315,7 +438,8 @@ fn compute_status(
         unavailable_replicas: opt((desired - available).max(0)),
         conditions: Some(vec![avail, progressing]),
         collision_count: old.collision_count,
-    }
+    };
+    (status, recheck)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod deployment;
 mod gc;
 mod namespace;
 mod replicaset;
+mod rollout;
 mod util;
 
 use anyhow::Context;

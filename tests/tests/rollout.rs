@@ -1,0 +1,236 @@
+//! Rollouts with the real binaries: RollingUpdate bounds sampled during a rollout, Recreate
+//! never running old and new pods together, undo reusing the old ReplicaSet, history pruning.
+
+use coxswain_testkit::{eventually, stderr, stdout, TestCluster};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(60);
+const DEPLOYS: &str = "/apis/apps/v1/namespaces/default/deployments";
+
+fn deployment(name: &str, replicas: i64, strategy: Value) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas, "strategy": strategy, "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}}})
+}
+
+fn ready(p: &Value) -> bool {
+    p.pointer("/metadata/deletionTimestamp").is_none()
+        && p["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
+fn available(c: &TestCluster, name: &str, replicas: i64) -> bool {
+    let (_, d) = c.get(&format!("{DEPLOYS}/{name}"));
+    d.pointer("/status/updatedReplicas") == Some(&json!(replicas))
+        && d.pointer("/status/availableReplicas") == Some(&json!(replicas))
+        && d.pointer("/status/replicas") == Some(&json!(replicas))
+        && d.pointer("/status/observedGeneration") == d.pointer("/metadata/generation")
+}
+
+#[test]
+fn rolling_update_stays_within_surge_and_unavailability_at_every_sample() {
+    let c = TestCluster::start(3);
+    let strategy =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}});
+    assert_eq!(c.post(DEPLOYS, &deployment("roll", 4, strategy)).0, 201);
+    eventually(T, "4 available", || available(&c, "roll", 4).then_some(()));
+    c.patch(&format!("{DEPLOYS}/roll"), &json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:1.28"}]}}}}));
+    let start = Instant::now();
+    let mut samples = 0;
+    let mut max_total = 0;
+    let mut min_ready = i64::MAX;
+    loop {
+        let rss = c.items("/apis/apps/v1/namespaces/default/replicasets?labelSelector=app%3Droll");
+        let total: i64 = rss
+            .iter()
+            .map(|r| r["spec"]["replicas"].as_i64().unwrap_or(0))
+            .sum();
+        let pods = c.items("/api/v1/namespaces/default/pods?labelSelector=app%3Droll");
+        let ready_now = pods.iter().filter(|p| ready(p)).count() as i64;
+        max_total = max_total.max(total);
+        min_ready = min_ready.min(ready_now);
+        samples += 1;
+        assert!(
+            total <= 5,
+            "more than replicas + maxSurge scheduled: {total}"
+        );
+        assert!(
+            ready_now >= 4,
+            "fewer than replicas - maxUnavailable ready: {ready_now}"
+        );
+        if available(&c, "roll", 4) && rss.len() == 2 && pods.len() == 4 {
+            break;
+        }
+        assert!(start.elapsed() < T, "rollout did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(samples > 5, "the rollout was sampled ({samples} samples)");
+    assert_eq!(max_total, 5, "the rollout used its surge");
+    assert!(min_ready >= 4);
+    let pods = c.items("/api/v1/namespaces/default/pods?labelSelector=app%3Droll");
+    assert!(pods
+        .iter()
+        .all(|p| p["spec"]["containers"][0]["image"] == "nginx:1.28"));
+}
+
+#[test]
+fn recreate_never_runs_old_and_new_together() {
+    let c = TestCluster::start(2);
+    assert_eq!(
+        c.post(DEPLOYS, &deployment("re", 3, json!({"type": "Recreate"})))
+            .0,
+        201
+    );
+    eventually(T, "3 available", || available(&c, "re", 3).then_some(()));
+    c.patch(&format!("{DEPLOYS}/re"), &json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:1.28"}]}}}}));
+    let start = Instant::now();
+    loop {
+        let pods = c.items("/api/v1/namespaces/default/pods?labelSelector=app%3Dre");
+        let live = |img: &str| {
+            pods.iter()
+                .filter(|p| {
+                    p.pointer("/metadata/deletionTimestamp").is_none()
+                        && p["spec"]["containers"][0]["image"] == img
+                })
+                .count()
+        };
+        assert!(
+            live("nginx:1.27") == 0 || live("nginx:1.28") == 0,
+            "old and new pods at once"
+        );
+        if available(&c, "re", 3) && live("nginx:1.28") == 3 {
+            break;
+        }
+        assert!(start.elapsed() < T, "recreate did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn undo_reuses_the_old_replicaset_and_history_is_pruned() {
+    let c = TestCluster::start(2);
+    let strategy = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}});
+    assert_eq!(c.post(DEPLOYS, &deployment("undo", 2, strategy)).0, 201);
+    eventually(T, "available", || available(&c, "undo", 2).then_some(()));
+    let first = c.items("/apis/apps/v1/namespaces/default/replicasets")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = c.kubectl(&["set", "image", "deployment/undo", "c=nginx:1.28"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    eventually(T, "rolled to 1.28", || {
+        available(&c, "undo", 2).then_some(())
+    });
+    let out = c.kubectl(&["rollout", "undo", "deployment/undo"]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "deployment.apps/undo rolled back",
+        "{}",
+        stderr(&out)
+    );
+    eventually(T, "rolled back", || {
+        let pods = c.items("/api/v1/namespaces/default/pods?labelSelector=app%3Dundo");
+        (available(&c, "undo", 2)
+            && pods.len() == 2
+            && pods
+                .iter()
+                .all(|p| p["spec"]["containers"][0]["image"] == "nginx:1.27"))
+        .then_some(())
+    });
+    let (_, rs) = c.get(&format!(
+        "/apis/apps/v1/namespaces/default/replicasets/{first}"
+    ));
+    assert_eq!(rs["spec"]["replicas"], 2, "the first ReplicaSet was reused");
+    assert_eq!(
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    assert_eq!(
+        c.items("/apis/apps/v1/namespaces/default/replicasets")
+            .len(),
+        2
+    );
+    let (_, d) = c.get(&format!("{DEPLOYS}/undo"));
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    let out = c.kubectl(&["rollout", "history", "deployment/undo"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("REVISION")
+            && text.lines().any(|l| l.starts_with('2'))
+            && text.lines().any(|l| l.starts_with('3')),
+        "{text}"
+    );
+    // Two more templates: with revisionHistoryLimit 2 only two old ReplicaSets are kept.
+    for img in ["nginx:1.29", "nginx:1.30"] {
+        c.kubectl(&["set", "image", "deployment/undo", &format!("c={img}")]);
+        eventually(T, "rolled", || {
+            let pods = c.items("/api/v1/namespaces/default/pods?labelSelector=app%3Dundo");
+            (available(&c, "undo", 2)
+                && pods.len() == 2
+                && pods
+                    .iter()
+                    .all(|p| p["spec"]["containers"][0]["image"] == img))
+            .then_some(())
+        });
+    }
+    eventually(T, "history pruned to 2 old + 1 current", || {
+        (c.items("/apis/apps/v1/namespaces/default/replicasets")
+            .len()
+            == 3)
+            .then_some(())
+    });
+}
+
+#[test]
+fn pause_holds_the_rollout_and_a_stuck_rollout_exceeds_its_deadline() {
+    let c = TestCluster::start(1);
+    let mut d = deployment("stuck", 1, json!({"type": "RollingUpdate"}));
+    d["spec"]["progressDeadlineSeconds"] = json!(2);
+    assert_eq!(c.post(DEPLOYS, &d).0, 201);
+    eventually(T, "available", || available(&c, "stuck", 1).then_some(()));
+    let out = c.kubectl(&["rollout", "pause", "deployment/stuck"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    c.kubectl(&["set", "image", "deployment/stuck", "c=nginx:1.28"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        c.items("/apis/apps/v1/namespaces/default/replicasets")
+            .len(),
+        1,
+        "no rollout while paused"
+    );
+    let out = c.kubectl(&["rollout", "resume", "deployment/stuck"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    eventually(T, "resumed rollout done", || {
+        available(&c, "stuck", 1).then_some(())
+    });
+    // A pod that cannot be scheduled never becomes available: the deadline passes.
+    c.patch(
+        &format!("{DEPLOYS}/stuck"),
+        &json!({"spec": {"template": {"spec": {"nodeSelector": {"disk": "none"}}}}}),
+    );
+    let cond = eventually(T, "Progressing=False", || {
+        let (_, d) = c.get(&format!("{DEPLOYS}/stuck"));
+        d["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Progressing" && c["status"] == "False")
+            .cloned()
+    });
+    assert_eq!(cond["reason"], "ProgressDeadlineExceeded");
+    let out = c.kubectl(&["rollout", "status", "deployment/stuck", "--timeout=10s"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("exceeded its progress deadline"),
+        "{}",
+        stderr(&out)
+    );
+}
