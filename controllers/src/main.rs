@@ -6,6 +6,7 @@
 mod deployment;
 mod gc;
 mod namespace;
+mod nodelifecycle;
 mod replicaset;
 mod rollout;
 mod util;
@@ -17,7 +18,8 @@ use coxswain_runtime::events::Recorder;
 use coxswain_runtime::store::key_of;
 use coxswain_runtime::{controller, Change, Informer, Queue, Store};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::sync::Arc;
 
@@ -31,6 +33,24 @@ struct Args {
     /// Concurrent reconciles per controller.
     #[arg(long, default_value_t = 4)]
     workers: usize,
+    /// How long a node's Lease may go unrenewed before the node is marked unreachable.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
+}
+
+/// `40s`, `500ms`, `2m`.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "s" => Ok(std::time::Duration::from_secs(n)),
+        "m" => Ok(std::time::Duration::from_secs(n * 60)),
+        _ => Err(format!("invalid duration {s:?}: use ms, s or m")),
+    }
 }
 
 /// Everything a reconcile may read or use.
@@ -45,6 +65,10 @@ pub struct Ctx {
     pub pods: Store<Pod>,
     /// Namespaces cache.
     pub namespaces: Store<Namespace>,
+    /// Nodes cache.
+    pub nodes: Store<Node>,
+    /// Node leases cache (`kube-node-lease`).
+    pub leases: Store<Lease>,
     /// Event recorder.
     pub recorder: Recorder,
     /// ReplicaSet expectations.
@@ -96,7 +120,19 @@ async fn main() -> anyhow::Result<()> {
         .index("controller", |p: &Pod| {
             util::controller_uid(&p.metadata).into_iter().collect()
         })
-        .index("owner", |p: &Pod| util::owner_uids(&p.metadata));
+        .index("owner", |p: &Pod| util::owner_uids(&p.metadata))
+        .index("node", |p: &Pod| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .into_iter()
+                .collect()
+        });
+    let mut nodes = Informer::new(Api::<Node>::all(&client), ListParams::default());
+    let leases = Informer::new(
+        Api::<Lease>::namespaced(&client, "kube-node-lease"),
+        ListParams::default(),
+    );
     let mut namespaces = Informer::new(Api::<Namespace>::all(&client), ListParams::default());
 
     let ctx = Arc::new(Ctx {
@@ -105,6 +141,8 @@ async fn main() -> anyhow::Result<()> {
         replicasets: replicasets.store(),
         pods: pods.store(),
         namespaces: namespaces.store(),
+        nodes: nodes.store(),
+        leases: leases.store(),
         recorder: Recorder::new(&client, "deployment-controller", None),
         expectations: replicaset::Expectations::default(),
     });
@@ -114,6 +152,8 @@ async fn main() -> anyhow::Result<()> {
         replicasets: ctx.replicasets.clone(),
         pods: ctx.pods.clone(),
         namespaces: ctx.namespaces.clone(),
+        nodes: ctx.nodes.clone(),
+        leases: ctx.leases.clone(),
         recorder: Recorder::new(&client, "replicaset-controller", None),
         expectations: replicaset::Expectations::default(),
     });
@@ -122,6 +162,15 @@ async fn main() -> anyhow::Result<()> {
     let rq = Queue::new();
     let gq = Queue::new();
     let nq = Queue::new();
+    let lq = Queue::new();
+    {
+        let lq = lq.clone();
+        nodes.on_change(move |c| {
+            if let Change::Applied { old: None, new } = c {
+                lq.add(new.metadata.name.clone().unwrap_or_default());
+            }
+        });
+    }
 
     // Deployments: reconcile the deployment; GC looks at it when it is being deleted.
     {
@@ -194,12 +243,16 @@ async fn main() -> anyhow::Result<()> {
             c.replicasets.wait_ready().await;
             c.pods.wait_ready().await;
             c.namespaces.wait_ready().await;
+            c.nodes.wait_ready().await;
+            c.leases.wait_ready().await;
         }
     };
     deployments.spawn();
     replicasets.spawn();
     pods.spawn();
     namespaces.spawn();
+    nodes.spawn();
+    leases.spawn();
     stores_ready.await;
     tracing::info!(server = %args.server, "caches synced; controllers running");
 
@@ -219,6 +272,12 @@ async fn main() -> anyhow::Result<()> {
     let n = ctx.clone();
     tokio::spawn(controller::run("namespace", nq, 1, move |k| {
         namespace::reconcile(n.clone(), k)
+    }));
+
+    let l = ctx.clone();
+    let grace = args.node_monitor_grace_period;
+    tokio::spawn(controller::run("node-lifecycle", lq, 2, move |k| {
+        nodelifecycle::reconcile(l.clone(), k, grace)
     }));
 
     coxswain_runtime::daemon::shutdown_signal().await;

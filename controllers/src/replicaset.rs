@@ -2,7 +2,7 @@
 //! `spec.replicas`, creating pods in slow-start batches and deleting the least useful first,
 //! with expectations so a lagging cache never causes double creation; then writes status.
 
-use crate::util::{controller_ref, is_active, is_ready};
+use crate::util::{controller_ref, is_active, is_ready, ready_since};
 use crate::Ctx;
 use coxswain_client::{Api, DeleteParams};
 use coxswain_runtime::events::object_ref;
@@ -205,6 +205,22 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
     let ready = pods.iter().filter(|p| is_ready(p)).count() as i32;
+    // Available: ready for at least minReadySeconds; recheck when the next one will be.
+    let min_ready = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0) as i64;
+    let now = chrono::Utc::now();
+    let mut available = 0;
+    let mut recheck: Option<std::time::Duration> = None;
+    for since in pods.iter().filter_map(|p| ready_since(p)) {
+        let left = since + chrono::Duration::seconds(min_ready) - now;
+        match left.to_std() {
+            Ok(d) if !d.is_zero() => recheck = Some(recheck.map_or(d, |r| r.min(d))),
+            _ => available += 1,
+        }
+    }
     let labeled = pods
         .iter()
         .filter(|p| {
@@ -216,7 +232,7 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         replicas: pods.len() as i32,
         fully_labeled_replicas: Some(labeled),
         ready_replicas: Some(ready),
-        available_replicas: Some(ready),
+        available_replicas: Some(available),
         observed_generation: rs.metadata.generation,
         conditions: None,
     };
@@ -224,5 +240,7 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         let api: Api<ReplicaSet> = Api::namespaced(&ctx.client, ns);
         api.patch_status(name, &json!({"status": status})).await?;
     }
-    Ok(Action::AwaitChange)
+    Ok(recheck.map_or(Action::AwaitChange, |d| {
+        Action::RequeueAfter(d + Duration::from_millis(50))
+    }))
 }

@@ -86,6 +86,21 @@ pub fn is_ready(p: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// When the pod's Ready condition last became True (None if not ready).
+pub fn ready_since(p: &Pod) -> Option<chrono::DateTime<chrono::Utc>> {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+        .map(|c| {
+            c.last_transition_time
+                .as_ref()
+                .map(|t| t.0)
+                .unwrap_or_else(chrono::Utc::now)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,7 +144,8 @@ pub async fn register(client: &Client, cfg: &NodeConfig) -> Result<(), coxswain_
     }
 }
 
-/// Renew the Lease every `every`, and post the Ready heartbeat every sixth renewal.
+/// Renew the Lease every `every`; post the Ready heartbeat every sixth renewal, or at once
+/// when the server shows the node not Ready (e.g. marked Unknown while we were away).
 pub async fn heartbeat(client: Client, cfg: NodeConfig, every: Duration) {
     let leases: Api<Lease> = Api::namespaced(&client, "kube-node-lease");
     let nodes: Api<Node> = Api::all(&client);
@@ -171,7 +172,16 @@ pub async fn heartbeat(client: Client, cfg: NodeConfig, every: Duration) {
         if let Err(e) = res {
             tracing::warn!(error = %e, "renewing lease failed");
         }
-        if n % 6 == 5 {
+        let not_ready = match nodes.get_opt(&cfg.name).await {
+            Ok(Some(node)) => !node
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True"),
+            _ => false,
+        };
+        if n % 6 == 5 || not_ready {
             if let Err(e) = nodes
                 .patch_status(
                     &cfg.name,

@@ -88,9 +88,16 @@ apps.patch_namespaced_deployment_scale("py", "py", {"spec": {"replicas": 3}})
 eventually("3 pods", lambda: len(core.list_namespaced_pod("py", label_selector="app=py").items) == 3)
 check("scaled with a strategic merge patch of /scale", True)
 
-cur = apps.read_namespaced_deployment("py", "py")
-cur.metadata.labels["tier"] = "web"
-replaced = apps.replace_namespaced_deployment("py", "py", cur)
+# Read-modify-replace, retried on 409 as clients do: the controllers write status meanwhile.
+for attempt in range(10):
+    cur = apps.read_namespaced_deployment("py", "py")
+    cur.metadata.labels["tier"] = "web"
+    try:
+        replaced = apps.replace_namespaced_deployment("py", "py", cur)
+        break
+    except ApiException as e:
+        if e.status != 409:
+            raise
 check("replace", replaced.metadata.labels.get("tier") == "web")
 stale = cur
 stale.metadata.labels["tier"] = "stale"

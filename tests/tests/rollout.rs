@@ -234,3 +234,26 @@ fn pause_holds_the_rollout_and_a_stuck_rollout_exceeds_its_deadline() {
         stderr(&out)
     );
 }
+
+#[test]
+fn min_ready_seconds_delays_availability() {
+    let c = TestCluster::start(1);
+    let mut d = deployment("slow", 2, json!({"type": "RollingUpdate"}));
+    d["spec"]["minReadySeconds"] = json!(2);
+    assert_eq!(c.post(DEPLOYS, &d).0, 201);
+    let became_ready = eventually(T, "2 ready pods", || {
+        let (_, d) = c.get(&format!("{DEPLOYS}/slow"));
+        (d.pointer("/status/readyReplicas") == Some(&json!(2))).then(Instant::now)
+    });
+    let (_, d) = c.get(&format!("{DEPLOYS}/slow"));
+    assert_eq!(
+        d.pointer("/status/availableReplicas"),
+        Some(&json!(0)),
+        "ready is not yet available"
+    );
+    eventually(T, "2 available", || available(&c, "slow", 2).then_some(()));
+    assert!(
+        became_ready.elapsed() >= Duration::from_millis(1000),
+        "available only after minReadySeconds"
+    );
+}

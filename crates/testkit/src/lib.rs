@@ -22,7 +22,10 @@ pub fn bin_dir() -> PathBuf {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--bins", "--workspace"]);
+        // `--tests` makes cargo resolve features as `cargo test` does (dev-dependencies
+        // included), so the binaries reuse the test build's dependencies instead of
+        // rebuilding the whole tree with another feature set.
+        cmd.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
         if dir.ends_with("release") {
             cmd.arg("--release");
         }
@@ -71,6 +74,10 @@ pub struct Options {
     pub scheduler: bool,
     /// Extra API server flags.
     pub apiserver_args: Vec<String>,
+    /// Extra controller-manager flags.
+    pub controller_args: Vec<String>,
+    /// Extra kubelet flags.
+    pub kubelet_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -80,6 +87,8 @@ impl Default for Options {
             controllers: true,
             scheduler: true,
             apiserver_args: Vec::new(),
+            controller_args: Vec::new(),
+            kubelet_args: Vec::new(),
         }
     }
 }
@@ -112,6 +121,8 @@ impl TestCluster {
             controllers: false,
             scheduler: false,
             apiserver_args: extra.iter().map(|s| s.to_string()).collect(),
+            controller_args: Vec::new(),
+            kubelet_args: Vec::new(),
         })
     }
 
@@ -210,10 +221,14 @@ impl TestCluster {
     pub fn start_component(&mut self, name: &str) {
         let mut args = vec!["--server".to_string(), self.server.clone()];
         let bin = match name {
-            "controllers" => "cox-controllers",
+            "controllers" => {
+                args.extend(self.opts.controller_args.clone());
+                "cox-controllers"
+            }
             "scheduler" => "cox-scheduler",
             n if n.starts_with("node-") => {
                 args.extend(["--node-name".to_string(), n.to_string()]);
+                args.extend(self.opts.kubelet_args.clone());
                 "cox-kubelet"
             }
             other => panic!("unknown component {other}"),
