@@ -29,13 +29,20 @@ fn render(lines: &[(chrono::DateTime<chrono::Utc>, String)], timestamps: bool) -
         .collect()
 }
 
+/// The simulated nodes of this process, by node name.
+pub type Nodes = Arc<HashMap<String, Arc<PodManager>>>;
+
 async fn container_logs(
-    State(pm): State<Arc<PodManager>>,
+    State(nodes): State<Nodes>,
     Path((ns, pod, container)): Path<(String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let key = format!("{ns}/{pod}");
-    let Some(id) = pm.container_id(&key, &container) else {
+    let pm = nodes
+        .values()
+        .find(|pm| pm.container_id(&key, &container).is_some());
+    let Some((pm, id)) = pm.and_then(|pm| pm.container_id(&key, &container).map(|id| (pm, id)))
+    else {
         return (
             StatusCode::BAD_REQUEST,
             format!(
@@ -79,9 +86,9 @@ async fn container_logs(
 }
 
 /// The kubelet's router.
-pub fn router(pm: Arc<PodManager>) -> Router {
+pub fn router(nodes: Nodes) -> Router {
     Router::new()
         .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(pm)
+        .with_state(nodes)
 }

@@ -1,5 +1,6 @@
-//! `cox-kubelet`: registers a Node, keeps its Lease fresh, and runs the pods bound to it on
-//! the simulated container runtime, reporting their status.
+//! `cox-kubelet`: registers its Node(s), keeps their Leases fresh, and runs the pods bound to
+//! them on the simulated container runtime, reporting their status. With `--nodes N` one
+//! process simulates N nodes (like KWOK), sharing one pod watch and one node watch.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +15,9 @@ use coxswain_client::{Api, Client, ListParams};
 use coxswain_runtime::events::Recorder;
 use coxswain_runtime::store::key_of;
 use coxswain_runtime::{controller, Change, Informer, Queue};
-use k8s_openapi::api::core::v1::Pod;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,9 +28,12 @@ struct Args {
     /// API server URL.
     #[arg(long, env = "COX_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
-    /// This node's name.
+    /// This node's name; with `--nodes N` > 1, the prefix of `NAME-1` ... `NAME-N`.
     #[arg(long, default_value = "node-1")]
     node_name: String,
+    /// Number of nodes this process simulates.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
     /// CPU capacity.
     #[arg(long, default_value = "4")]
     cpu: String,
@@ -40,7 +46,7 @@ struct Args {
     /// Address for the log endpoint (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: String,
-    /// Simulated image pull time in milliseconds (first pull of an image on this node).
+    /// Simulated image pull time in milliseconds (first pull of an image on a node).
     #[arg(long, default_value_t = 400)]
     pull_ms: u64,
     /// Simulated container start time in milliseconds.
@@ -52,8 +58,8 @@ struct Args {
     /// Extra node labels, `k=v,k2=v2`.
     #[arg(long, default_value = "")]
     node_labels: String,
-    /// Concurrent pod reconciles.
-    #[arg(long, default_value_t = 8)]
+    /// Concurrent pod reconciles per node.
+    #[arg(long, default_value_t = 4)]
     workers: usize,
 }
 
@@ -66,79 +72,123 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let labels = args
+    let labels: std::collections::BTreeMap<String, String> = args
         .node_labels
         .split(',')
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    let cfg = node::NodeConfig {
-        name: args.node_name.clone(),
-        cpu: args.cpu.clone(),
-        memory: args.memory.clone(),
-        max_pods: args.max_pods,
-        ip: addr.ip().to_string(),
-        port: addr.port(),
-        labels,
+    let names: Vec<String> = if args.nodes <= 1 {
+        vec![args.node_name.clone()]
+    } else {
+        (1..=args.nodes)
+            .map(|i| format!("{}-{i}", args.node_name))
+            .collect()
     };
-    let mut delay = Duration::from_millis(100);
-    while let Err(e) = node::register(&client, &cfg).await {
-        tracing::warn!(error = %e, "registering node failed; retrying");
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
-    tracing::info!(node = %cfg.name, logs = %addr, "node registered");
-    tokio::spawn(node::heartbeat(
-        client.clone(),
-        cfg.clone(),
-        Duration::from_secs(args.lease_renew_seconds.max(1)),
-    ));
+    let configs: Vec<node::NodeConfig> = names
+        .iter()
+        .map(|name| node::NodeConfig {
+            name: name.clone(),
+            cpu: args.cpu.clone(),
+            memory: args.memory.clone(),
+            max_pods: args.max_pods,
+            ip: addr.ip().to_string(),
+            port: addr.port(),
+            labels: labels.clone(),
+        })
+        .collect();
+    futures::stream::iter(configs.iter())
+        .for_each_concurrent(32, |cfg| {
+            let client = client.clone();
+            async move {
+                let mut delay = Duration::from_millis(100);
+                while let Err(e) = node::register(&client, cfg).await {
+                    tracing::warn!(node = %cfg.name, error = %e, "registering node failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        })
+        .await;
+    tracing::info!(nodes = names.len(), logs = %addr, "nodes registered");
 
+    // One pod watch for all our nodes: bound pods only (one node's own, with a single node).
+    let selector = if names.len() == 1 {
+        format!("spec.nodeName={}", names[0])
+    } else {
+        "spec.nodeName!=".to_string()
+    };
     let mut pods = Informer::new(
         Api::<Pod>::all(&client),
-        ListParams::default().fields(&format!("spec.nodeName={}", args.node_name)),
+        ListParams::default().fields(&selector),
     );
-    let queue = Queue::new();
-    let runtime = runtime::SimRuntime::new(
-        &args.node_name,
-        Duration::from_millis(args.pull_ms),
-        Duration::from_millis(args.start_ms),
-    );
-    let pm = Arc::new(pods::PodManager::new(
-        client.clone(),
-        &args.node_name,
-        &cfg.ip,
-        runtime,
-        pods.store(),
-        Recorder::new(&client, "kubelet", Some(&args.node_name)),
-        queue.clone(),
-    ));
+    let node_informer = Informer::new(Api::<Node>::all(&client), ListParams::default());
+    let node_cache = node_informer.store();
+    node_informer.spawn();
+    let mut managers: HashMap<String, Arc<pods::PodManager>> = HashMap::new();
+    let mut queues: HashMap<String, Queue> = HashMap::new();
+    for cfg in &configs {
+        let queue = Queue::new();
+        let runtime = runtime::SimRuntime::new(
+            &cfg.name,
+            Duration::from_millis(args.pull_ms),
+            Duration::from_millis(args.start_ms),
+        );
+        let pm = Arc::new(pods::PodManager::new(
+            client.clone(),
+            &cfg.name,
+            &cfg.ip,
+            runtime,
+            pods.store(),
+            Recorder::new(&client, "kubelet", Some(&cfg.name)),
+            queue.clone(),
+        ));
+        managers.insert(cfg.name.clone(), pm);
+        queues.insert(cfg.name.clone(), queue);
+        tokio::spawn(node::heartbeat(
+            client.clone(),
+            cfg.clone(),
+            Duration::from_secs(args.lease_renew_seconds.max(1)),
+            node_cache.clone(),
+        ));
+    }
     {
-        let q = queue.clone();
+        let queues = queues.clone();
         pods.on_change(move |c| {
             let p = match c {
                 Change::Applied { new, .. } => new,
                 Change::Deleted(old) => old,
             };
-            q.add(key_of(
-                p.metadata.namespace.as_deref(),
-                p.metadata.name.as_deref().unwrap_or(""),
-            ));
+            let node = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .unwrap_or("");
+            if let Some(q) = queues.get(node) {
+                q.add(key_of(
+                    p.metadata.namespace.as_deref(),
+                    p.metadata.name.as_deref().unwrap_or(""),
+                ));
+            }
         });
     }
     let store = pods.store();
     pods.spawn();
     store.wait_ready().await;
-    let router = logserver::router(pm.clone());
+    let nodes: logserver::Nodes = Arc::new(managers);
+    let router = logserver::router(nodes.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "log server failed");
         }
     });
-    let p = pm.clone();
-    tokio::spawn(controller::run("kubelet", queue, args.workers, move |k| {
-        p.clone().reconcile(k)
-    }));
+    for (name, queue) in queues {
+        if let Some(pm) = nodes.get(&name).cloned() {
+            tokio::spawn(controller::run("kubelet", queue, args.workers, move |k| {
+                pm.clone().reconcile(k)
+            }));
+        }
+    }
     coxswain_runtime::daemon::shutdown_signal().await;
     tracing::info!("shutting down");
     Ok(())

@@ -2,6 +2,7 @@
 //! conditions), renewing its Lease in `kube-node-lease`, and refreshing the Ready condition.
 
 use coxswain_client::{Api, Client};
+use coxswain_runtime::Store;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
     DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeStatus,
@@ -146,9 +147,18 @@ pub async fn register(client: &Client, cfg: &NodeConfig) -> Result<(), coxswain_
 
 /// Renew the Lease every `every`; post the Ready heartbeat every sixth renewal, or at once
 /// when the server shows the node not Ready (e.g. marked Unknown while we were away).
-pub async fn heartbeat(client: Client, cfg: NodeConfig, every: Duration) {
+pub async fn heartbeat(client: Client, cfg: NodeConfig, every: Duration, node_cache: Store<Node>) {
     let leases: Api<Lease> = Api::namespaced(&client, "kube-node-lease");
     let nodes: Api<Node> = Api::all(&client);
+    // Spread many nodes' renewals over the period instead of all at once.
+    let offset = cfg
+        .name
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    tokio::time::sleep(Duration::from_millis(
+        offset % (every.as_millis().max(1) as u64),
+    ))
+    .await;
     let mut n: u64 = 0;
     loop {
         let now = MicroTime(chrono::Utc::now());
@@ -172,15 +182,13 @@ pub async fn heartbeat(client: Client, cfg: NodeConfig, every: Duration) {
         if let Err(e) = res {
             tracing::warn!(error = %e, "renewing lease failed");
         }
-        let not_ready = match nodes.get_opt(&cfg.name).await {
-            Ok(Some(node)) => !node
+        let not_ready = node_cache.get(&cfg.name).is_some_and(|node| {
+            !node
                 .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True"),
-            _ => false,
-        };
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        });
         if n % 6 == 5 || not_ready {
             if let Err(e) = nodes
                 .patch_status(

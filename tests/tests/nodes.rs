@@ -98,3 +98,54 @@ fn a_lost_node_is_tainted_and_its_pods_move() {
             .then_some(())
     });
 }
+
+#[test]
+fn one_kubelet_process_simulates_many_nodes() {
+    let mut c = TestCluster::with(Options {
+        nodes: 0,
+        ..Default::default()
+    });
+    c.start_multi_kubelet("sim", 5);
+    let out = c.kubectl(&["get", "nodes", "-o", "name"]);
+    let names: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(
+        names,
+        (1..=5).map(|i| format!("node/sim-{i}")).collect::<Vec<_>>()
+    );
+    let leases = eventually(T, "a Lease per node", || {
+        let l = c.items("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases");
+        (l.len() == 5).then_some(l)
+    });
+    assert!(leases.iter().all(|l| l["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap()
+        .starts_with("sim-")));
+    let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "many"},
+        "spec": {"replicas": 10, "selector": {"matchLabels": {"app": "many"}},
+            "template": {"metadata": {"labels": {"app": "many"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    assert_eq!(
+        c.post("/apis/apps/v1/namespaces/default/deployments", &d).0,
+        201
+    );
+    let pods = eventually(T, "10 Running pods over the 5 simulated nodes", || {
+        let pods = c.items("/api/v1/namespaces/default/pods?fieldSelector=status.phase%3DRunning");
+        (pods.len() == 10).then_some(pods)
+    });
+    let nodes: std::collections::HashSet<&str> = pods
+        .iter()
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        nodes.len(),
+        5,
+        "spread over every simulated node: {nodes:?}"
+    );
+    let pod = pods[0]["metadata"]["name"].as_str().unwrap();
+    let out = c.kubectl(&["logs", pod]);
+    assert!(
+        stdout(&out).contains("container started"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -236,6 +236,22 @@ impl TestCluster {
         self.spawn(name, bin, &args);
     }
 
+    /// One kubelet process simulating `n` nodes `PREFIX-1` ... `PREFIX-n` (component name
+    /// `kubelets-PREFIX`); waits until they are all Ready.
+    pub fn start_multi_kubelet(&mut self, prefix: &str, n: usize) {
+        let mut args = vec![
+            "--server".to_string(),
+            self.server.clone(),
+            "--node-name".to_string(),
+            prefix.to_string(),
+            "--nodes".to_string(),
+            n.to_string(),
+        ];
+        args.extend(self.opts.kubelet_args.clone());
+        self.spawn(&format!("kubelets-{prefix}"), "cox-kubelet", &args);
+        self.wait_nodes_ready(n);
+    }
+
     /// Kill a component (SIGKILL) and wait for it to exit.
     pub fn kill(&mut self, name: &str) {
         for p in self.procs.iter_mut().filter(|p| p.name == name) {
