@@ -125,6 +125,10 @@ pub struct Options {
     pub nodes: usize,
     /// Output handling.
     pub logs: Logs,
+    /// Run all nodes in one kubelet process (`--nodes N`) instead of one process each.
+    pub one_kubelet: bool,
+    /// Extra kubelet flags.
+    pub kubelet_args: Vec<String>,
 }
 
 impl Cluster {
@@ -177,20 +181,44 @@ impl Cluster {
             "scheduler".into(),
             spawn(&dir, "scheduler", "cox-scheduler", &s, &o.logs)?,
         ));
-        for i in 1..=o.nodes {
-            let name = format!("node-{i}");
+        if o.one_kubelet {
             let mut a = s.clone();
-            a.extend(["--node-name".to_string(), name.clone()]);
+            a.extend([
+                "--node-name".to_string(),
+                "node".into(),
+                "--nodes".into(),
+                o.nodes.to_string(),
+            ]);
+            a.extend(o.kubelet_args.clone());
             children.push((
-                name.clone(),
-                spawn(&dir, &name, "cox-kubelet", &a, &o.logs)?,
+                "kubelets".into(),
+                spawn(&dir, "kubelets", "cox-kubelet", &a, &o.logs)?,
             ));
+        } else {
+            for i in 1..=o.nodes {
+                let name = format!("node-{i}");
+                let mut a = s.clone();
+                a.extend(["--node-name".to_string(), name.clone()]);
+                a.extend(o.kubelet_args.clone());
+                children.push((
+                    name.clone(),
+                    spawn(&dir, &name, "cox-kubelet", &a, &o.logs)?,
+                ));
+            }
         }
         Ok(Cluster {
             children,
             server,
             started,
         })
+    }
+
+    /// The process ID of a component (`apiserver`, `controllers`, ...).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, c)| c.id())
     }
 
     /// Wait until every node reports Ready.

@@ -3,6 +3,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod bench;
 mod cluster;
 mod demo;
 
@@ -43,14 +44,55 @@ enum Cmd {
         #[arg(long)]
         exit: bool,
     },
+    /// Run benchmark scenarios (startup, api, watch) and write JSON.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct BenchArgs {
+    /// Target a running cluster instead of starting one.
+    #[arg(long)]
+    server: Option<String>,
+    /// `startup`, `api`, `watch` or `all`.
+    #[arg(long, default_value = "all")]
+    scenario: String,
+    /// The full sizes (10,000 pods on 1,000 nodes; 16 clients; 100 watchers at 1,000 writes/s)
+    /// instead of the smoke sizes.
+    #[arg(long)]
+    full: bool,
+    /// Pods for `startup`.
+    #[arg(long)]
+    pods: Option<usize>,
+    /// Simulated nodes for `startup` (when starting the cluster).
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// Concurrent clients for `api`.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Watchers for `watch`.
+    #[arg(long)]
+    watchers: Option<usize>,
+    /// Writes per second for `watch`.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench.json")]
+    json: std::path::PathBuf,
+    /// API server address when starting a cluster.
+    #[arg(long, default_value = "127.0.0.1:18181")]
+    listen: String,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Cmd::Bench(b) = &cli.cmd {
+        return run_bench(b.clone()).await;
+    }
     let (args, demo, exit) = match &cli.cmd {
         Cmd::Up(a) => (a.clone(), false, false),
         Cmd::Demo { cluster, exit } => (cluster.clone(), true, *exit),
+        Cmd::Bench(_) => unreachable_bench()?,
     };
     let tmp = tempfile::Builder::new().prefix("coxswain-").tempdir()?;
     let data_dir = args
@@ -67,6 +109,8 @@ async fn main() -> anyhow::Result<()> {
         data_dir,
         nodes: args.nodes,
         logs,
+        one_kubelet: false,
+        kubelet_args: Vec::new(),
     })
     .await?;
     let ready = async {
@@ -103,4 +147,93 @@ async fn main() -> anyhow::Result<()> {
     println!("\ncox: stopping the cluster");
     cluster.stop().await;
     result
+}
+
+fn unreachable_bench() -> anyhow::Result<(ClusterArgs, bool, bool)> {
+    anyhow::bail!("bench is handled before the cluster commands")
+}
+
+async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
+    let pods = b.pods.unwrap_or(if b.full { 10_000 } else { 100 });
+    let nodes = b.nodes.unwrap_or(if b.full { 1_000 } else { 10 });
+    let clients = b.clients.unwrap_or(if b.full { 16 } else { 4 });
+    let ops = if b.full { 200 } else { 25 };
+    let watchers = b.watchers.unwrap_or(if b.full { 100 } else { 10 });
+    let rate = b.rate.unwrap_or(if b.full { 1_000 } else { 100 });
+    let writes = if b.full { 5_000 } else { 200 };
+    let tmp = tempfile::Builder::new().prefix("cox-bench-").tempdir()?;
+    let cluster = match &b.server {
+        Some(_) => None,
+        None => {
+            let c = Cluster::start(&Options {
+                listen: b.listen.clone(),
+                data_dir: tmp.path().join("data"),
+                nodes,
+                logs: Logs::Files(tmp.path().to_path_buf()),
+                one_kubelet: true,
+                kubelet_args: vec![
+                    "--pull-ms".into(),
+                    "100".into(),
+                    "--start-ms".into(),
+                    "20".into(),
+                ],
+            })
+            .await?;
+            c.wait_nodes_ready(nodes, Duration::from_secs(300)).await?;
+            Some(c)
+        }
+    };
+    let server = b
+        .server
+        .clone()
+        .or_else(|| cluster.as_ref().map(|c| c.server.clone()))
+        .unwrap_or_default();
+    let client = coxswain_client::Client::new(&server)?;
+    let api_pid = cluster.as_ref().and_then(|c| c.pid("apiserver"));
+    let mut results = Vec::new();
+    let want = |s: &str| b.scenario == "all" || b.scenario == s;
+    let run = async {
+        if want("startup") {
+            results.push(bench::startup(&client, pods, Duration::from_secs(600)).await?);
+        }
+        if want("api") {
+            results.push(bench::api(&client, clients, ops).await?);
+        }
+        if want("watch") {
+            results.push(bench::watch(&client, watchers, rate, writes).await?);
+        }
+        anyhow::Ok(())
+    };
+    let outcome = run.await;
+    let usage = api_pid.and_then(bench::proc_usage);
+    if let Some(c) = cluster {
+        c.stop().await;
+    }
+    outcome?;
+    println!("{:<10} figures", "scenario");
+    for r in &results {
+        let mut line = Vec::new();
+        if let Some(m) = r.as_object() {
+            for (k, v) in m.iter().filter(|(k, _)| *k != "scenario") {
+                let shown = match v.as_f64() {
+                    Some(f) if v.is_f64() => format!("{f:.2}"),
+                    _ => v.to_string(),
+                };
+                line.push(format!("{k}={shown}"));
+            }
+        }
+        println!(
+            "{:<10} {}",
+            r["scenario"].as_str().unwrap_or(""),
+            line.join(" ")
+        );
+    }
+    if let Some((rss, cpu)) = usage {
+        println!("apiserver  peak_rss_mib={rss:.1} cpu_s={cpu:.2}");
+    }
+    let out = serde_json::json!({"results": results,
+        "apiserver": usage.map(|(rss, cpu)| serde_json::json!({"peak_rss_mib": rss, "cpu_s": cpu}))});
+    std::fs::write(&b.json, serde_json::to_vec_pretty(&out)?)?;
+    println!("results written to {}", b.json.display());
+    Ok(())
 }

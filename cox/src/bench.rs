@@ -1,0 +1,351 @@
+//! `cox bench`: scenarios against a real cluster (started here, or `--server`), printing a
+//! table and writing JSON.
+//!
+//! - `startup`: a Deployment of P pods on N simulated nodes; time until all are Running,
+//!   pods/s, and pod start-up latency (creationTimestamp -> Running seen on a watch).
+//! - `api`: C concurrent clients doing create/get/update/list/delete of Leases; throughput
+//!   and p50/p99 latency per verb.
+//! - `watch`: W watchers on one collection while one writer updates at R writes/s; delivery
+//!   latency p50/p99 and whether every watcher saw every event, in order.
+//!
+//! Each reports the API server's peak RSS and CPU time when this process started it.
+
+use anyhow::{bail, Context};
+use coxswain_client::Client;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Latency percentiles in milliseconds.
+pub fn percentiles(mut v: Vec<f64>) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
+    (p(0.5), p(0.9), p(0.99))
+}
+
+/// Peak RSS (MiB) and CPU seconds of a process, from /proc.
+pub fn proc_usage(pid: u32) -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let hwm_kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some((hwm_kb / 1024.0, ticks / 100.0))
+}
+
+fn s<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The `startup` scenario.
+pub async fn startup(client: &Client, pods: usize, timeout: Duration) -> anyhow::Result<Value> {
+    let ns = "bench-startup";
+    ensure_namespace(client, ns).await?;
+    let path = format!("/api/v1/namespaces/{ns}/pods");
+    let list = client
+        .request(reqwest::Method::GET, &path, &[], None, None)
+        .await?;
+    let rv = s(&list, "/metadata/resourceVersion").to_string();
+    let mut watch = Box::pin(
+        client
+            .watch_values(&path, vec![("resourceVersion", rv)])
+            .await?,
+    );
+    let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench"},
+        "spec": {"replicas": pods, "selector": {"matchLabels": {"app": "bench"}},
+            "template": {"metadata": {"labels": {"app": "bench"}},
+                "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}}}});
+    let t0 = Instant::now();
+    let wall0 = chrono::Utc::now();
+    client
+        .request(
+            reqwest::Method::POST,
+            &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+            &[],
+            Some(&d),
+            None,
+        )
+        .await
+        .context("creating the bench deployment")?;
+    let mut running: HashMap<String, f64> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while running.len() < pods {
+        let ev = match tokio::time::timeout_at(deadline, watch.next()).await {
+            Ok(Some(ev)) => ev?,
+            Ok(None) => bail!("watch ended"),
+            Err(_) => bail!(
+                "only {} of {pods} pods Running after {timeout:?}",
+                running.len()
+            ),
+        };
+        let o = &ev.object;
+        if s(o, "/status/phase") == "Running" {
+            let name = s(o, "/metadata/name").to_string();
+            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(name) {
+                let created =
+                    chrono::DateTime::parse_from_rfc3339(s(o, "/metadata/creationTimestamp"))
+                        .map(|t| t.with_timezone(&chrono::Utc))
+                        .unwrap_or(wall0);
+                // creationTimestamp has second resolution: never earlier than the create call.
+                let created = created.max(wall0);
+                let lat = (chrono::Utc::now() - created)
+                    .num_microseconds()
+                    .unwrap_or(0) as f64
+                    / 1000.0;
+                slot.insert(lat);
+            }
+        }
+    }
+    let total = t0.elapsed().as_secs_f64();
+    let (p50, p90, p99) = percentiles(running.values().copied().collect());
+    // Clean up (not timed).
+    let _ = client
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/namespaces/{ns}"),
+            &[],
+            None,
+            None,
+        )
+        .await;
+    Ok(
+        json!({"scenario": "startup", "pods": pods, "all_running_s": total,
+        "pods_per_s": pods as f64 / total, "startup_p50_ms": p50, "startup_p90_ms": p90, "startup_p99_ms": p99}),
+    )
+}
+
+async fn ensure_namespace(client: &Client, ns: &str) -> anyhow::Result<()> {
+    // A namespace left over from an earlier run is still terminating: wait for it to go.
+    for _ in 0..600 {
+        match client
+            .request(
+                reqwest::Method::GET,
+                &format!("/api/v1/namespaces/{ns}"),
+                &[],
+                None,
+                None,
+            )
+            .await
+        {
+            Err(e) if e.is_not_found() => break,
+            Ok(v) if v.pointer("/metadata/deletionTimestamp").is_none() => return Ok(()),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+    match client
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/namespaces",
+            &[],
+            Some(&body),
+            None,
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_conflict() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn lease(name: &str, holder: &str) -> Value {
+    json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": name},
+        "spec": {"holderIdentity": holder}})
+}
+
+/// The `api` scenario: `clients` concurrent clients, each doing `ops` rounds of
+/// create, get, update, list (own label) and delete.
+pub async fn api(client: &Client, clients: usize, ops: usize) -> anyhow::Result<Value> {
+    let ns = "bench-api";
+    ensure_namespace(client, ns).await?;
+    let path = format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases");
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        let path = path.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat: HashMap<&'static str, Vec<f64>> = HashMap::new();
+            for i in 0..ops {
+                let name = format!("c{c}-{i}");
+                let mut rec = |verb: &'static str, t: Instant| {
+                    lat.entry(verb)
+                        .or_default()
+                        .push(t.elapsed().as_secs_f64() * 1000.0)
+                };
+                let t = Instant::now();
+                let mut body = lease(&name, "bench");
+                body["metadata"]["labels"] = json!({"client": c.to_string()});
+                let created = client
+                    .request(reqwest::Method::POST, &path, &[], Some(&body), None)
+                    .await?;
+                rec("create", t);
+                let t = Instant::now();
+                client
+                    .request(
+                        reqwest::Method::GET,
+                        &format!("{path}/{name}"),
+                        &[],
+                        None,
+                        None,
+                    )
+                    .await?;
+                rec("get", t);
+                let t = Instant::now();
+                let mut upd = created.clone();
+                upd["spec"]["holderIdentity"] = json!("bench-2");
+                client
+                    .request(
+                        reqwest::Method::PUT,
+                        &format!("{path}/{name}"),
+                        &[],
+                        Some(&upd),
+                        None,
+                    )
+                    .await?;
+                rec("update", t);
+                let t = Instant::now();
+                client
+                    .request(
+                        reqwest::Method::GET,
+                        &path,
+                        &[("labelSelector", format!("client={c}"))],
+                        None,
+                        None,
+                    )
+                    .await?;
+                rec("list", t);
+                let t = Instant::now();
+                client
+                    .request(
+                        reqwest::Method::DELETE,
+                        &format!("{path}/{name}"),
+                        &[],
+                        None,
+                        None,
+                    )
+                    .await?;
+                rec("delete", t);
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut all: HashMap<&'static str, Vec<f64>> = HashMap::new();
+    for t in tasks {
+        for (k, v) in t.await?? {
+            all.entry(k).or_default().extend(v);
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let total_ops: usize = all.values().map(Vec::len).sum();
+    let mut verbs = serde_json::Map::new();
+    for (k, v) in all {
+        let (p50, _, p99) = percentiles(v);
+        verbs.insert(k.to_string(), json!({"p50_ms": p50, "p99_ms": p99}));
+    }
+    Ok(
+        json!({"scenario": "api", "clients": clients, "ops": total_ops, "ops_per_s": total_ops as f64 / secs, "verbs": verbs}),
+    )
+}
+
+/// The `watch` scenario.
+pub async fn watch(
+    client: &Client,
+    watchers: usize,
+    rate: u64,
+    writes: usize,
+) -> anyhow::Result<Value> {
+    let ns = "bench-watch";
+    ensure_namespace(client, ns).await?;
+    let path = format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases");
+    let _ = client
+        .request(
+            reqwest::Method::POST,
+            &path,
+            &[],
+            Some(&lease("w", "0")),
+            None,
+        )
+        .await;
+    let list = client
+        .request(reqwest::Method::GET, &path, &[], None, None)
+        .await?;
+    let rv = s(&list, "/metadata/resourceVersion").to_string();
+    let t0 = Instant::now();
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(watchers * writes)));
+    let mut tasks = Vec::new();
+    for _ in 0..watchers {
+        let mut w = Box::pin(
+            client
+                .watch_values(&path, vec![("resourceVersion", rv.clone())])
+                .await?,
+        );
+        let lat = latencies.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seen = 0usize;
+            let mut last_rv = 0u64;
+            let mut in_order = true;
+            while seen < writes {
+                let Ok(Some(Ok(ev))) =
+                    tokio::time::timeout(Duration::from_secs(30), w.next()).await
+                else {
+                    break;
+                };
+                let o = &ev.object;
+                let Ok(sent) = s(o, "/spec/holderIdentity").parse::<u128>() else {
+                    continue;
+                };
+                let now = t0.elapsed().as_micros();
+                let r: u64 = s(o, "/metadata/resourceVersion").parse().unwrap_or(0);
+                in_order &= r > last_rv;
+                last_rv = r;
+                if let Ok(mut l) = lat.lock() {
+                    l.push(now.saturating_sub(sent) as f64 / 1000.0);
+                }
+                seen += 1;
+            }
+            (seen, in_order)
+        }));
+    }
+    let gap = Duration::from_micros(1_000_000 / rate.max(1));
+    let mut next = tokio::time::Instant::now();
+    let body_path = format!("{path}/w");
+    for _ in 0..writes {
+        tokio::time::sleep_until(next).await;
+        next += gap;
+        let sent = t0.elapsed().as_micros().to_string();
+        client
+            .request(
+                reqwest::Method::PATCH,
+                &body_path,
+                &[],
+                Some(&json!({"spec": {"holderIdentity": sent}})),
+                Some("application/merge-patch+json"),
+            )
+            .await?;
+    }
+    let mut complete = true;
+    for t in tasks {
+        let (seen, in_order) = t.await?;
+        complete &= seen == writes && in_order;
+    }
+    let l = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    let (p50, _, p99) = percentiles(l);
+    Ok(
+        json!({"scenario": "watch", "watchers": watchers, "writes_per_s": rate, "writes": writes,
+        "delivery_p50_ms": p50, "delivery_p99_ms": p99, "every_watcher_got_every_event_in_order": complete}),
+    )
+}
