@@ -3,6 +3,11 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use anyhow::Context;
+
+/// mimalloc: the server allocates and frees many small JSON values per request; glibc's
+/// malloc showed as ~20% of its CPU in `perf` during `cox bench` (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 
 /// The Coxswain API server.

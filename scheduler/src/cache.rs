@@ -209,8 +209,14 @@ impl SchedCache {
         self.lock().placed.contains_key(key)
     }
 
-    /// A snapshot of every node for one scheduling attempt.
-    pub fn nodes(&self) -> Vec<NodeInfo> {
-        self.lock().nodes.values().cloned().collect()
+    /// Run one scheduling decision over every node, under the cache lock (no copies: a
+    /// decision is pure arithmetic on the aggregates).
+    pub fn with_nodes<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Iterator<Item = &NodeInfo>, usize) -> T,
+    ) -> T {
+        let g = self.lock();
+        let n = g.nodes.len();
+        f(&mut g.nodes.values(), n)
     }
 }

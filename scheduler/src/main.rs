@@ -94,40 +94,41 @@ impl Sched {
         let (ns, name) = split_key(&key);
         let ns = ns.unwrap_or("default").to_string();
         let guard = self.choose.lock().await;
-        let nodes = self.cache.nodes();
-        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-        let mut best: Option<(i64, &str)> = None;
-        for n in &nodes {
-            if let Some((plugin, reason)) = self
-                .filters
-                .iter()
-                .find_map(|f| f.filter(&info, n).err().map(|r| (f.name(), r)))
-            {
-                tracing::trace!(pod = %key, node = %n.name, plugin, reason = %reason, "filtered out");
-                *reasons.entry(reason).or_default() += 1;
-                continue;
+        let (choice, total, reasons) = self.cache.with_nodes(|nodes, total| {
+            let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+            let mut best: Option<(i64, String)> = None;
+            for n in nodes {
+                if let Some((plugin, reason)) = self
+                    .filters
+                    .iter()
+                    .find_map(|f| f.filter(&info, n).err().map(|r| (f.name(), r)))
+                {
+                    tracing::trace!(pod = %key, node = %n.name, plugin, reason = %reason, "filtered out");
+                    *reasons.entry(reason).or_default() += 1;
+                    continue;
+                }
+                let score: i64 = self
+                    .scores
+                    .iter()
+                    .map(|(s, w)| {
+                        let x = s.score(&info, n);
+                        tracing::trace!(pod = %key, node = %n.name, plugin = s.name(), score = x);
+                        w * x
+                    })
+                    .sum();
+                if best.as_ref().is_none_or(|(b, _)| score > *b) {
+                    best = Some((score, n.name.clone()));
+                }
             }
-            let score: i64 = self
-                .scores
-                .iter()
-                .map(|(s, w)| {
-                    let x = s.score(&info, n);
-                    tracing::trace!(pod = %key, node = %n.name, plugin = s.name(), score = x);
-                    w * x
-                })
-                .sum();
-            if best.is_none_or(|(b, _)| score > b) {
-                best = Some((score, &n.name));
-            }
-        }
-        let Some((_, node)) = best else {
+            (best.map(|(_, n)| n), total, reasons)
+        });
+        let Some(node) = choice else {
             drop(guard);
-            let msg = unschedulable_message(nodes.len(), &reasons);
+            let msg = unschedulable_message(total, &reasons);
             self.lock_unsched().insert(key.clone());
             self.mark_unschedulable(&pod, &ns, name, &msg).await?;
             return Ok(Action::AwaitChange);
         };
-        let node = node.to_string();
         self.cache.place(&key, &node, info);
         drop(guard);
         let api: Api<Pod> = Api::namespaced(&self.client, &ns);
