@@ -429,7 +429,8 @@ impl AppState {
         Err(ApiError::conflict(r, name, "too many concurrent updates"))
     }
 
-    async fn remove(
+    /// Remove an object at revision `rev`, publishing `final_state` as its DELETED event.
+    pub async fn remove(
         &self,
         r: &ResourceInfo,
         ns: &str,

@@ -51,6 +51,8 @@ pub struct Config {
     /// How many recent events the watch cache keeps (default 100,000). Watchers further
     /// behind get 410 Expired and relist.
     pub watch_cache_size: usize,
+    /// Events older than this are deleted (Kubernetes' `--event-ttl`, default 1 h).
+    pub event_ttl: std::time::Duration,
 }
 
 /// Shared state of all handlers.
@@ -115,6 +117,40 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<AppState>> {
     Ok(st)
 }
 
+/// Delete Events older than `ttl`, checking every `ttl / 10` (at most every minute).
+async fn expire_events(st: Arc<AppState>, ttl: std::time::Duration) {
+    let Some(r) = by_plural("", "v1", "events") else {
+        return;
+    };
+    let period = (ttl / 10).clamp(
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(60),
+    );
+    loop {
+        tokio::time::sleep(period).await;
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(ttl).unwrap_or_default();
+        let (events, _) = st.cache.list(r, &cache::Filter::default());
+        for e in events {
+            let v: Value = serde_json::from_slice(&e.bytes).unwrap_or_default();
+            let last = [
+                "/lastTimestamp",
+                "/eventTime",
+                "/metadata/creationTimestamp",
+            ]
+            .iter()
+            .filter_map(|p| v.pointer(p).and_then(Value::as_str))
+            .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .max();
+            if last.is_some_and(|t| t < cutoff) {
+                if let Err(err) = st.remove(r, &e.namespace, &e.name, e.rev, v).await {
+                    tracing::debug!(error = %err, "expiring event");
+                }
+            }
+        }
+    }
+}
+
 fn apply_committed(cache: &Cache, c: Committed) {
     let Some(r) = handlers::resource_of_key(&c.key) else {
         tracing::error!(key = %String::from_utf8_lossy(&c.key), "committed key of no resource");
@@ -149,6 +185,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let st = open(&config).await?;
+    tokio::spawn(expire_events(st.clone(), config.event_ttl));
     axum::serve(listener, router(st))
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -23,6 +23,9 @@ struct Args {
     /// Events kept in the watch cache; watchers further behind must relist.
     #[arg(long, default_value_t = 100_000)]
     watch_cache_size: usize,
+    /// How long Events are kept, in seconds (Kubernetes' default is one hour).
+    #[arg(long, default_value_t = 3600)]
+    event_ttl_seconds: u64,
 }
 
 fn default_data_dir() -> std::path::PathBuf {
@@ -52,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
     let config = cox_apiserver::Config {
         data_dir,
         watch_cache_size: args.watch_cache_size,
+        event_ttl: std::time::Duration::from_secs(args.event_ttl_seconds.max(1)),
     };
     cox_apiserver::run(listener, config, shutdown_signal()).await
 }

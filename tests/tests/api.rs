@@ -267,3 +267,17 @@ fn the_real_kubectl_discovers_and_lists() {
         "Error from server (NotFound): deployments.apps \"nope\" not found"
     );
 }
+
+#[test]
+fn events_expire_after_their_ttl() {
+    let c = TestCluster::apiserver_only(&["--event-ttl-seconds", "1"]);
+    let now = "2026-01-01T00:00:00Z";
+    let ev = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "old.1"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+        "reason": "Test", "message": "an old event", "type": "Normal",
+        "firstTimestamp": now, "lastTimestamp": now});
+    assert_eq!(c.post("/api/v1/namespaces/default/events", &ev).0, 201);
+    coxswain_testkit::eventually(Duration::from_secs(20), "the event to expire", || {
+        (c.get("/api/v1/namespaces/default/events/old.1").0 == 404).then_some(())
+    });
+}
