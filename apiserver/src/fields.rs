@@ -38,6 +38,7 @@ pub fn unknown(r: &ResourceInfo, v: &Value) -> Vec<String> {
         "nodes" => collect::<core::Node>(v),
         "namespaces" => collect::<core::Namespace>(v),
         "events" => collect::<core::Event>(v),
+        "configmaps" => collect::<core::ConfigMap>(v),
         "deployments" => collect::<apps::Deployment>(v),
         "replicasets" => collect::<apps::ReplicaSet>(v),
         "leases" => collect::<coord::Lease>(v),

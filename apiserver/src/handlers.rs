@@ -291,6 +291,23 @@ impl AppState {
         }
     }
 
+    /// The stored object: revision, bytes and parsed value, read from sled (the latest
+    /// committed state, which compare-and-swap writes are checked against).
+    fn current(
+        &self,
+        r: &ResourceInfo,
+        ns: &str,
+        name: &str,
+    ) -> Result<(u64, Vec<u8>, Value), ApiError> {
+        let (rev, bytes) = self
+            .store
+            .get(&store_key(r, ns, name))
+            .map_err(internal)?
+            .ok_or_else(|| ApiError::not_found(r, name))?;
+        let v = serde_json::from_slice(&bytes).map_err(internal)?;
+        Ok((rev, bytes, v))
+    }
+
     /// Store a new object; returns its encoded form.
     async fn insert(&self, r: &ResourceInfo, ns: &str, v: Value) -> Result<Bytes, ApiError> {
         let name = str_at(&v, "/metadata/name").to_string();
@@ -326,10 +343,7 @@ impl AppState {
     ) -> Result<(Bytes, bool), ApiError> {
         let key = store_key(r, ns, name);
         for _ in 0..64 {
-            let Some((cur_rev, cur_bytes)) = self.store.get(&key).map_err(internal)? else {
-                return Err(ApiError::not_found(r, name));
-            };
-            let current: Value = serde_json::from_slice(&cur_bytes).map_err(internal)?;
+            let (cur_rev, cur_bytes, current) = self.current(r, ns, name)?;
             let mut new = change(&current)?;
             check_type(r, &mut new)?;
             let given_rv = str_at(&new, "/metadata/resourceVersion").to_string();
@@ -747,13 +761,7 @@ pub async fn patch(
         Ok(merge_for_subresource(r, cur, target, status_only, false))
     };
     if q.dry_run() {
-        let (cur_rev, cur) = st
-            .store
-            .get(&store_key(r, &ns, name))
-            .map_err(internal)?
-            .ok_or_else(|| ApiError::not_found(r, name))?;
-        let _ = cur_rev;
-        let cur: Value = serde_json::from_slice(&cur).map_err(internal)?;
+        let (_, _, cur) = st.current(r, &ns, name)?;
         return Ok(value_response(200, &change(&cur)?));
     }
     let (bytes, _) = st
@@ -809,12 +817,7 @@ async fn server_side_apply(
         Ok(merge_for_subresource(r, cur, applied, false, false))
     };
     if q.dry_run() {
-        let (_, cur) = st
-            .store
-            .get(&store_key(r, &ns, name))
-            .map_err(internal)?
-            .ok_or_else(|| ApiError::not_found(r, name))?;
-        let cur: Value = serde_json::from_slice(&cur).map_err(internal)?;
+        let (_, _, cur) = st.current(r, &ns, name)?;
         return Ok(value_response(200, &change(&cur)?));
     }
     let (bytes, _) = st.write(r, &ns, name, false, None, &change).await?;
@@ -917,12 +920,8 @@ pub async fn delete(
         }
     }
     let o = DeleteOptions { grace, policy };
-    let key = store_key(r, &ns, name);
     for _ in 0..64 {
-        let Some((rev, bytes)) = st.store.get(&key).map_err(internal)? else {
-            return Err(ApiError::not_found(r, name));
-        };
-        let cur: Value = serde_json::from_slice(&bytes).map_err(internal)?;
+        let (rev, bytes, cur) = st.current(r, &ns, name)?;
         let uid = str_at(&cur, "/metadata/uid");
         if let Some(want) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
             if want != uid {

@@ -360,6 +360,21 @@ fn columns_and_cells(r: &ResourceInfo, v: &Value) -> (Vec<Value>, Vec<Value>) {
                 ],
             )
         }
+        "configmaps" => {
+            let count = |k: &str| v.get(k).and_then(Value::as_object).map_or(0, |m| m.len());
+            (
+                vec![
+                    col("Name", "string", 0),
+                    col("Data", "integer", 0),
+                    col("Age", "string", 0),
+                ],
+                vec![
+                    json!(name),
+                    json!(count("data") + count("binaryData")),
+                    json!(a),
+                ],
+            )
+        }
         "leases" => (
             vec![
                 col("Name", "string", 0),

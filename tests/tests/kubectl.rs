@@ -2,7 +2,7 @@
 //! Each test names the kubectl commands it proves; docs/compatibility.md points here.
 
 use coxswain_testkit::{eventually, stderr, stdout, TestCluster};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
@@ -349,6 +349,27 @@ fn generators_send_protobuf_and_it_is_understood() {
             == 2)
             .then_some(())
     });
+    assert_eq!(
+        ok(&c.kubectl(&[
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=mode=fast",
+            "--from-literal=level=3",
+            "-n",
+            "shop"
+        ]))
+        .trim(),
+        "configmap/settings created"
+    );
+    let (_, cm) = c.get("/api/v1/namespaces/shop/configmaps/settings");
+    assert_eq!(cm["data"], json!({"mode": "fast", "level": "3"}));
+    let out = ok(&c.kubectl(&["get", "cm", "-n", "shop"]));
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("settings") && l.split_whitespace().nth(1) == Some("2")),
+        "{out}"
+    );
     // --replicas=0 is a pointer field: zero is kept, not defaulted to 1.
     ok(&c.kubectl(&[
         "create",

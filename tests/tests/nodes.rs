@@ -42,13 +42,18 @@ fn a_lost_node_is_tainted_and_its_pods_move() {
     });
     let t0 = std::time::Instant::now();
     c.kill("node-1");
-    let node = eventually(T, "node-1 tainted unreachable", || {
+    // The taint and the Ready condition are two writes: wait for both.
+    let node = eventually(T, "node-1 tainted unreachable and Ready Unknown", || {
         let (_, n) = c.get("/api/v1/nodes/node-1");
-        n["spec"]["taints"]
+        let tainted = n["spec"]["taints"]
             .as_array()?
             .iter()
-            .any(|t| t["key"] == "node.kubernetes.io/unreachable" && t["effect"] == "NoExecute")
-            .then_some(n)
+            .any(|t| t["key"] == "node.kubernetes.io/unreachable" && t["effect"] == "NoExecute");
+        let unknown = n["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "Unknown");
+        (tainted && unknown).then_some(n)
     });
     let ready = node["status"]["conditions"]
         .as_array()

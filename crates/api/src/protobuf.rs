@@ -26,6 +26,8 @@ enum Kind {
     MapStr,
     /// `map<string,Quantity>`.
     MapQuantity,
+    /// `map<string,bytes>`, base64 in JSON.
+    MapBytes,
     /// `metav1.Time` -> RFC 3339.
     Time,
     /// `intstr.IntOrString`.
@@ -195,6 +197,12 @@ const POD: &[Field] = &[
     f(2, "spec", Msg(POD_SPEC)),
     f(3, "status", Msg(EMPTY)),
 ];
+const CONFIG_MAP: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "data", MapStr),
+    f(3, "binaryData", MapBytes),
+    p(4, "immutable", Bool),
+];
 const TYPE_META: &[Field] = &[f(1, "apiVersion", Str), f(2, "kind", Str)];
 
 struct Reader<'a> {
@@ -259,14 +267,15 @@ fn utf8(b: &[u8]) -> Result<String, ProtoError> {
 }
 
 /// Decode `(key, value)` map entries.
-fn map_entry(b: &[u8], quantity: bool) -> Result<(String, String), ProtoError> {
+fn map_entry(b: &[u8], kind: Kind) -> Result<(String, String), ProtoError> {
     let mut r = Reader { buf: b, pos: 0 };
     let (mut k, mut v) = (String::new(), String::new());
     while !r.done() {
         let tag = r.varint()?;
         match (tag >> 3, tag & 7) {
             (1, 2) => k = utf8(r.bytes()?)?,
-            (2, 2) if quantity => {
+            (2, 2) if matches!(kind, MapBytes) => v = base64(r.bytes()?),
+            (2, 2) if matches!(kind, MapQuantity) => {
                 let q = decode_msg(r.bytes()?, &[f(1, "string", Str)], "Quantity")?;
                 v = q["string"].as_str().unwrap_or_default().to_string();
             }
@@ -306,8 +315,8 @@ fn decode_msg(buf: &[u8], schema: &[Field], what: &str) -> Result<Value, ProtoEr
             (Int, 0) => json!(r.varint()? as i64),
             (Bool, 0) => json!(r.varint()? != 0),
             (Msg(s), 2) => decode_msg(r.bytes()?, s, fd.name)?,
-            (MapStr | MapQuantity, 2) => {
-                let (k, v) = map_entry(r.bytes()?, matches!(fd.kind, MapQuantity))?;
+            (MapStr | MapQuantity | MapBytes, 2) => {
+                let (k, v) = map_entry(r.bytes()?, fd.kind)?;
                 let m = out
                     .entry(fd.name)
                     .or_insert_with(|| Value::Object(Map::new()));
@@ -369,6 +378,26 @@ fn decode_msg(buf: &[u8], schema: &[Field], what: &str) -> Result<Value, ProtoEr
     Ok(Value::Object(out))
 }
 
+/// Standard base64 with padding (how JSON carries `[]byte`).
+fn base64(b: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, x)| acc | (*x as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Seconds since the epoch as RFC 3339 UTC (days-from-civil arithmetic; no date crate).
 fn chrono_free_rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
@@ -415,6 +444,7 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
         ("apps/v1", "Deployment") => DEPLOYMENT,
         ("v1", "Namespace") => NAMESPACE,
         ("v1", "Pod") => POD,
+        ("v1", "ConfigMap") => CONFIG_MAP,
         _ => {
             return Err(ProtoError(format!(
                 "protobuf bodies of {api_version} {kind} are not supported; send JSON"
@@ -476,6 +506,13 @@ mod tests {
         );
         assert!(decode(b"nope").is_err());
         assert!(decode(&body[..body.len() - 2]).is_err());
+    }
+
+    #[test]
+    fn base64_like_go() {
+        assert_eq!(base64(b"hi"), "aGk=");
+        assert_eq!(base64(b"abc"), "YWJj");
+        assert_eq!(base64(b"a"), "YQ==");
     }
 
     #[test]

@@ -123,6 +123,18 @@ pub const RESOURCES: &[ResourceInfo] = &[
     ResourceInfo {
         group: "",
         version: "v1",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        singular: "configmap",
+        namespaced: true,
+        short_names: &["cm"],
+        categories: &[],
+        has_status: false,
+        has_scale: false,
+    },
+    ResourceInfo {
+        group: "",
+        version: "v1",
         kind: "Event",
         plural: "events",
         singular: "event",
