@@ -390,6 +390,11 @@ fn compute_status(
             "DeploymentPaused",
             "Deployment is paused".into(),
         )
+    } else if !moved
+        && prev.is_some_and(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+    {
+        // Timed out stays timed out until the rollout moves again.
+        prev.cloned().unwrap_or_default()
     } else {
         let since = prev
             .filter(|c| c.reason.as_deref() == Some("ReplicaSetUpdated"))

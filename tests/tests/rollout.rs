@@ -1,7 +1,7 @@
 //! Rollouts with the real binaries: RollingUpdate bounds sampled during a rollout, Recreate
 //! never running old and new pods together, undo reusing the old ReplicaSet, history pruning.
 
-use coxswain_testkit::{eventually, stderr, stdout, TestCluster};
+use coxswain_testkit::{eventually, stays, stderr, stdout, TestCluster};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -200,13 +200,11 @@ fn pause_holds_the_rollout_and_a_stuck_rollout_exceeds_its_deadline() {
     let out = c.kubectl(&["rollout", "pause", "deployment/stuck"]);
     assert!(out.status.success(), "{}", stderr(&out));
     c.kubectl(&["set", "image", "deployment/stuck", "c=nginx:1.28"]);
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
+    stays(Duration::from_secs(1), "no rollout while paused", || {
         c.items("/apis/apps/v1/namespaces/default/replicasets")
-            .len(),
-        1,
-        "no rollout while paused"
-    );
+            .len()
+            == 1
+    });
     let out = c.kubectl(&["rollout", "resume", "deployment/stuck"]);
     assert!(out.status.success(), "{}", stderr(&out));
     eventually(T, "resumed rollout done", || {
@@ -217,6 +215,7 @@ fn pause_holds_the_rollout_and_a_stuck_rollout_exceeds_its_deadline() {
         &format!("{DEPLOYS}/stuck"),
         &json!({"spec": {"template": {"spec": {"nodeSelector": {"disk": "none"}}}}}),
     );
+    let t_stuck = Instant::now();
     let cond = eventually(T, "Progressing=False", || {
         let (_, d) = c.get(&format!("{DEPLOYS}/stuck"));
         d["status"]["conditions"]
@@ -225,7 +224,25 @@ fn pause_holds_the_rollout_and_a_stuck_rollout_exceeds_its_deadline() {
             .find(|c| c["type"] == "Progressing" && c["status"] == "False")
             .cloned()
     });
+    assert!(
+        t_stuck.elapsed() < Duration::from_secs(15),
+        "deadline noticed late: {:?}",
+        t_stuck.elapsed()
+    );
     assert_eq!(cond["reason"], "ProgressDeadlineExceeded");
+    // It stays exceeded while nothing moves.
+    stays(
+        Duration::from_secs(4),
+        "Progressing stays ProgressDeadlineExceeded",
+        || {
+            let (_, d) = c.get(&format!("{DEPLOYS}/stuck"));
+            d["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded"
+                })
+            })
+        },
+    );
     let out = c.kubectl(&["rollout", "status", "deployment/stuck", "--timeout=10s"]);
     assert!(!out.status.success());
     assert!(

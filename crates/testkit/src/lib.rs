@@ -57,6 +57,16 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> O
     }
 }
 
+/// Check that `holds` stays true for all of `period`, polling every 50 ms (for "this must
+/// not happen" checks); panics naming `what` at the first poll where it does not hold.
+pub fn stays(period: Duration, what: &str, mut holds: impl FnMut() -> bool) {
+    let end = Instant::now() + period;
+    while Instant::now() < end {
+        assert!(holds(), "no longer true: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 struct Proc {
     name: String,
     child: Child,
