@@ -376,11 +376,8 @@ impl<K: Object> Api<K> {
 
     /// GET one.
     pub async fn get(&self, name: &str) -> Result<K> {
-        let b = self
-            .client
-            .request_bytes(reqwest::Method::GET, &self.path(name), &[], None, None)
-            .await?;
-        Ok(serde_json::from_slice(&b)?)
+        self.send(reqwest::Method::GET, &self.path(name), None, None)
+            .await
     }
 
     /// GET one, `None` if it does not exist.
@@ -407,46 +404,40 @@ impl<K: Object> Api<K> {
         Ok(serde_json::from_slice(&b)?)
     }
 
+    /// One request whose answer is a `K`.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        content_type: Option<&str>,
+    ) -> Result<K> {
+        let b = self
+            .client
+            .request_bytes(method, path, &[], body, content_type)
+            .await?;
+        Ok(serde_json::from_slice(&b)?)
+    }
+
     /// POST.
     pub async fn create(&self, obj: &K) -> Result<K> {
         let v = serde_json::to_value(obj)?;
-        let b = self
-            .client
-            .request_bytes(
-                reqwest::Method::POST,
-                &self.collection(),
-                &[],
-                Some(&v),
-                None,
-            )
-            .await?;
-        Ok(serde_json::from_slice(&b)?)
+        self.send(reqwest::Method::POST, &self.collection(), Some(&v), None)
+            .await
     }
 
     /// PUT (compare-and-swap on `metadata.resourceVersion` when set).
     pub async fn replace(&self, name: &str, obj: &K) -> Result<K> {
         let v = serde_json::to_value(obj)?;
-        let b = self
-            .client
-            .request_bytes(reqwest::Method::PUT, &self.path(name), &[], Some(&v), None)
-            .await?;
-        Ok(serde_json::from_slice(&b)?)
+        self.send(reqwest::Method::PUT, &self.path(name), Some(&v), None)
+            .await
     }
 
     /// PUT the status subresource.
     pub async fn replace_status(&self, name: &str, obj: &K) -> Result<K> {
         let v = serde_json::to_value(obj)?;
-        let b = self
-            .client
-            .request_bytes(
-                reqwest::Method::PUT,
-                &format!("{}/status", self.path(name)),
-                &[],
-                Some(&v),
-                None,
-            )
-            .await?;
-        Ok(serde_json::from_slice(&b)?)
+        let path = format!("{}/status", self.path(name));
+        self.send(reqwest::Method::PUT, &path, Some(&v), None).await
     }
 
     /// JSON merge patch.
@@ -461,17 +452,13 @@ impl<K: Object> Api<K> {
     }
 
     async fn patch_at(&self, path: &str, patch: &Value) -> Result<K> {
-        let b = self
-            .client
-            .request_bytes(
-                reqwest::Method::PATCH,
-                path,
-                &[],
-                Some(patch),
-                Some("application/merge-patch+json"),
-            )
-            .await?;
-        Ok(serde_json::from_slice(&b)?)
+        self.send(
+            reqwest::Method::PATCH,
+            path,
+            Some(patch),
+            Some("application/merge-patch+json"),
+        )
+        .await
     }
 
     /// DELETE; `Ok(false)` if it was already gone.
