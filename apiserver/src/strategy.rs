@@ -55,6 +55,10 @@ pub fn apply_defaults(r: &ResourceInfo, v: &mut Value) {
             if let Some(spec) = obj(v, "spec") {
                 default(spec, "replicas", json!(1));
             }
+            // `replicas` is the one required field of ReplicaSetStatus (strict clients need it).
+            if let Some(st) = obj(v, "status") {
+                default(st, "replicas", json!(0));
+            }
             default_template(v);
         }
         "namespaces" => {
@@ -303,19 +307,65 @@ pub fn status_on_create(r: &ResourceInfo, v: &mut Value) {
     let Some(m) = v.as_object_mut() else { return };
     match r.plural {
         "pods" => {
-            let qos = "BestEffort";
+            let qos = qos_class(m.get("spec"));
             m.insert(
                 "status".into(),
                 json!({"phase": "Pending", "qosClass": qos}),
             );
         }
-        "deployments" | "replicasets" => {
+        "deployments" => {
             m.insert("status".into(), json!({}));
+        }
+        "replicasets" => {
+            m.insert("status".into(), json!({"replicas": 0}));
         }
         "namespaces" => {
             m.insert("status".into(), json!({"phase": "Active"}));
         }
         _ => {}
+    }
+}
+
+/// The pod's QoS class, Kubernetes' rule: Guaranteed when every container sets cpu and memory
+/// limits equal to its requests, BestEffort when none sets any, Burstable otherwise.
+fn qos_class(spec: Option<&Value>) -> &'static str {
+    let containers = spec
+        .into_iter()
+        .flat_map(|s| ["containers", "initContainers"].map(|k| s.get(k)))
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten();
+    let (mut any, mut guaranteed) = (false, true);
+    for c in containers {
+        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
+        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+        let has = |m: Option<&Map<String, Value>>| m.is_some_and(|m| !m.is_empty());
+        any |= has(requests) || has(limits);
+        for res in ["cpu", "memory"] {
+            let limit = limits.and_then(|l| l.get(res));
+            // A request left out defaults to the limit.
+            let request = requests.and_then(|r| r.get(res)).or(limit);
+            let same = match (request, limit) {
+                (Some(r), Some(l)) => {
+                    let amount = |v: &Value| {
+                        let q = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                        if res == "cpu" {
+                            coxswain_api::quantity::cpu_millis(&q)
+                        } else {
+                            coxswain_api::quantity::bytes(&q)
+                        }
+                    };
+                    amount(r).is_some() && amount(r) == amount(l)
+                }
+                _ => false,
+            };
+            guaranteed &= same;
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
     }
 }
 

@@ -1,8 +1,8 @@
 """The official Python client against a running Coxswain cluster.
 
 Usage: python3 client_check.py http://127.0.0.1:PORT
-Exercises create/read/list/patch/replace/delete of Deployments, Pods, Nodes, Namespaces,
-Events and ReplicaSets, a watch stream, and error statuses; every response goes through the
+Exercises every verb (create, read, list, patch, replace, delete, duplicate create) on
+Namespaces, Nodes, Pods, ReplicaSets, Events and Deployments, watch streams, and error statuses; every response goes through the
 client's strict models, so a missing required field fails here. Prints `N passed, 0 failed`.
 """
 import sys
@@ -39,12 +39,149 @@ def eventually(what, fn, timeout=30):
         if v:
             return v
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    print(f"timed out waiting for {what}")
+    return None
 
 
-ns = client.V1Namespace(metadata=client.V1ObjectMeta(name="py"))
-core.create_namespace(ns)
+def crud(kind, create, read, list_, patch, replace, delete, body, patch_body, mutate, check_patch, check_replace):
+    """Every verb on one kind through the client's typed methods and models."""
+    name = body["metadata"]["name"]
+    obj = create(body)
+    check(f"{kind} create", obj.metadata.uid is not None and obj.metadata.resource_version)
+    check(f"{kind} read", read(name).metadata.uid == obj.metadata.uid)
+    check(f"{kind} list", name in [o.metadata.name for o in list_().items])
+    check(f"{kind} patch", check_patch(patch(name, patch_body)))
+    for _ in range(10):
+        cur = read(name)
+        mutate(cur)
+        try:
+            replaced = replace(name, cur)
+            break
+        except ApiException as e:
+            if e.status != 409:
+                raise
+    check(f"{kind} replace", check_replace(replaced))
+    try:
+        create(body)
+        check(f"{kind} duplicate create is 409 AlreadyExists", False)
+    except ApiException as e:
+        check(f"{kind} duplicate create is 409 AlreadyExists", e.status == 409 and "AlreadyExists" in e.body)
+    delete(name)
+    def gone():
+        try:
+            read(name)
+            return False
+        except ApiException as e:
+            return e.status == 404
+    check(f"{kind} delete", eventually(f"{kind} gone", gone))
+
+
+def labelled(o):
+    o.metadata.labels = dict(o.metadata.labels or {}, replaced="yes")
+
+
+crud(
+    "namespace",
+    core.create_namespace,
+    core.read_namespace,
+    core.list_namespace,
+    core.patch_namespace,
+    lambda n, b: core.replace_namespace(n, b),
+    core.delete_namespace,
+    {"metadata": {"name": "py-crud"}},
+    {"metadata": {"labels": {"patched": "yes"}}},
+    labelled,
+    lambda o: o.metadata.labels.get("patched") == "yes",
+    lambda o: o.metadata.labels.get("replaced") == "yes" and o.spec.finalizers == ["kubernetes"],
+)
+
+crud(
+    "node",
+    core.create_node,
+    core.read_node,
+    core.list_node,
+    core.patch_node,
+    core.replace_node,
+    core.delete_node,
+    {"metadata": {"name": "py-node", "labels": {"disk": "ssd"}}, "spec": {"unschedulable": True}},
+    {"spec": {"taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]}},
+    labelled,
+    lambda o: o.spec.taints[0].key == "k" and o.spec.unschedulable,
+    lambda o: o.metadata.labels == {"disk": "ssd", "replaced": "yes"},
+)
+
+core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="py")))
 check("namespace listed", "py" in [n.metadata.name for n in core.list_namespace().items])
+
+bare_pod = {
+    "metadata": {"name": "bare", "labels": {"app": "bare"}},
+    "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]},
+}
+crud(
+    "pod",
+    lambda b: core.create_namespaced_pod("py", b),
+    lambda n: core.read_namespaced_pod(n, "py"),
+    lambda: core.list_namespaced_pod("py"),
+    lambda n, b: core.patch_namespaced_pod(n, "py", b),
+    lambda n, b: core.replace_namespaced_pod(n, "py", b),
+    lambda n: core.delete_namespaced_pod(n, "py", grace_period_seconds=0),
+    bare_pod,
+    {"metadata": {"annotations": {"patched": "yes"}}},
+    labelled,
+    lambda o: o.metadata.annotations.get("patched") == "yes" and o.spec.restart_policy == "Always",
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+
+rs_body = {
+    "metadata": {"name": "py-rs"},
+    "spec": {
+        "replicas": 1,
+        "selector": {"matchLabels": {"app": "py-rs"}},
+        "template": {"metadata": {"labels": {"app": "py-rs"}}, "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}},
+    },
+}
+crud(
+    "replicaset",
+    lambda b: apps.create_namespaced_replica_set("py", b),
+    lambda n: apps.read_namespaced_replica_set(n, "py"),
+    lambda: apps.list_namespaced_replica_set("py"),
+    lambda n, b: apps.patch_namespaced_replica_set(n, "py", b),
+    lambda n, b: apps.replace_namespaced_replica_set(n, "py", b),
+    lambda n: apps.delete_namespaced_replica_set(n, "py"),
+    rs_body,
+    {"spec": {"replicas": 2}},
+    labelled,
+    lambda o: o.spec.replicas == 2,
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+check(
+    "replicaset pods garbage collected",
+    eventually("replicaset pods gone", lambda: not core.list_namespaced_pod("py", label_selector="app=py-rs").items),
+)
+
+event_body = {
+    "metadata": {"name": "py-event"},
+    "involvedObject": {"kind": "Pod", "namespace": "py", "name": "bare", "apiVersion": "v1"},
+    "reason": "Testing",
+    "message": "from the python client",
+    "type": "Normal",
+    "count": 1,
+    "source": {"component": "client_check"},
+}
+crud(
+    "event",
+    lambda b: core.create_namespaced_event("py", b),
+    lambda n: core.read_namespaced_event(n, "py"),
+    lambda: core.list_namespaced_event("py"),
+    lambda n, b: core.patch_namespaced_event(n, "py", b),
+    lambda n, b: core.replace_namespaced_event(n, "py", b),
+    lambda n: core.delete_namespaced_event(n, "py"),
+    event_body,
+    {"count": 2},
+    labelled,
+    lambda o: o.count == 2 and o.involved_object.name == "bare",
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
 
 body = {
     "apiVersion": "apps/v1",
@@ -85,8 +222,14 @@ events = core.list_namespaced_event("py").items
 check("events deserialize", any(e.reason == "Scheduled" for e in events))
 
 apps.patch_namespaced_deployment_scale("py", "py", {"spec": {"replicas": 3}})
-eventually("3 pods", lambda: len(core.list_namespaced_pod("py", label_selector="app=py").items) == 3)
-check("scaled with a strategic merge patch of /scale", True)
+check(
+    "scaled with a strategic merge patch of /scale",
+    eventually("3 pods", lambda: len(core.list_namespaced_pod("py", label_selector="app=py").items) == 3),
+)
+check("read scale", apps.read_namespaced_deployment_scale("py", "py").spec.replicas == 3)
+check("read status", apps.read_namespaced_deployment_status("py", "py").status.observed_generation >= 1)
+check("list across namespaces", any(x.metadata.namespace == "py" for x in apps.list_deployment_for_all_namespaces().items))
+check("pods across namespaces", len(core.list_pod_for_all_namespaces(label_selector="app=py").items) == 3)
 
 # Read-modify-replace, retried on 409 as clients do: the controllers write status meanwhile.
 for attempt in range(10):
@@ -118,6 +261,23 @@ for ev in w.stream(core.list_namespaced_pod, "py", label_selector="app=py", time
         w.stop()
 check("watch replays current pods as ADDED", seen[:3] == ["ADDED"] * 3, str(seen))
 
+for ev in w.stream(apps.list_namespaced_deployment, "py", timeout_seconds=3):
+    check("watch deployments", ev["type"] == "ADDED" and ev["object"].metadata.name == "py")
+    w.stop()
+
+invalid = dict(body, metadata={"name": "bad"}, spec=dict(body["spec"], replicas=-1))
+try:
+    apps.create_namespaced_deployment("py", invalid)
+    check("invalid deployment is 422", False)
+except ApiException as e:
+    check("invalid deployment is 422", e.status == 422 and "spec.replicas" in e.body)
+
+guaranteed = {
+    "metadata": {"name": "guaranteed"},
+    "spec": {"containers": [{"name": "c", "image": "nginx:1.27", "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}}]},
+}
+check("qosClass Guaranteed", core.create_namespaced_pod("py", guaranteed).status.qos_class == "Guaranteed")
+
 try:
     apps.read_namespaced_deployment("nope", "py")
     check("missing deployment is 404", False)
@@ -125,11 +285,12 @@ except ApiException as e:
     check("missing deployment is 404", e.status == 404 and "not found" in e.body)
 
 apps.delete_namespaced_deployment("py", "py")
-eventually("pods garbage collected", lambda: len(core.list_namespaced_pod("py").items) == 0)
-check("delete cascades", True)
+check("delete cascades", eventually("pods garbage collected", lambda: not core.list_namespaced_pod("py", label_selector="app=py").items))
 core.delete_namespace("py")
-eventually("namespace gone", lambda: "py" not in [n.metadata.name for n in core.list_namespace().items])
-check("namespace deleted", True)
+check(
+    "namespace deleted",
+    eventually("namespace gone", lambda: "py" not in [n.metadata.name for n in core.list_namespace().items]),
+)
 
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
