@@ -117,49 +117,109 @@ fn containers_images_selector(v: &Value) -> [String; 3] {
     [names, images, sel]
 }
 
-/// What `kubectl get pods` shows as STATUS.
-pub fn pod_status_reason(v: &Value) -> String {
+/// What `kubectl get pods` shows as STATUS and RESTARTS (kubectl's `printPod` rules:
+/// `Init:N/M` or `Init:<reason>` while initializing, the last container's waiting or
+/// terminated reason, `Running`/`NotReady` when a container still runs, `Terminating`).
+pub fn pod_status_and_restarts(v: &Value) -> (String, String) {
     let mut reason = s(v, "/status/phase");
     let r = s(v, "/status/reason");
     if !r.is_empty() {
         reason = r;
     }
-    for c in v
-        .pointer("/status/initContainerStatuses")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let w = s(c, "/state/waiting/reason");
-        if !w.is_empty() && w != "PodInitializing" {
-            reason = format!("Init:{w}");
+    let list = |p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut restarts = 0;
+    let mut last_restart: Option<String> = None;
+    fn note_restart(c: &Value, restarts: &mut i64, last: &mut Option<String>) {
+        *restarts += n(c, "/restartCount");
+        if let Some(t) = c
+            .pointer("/lastState/terminated/finishedAt")
+            .and_then(Value::as_str)
+        {
+            if last.as_deref().is_none_or(|cur| t > cur) {
+                *last = Some(t.to_string());
+            }
         }
     }
-    let mut running = false;
-    for c in v
-        .pointer("/status/containerStatuses")
+    let init = list("/status/initContainerStatuses");
+    let init_total = v
+        .pointer("/spec/initContainers")
         .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .rev()
-    {
-        let w = s(c, "/state/waiting/reason");
+        .map_or(0, Vec::len);
+    let mut initializing = false;
+    for (i, c) in init.iter().enumerate() {
+        note_restart(c, &mut restarts, &mut last_restart);
+        let code = c
+            .pointer("/state/terminated/exitCode")
+            .and_then(Value::as_i64);
         let t = s(c, "/state/terminated/reason");
-        if !w.is_empty() {
-            reason = w;
-        } else if !t.is_empty() {
-            reason = t;
-        } else if c.pointer("/state/running").is_some() && c["ready"].as_bool() == Some(true) {
-            running = true;
+        let w = s(c, "/state/waiting/reason");
+        match code {
+            Some(0) => continue,
+            Some(code) => {
+                reason = if t.is_empty() {
+                    format!("Init:ExitCode:{code}")
+                } else {
+                    format!("Init:{t}")
+                };
+            }
+            None if !w.is_empty() && w != "PodInitializing" => reason = format!("Init:{w}"),
+            None => reason = format!("Init:{i}/{init_total}"),
+        }
+        initializing = true;
+        break;
+    }
+    let initialized = v
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Initialized" && c["status"] == "True");
+    if !initializing || initialized {
+        restarts = 0;
+        last_restart = None;
+        let mut running = false;
+        for c in list("/status/containerStatuses").iter().rev() {
+            note_restart(c, &mut restarts, &mut last_restart);
+            let w = s(c, "/state/waiting/reason");
+            let t = s(c, "/state/terminated/reason");
+            if !w.is_empty() {
+                reason = w;
+            } else if !t.is_empty() {
+                reason = t;
+            } else if let Some(code) = c.pointer("/state/terminated/exitCode") {
+                reason = format!("ExitCode:{code}");
+            } else if c.pointer("/state/running").is_some() && c["ready"].as_bool() == Some(true) {
+                running = true;
+            }
+        }
+        if reason == "Completed" && running {
+            let ready = v
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            reason = if ready { "Running" } else { "NotReady" }.into();
         }
     }
-    if running && reason == "Completed" {
-        reason = "Running".into();
-    }
+    let phase = s(v, "/status/phase");
     if v.pointer("/metadata/deletionTimestamp").is_some() {
-        reason = "Terminating".into();
+        if s(v, "/status/reason") == "NodeLost" {
+            reason = "Unknown".into();
+        } else if phase != "Succeeded" && phase != "Failed" {
+            reason = "Terminating".into();
+        }
     }
-    reason
+    let restarts = match last_restart {
+        Some(t) => format!("{restarts} ({} ago)", age(&Value::String(t))),
+        None => restarts.to_string(),
+    };
+    (reason, restarts)
 }
 
 fn columns_and_cells(r: &ResourceInfo, v: &Value) -> (Vec<Value>, Vec<Value>) {
@@ -177,7 +237,7 @@ fn columns_and_cells(r: &ResourceInfo, v: &Value) -> (Vec<Value>, Vec<Value>) {
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             let ready = statuses.iter().filter(|c| c["ready"] == true).count();
-            let restarts: i64 = statuses.iter().map(|c| n(c, "/restartCount")).sum();
+            let (status, restarts) = pod_status_and_restarts(v);
             (
                 vec![
                     col("Name", "string", 0),
@@ -193,8 +253,8 @@ fn columns_and_cells(r: &ResourceInfo, v: &Value) -> (Vec<Value>, Vec<Value>) {
                 vec![
                     json!(name),
                     json!(format!("{ready}/{total}")),
-                    json!(pod_status_reason(v)),
-                    json!(restarts.to_string()),
+                    json!(status),
+                    json!(restarts),
                     json!(a),
                     json!(or_none(s(v, "/status/podIP"))),
                     json!(or_none(s(v, "/spec/nodeName"))),

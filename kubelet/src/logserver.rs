@@ -38,18 +38,20 @@ async fn container_logs(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let key = format!("{ns}/{pod}");
-    let pm = nodes
-        .values()
-        .find(|pm| pm.container_id(&key, &container).is_some());
-    let Some((pm, id)) = pm.and_then(|pm| pm.container_id(&key, &container).map(|id| (pm, id)))
-    else {
-        return (
-            StatusCode::BAD_REQUEST,
+    let previous = q.get("previous").is_some_and(|v| v == "true");
+    let found = nodes.values().find_map(|pm| {
+        pm.container_id(&key, &container, previous)
+            .map(|id| (pm, id))
+    });
+    let Some((pm, id)) = found else {
+        let msg = if previous {
+            format!("previous terminated container \"{container}\" in pod \"{pod}\" not found")
+        } else {
             format!(
                 "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
-            ),
-        )
-            .into_response();
+            )
+        };
+        return (StatusCode::BAD_REQUEST, msg).into_response();
     };
     let timestamps = q.get("timestamps").is_some_and(|v| v == "true");
     let follow = q.get("follow").is_some_and(|v| v == "true");

@@ -4,17 +4,19 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod behaviour;
 mod logserver;
 mod node;
 mod pods;
 mod runtime;
+mod status;
 
 use anyhow::Context;
 use clap::Parser;
 use coxswain_client::{Api, Client, ListParams};
 use coxswain_runtime::events::Recorder;
 use coxswain_runtime::store::key_of;
-use coxswain_runtime::{controller, Change, Informer, Queue};
+use coxswain_runtime::{Change, Informer};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use std::collections::HashMap;
@@ -58,9 +60,16 @@ struct Args {
     /// Extra node labels, `k=v,k2=v2`.
     #[arg(long, default_value = "")]
     node_labels: String,
-    /// Concurrent pod reconciles per node.
-    #[arg(long, default_value_t = 4)]
-    workers: usize,
+    /// What simulated containers do, per image (YAML; see docs/behaviour.md).
+    #[arg(long)]
+    runtime_config: Option<std::path::PathBuf>,
+    /// First back-off before restarting a crashed container or re-pulling a failed image
+    /// (Kubernetes: 10 s), doubling each time.
+    #[arg(long, default_value_t = 10_000)]
+    backoff_initial_ms: u64,
+    /// Back-off cap (Kubernetes: 300 s).
+    #[arg(long, default_value_t = 300_000)]
+    backoff_max_ms: u64,
 }
 
 #[tokio::main]
@@ -68,6 +77,22 @@ async fn main() -> anyhow::Result<()> {
     coxswain_runtime::daemon::init_tracing();
     let args = Args::parse();
     let client = Client::new(&args.server).context("building the API client")?;
+    let config = match &args.runtime_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            behaviour::RuntimeConfig::parse(&text)
+                .with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => behaviour::RuntimeConfig::default(),
+    };
+    let config = Arc::new(config);
+    let timing = pods::Timing {
+        pull_ms: args.pull_ms,
+        start_ms: args.start_ms,
+        backoff_initial_ms: args.backoff_initial_ms,
+        backoff_max_ms: args.backoff_max_ms.max(args.backoff_initial_ms),
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -126,25 +151,17 @@ async fn main() -> anyhow::Result<()> {
     let node_cache = node_informer.store();
     node_informer.spawn();
     let mut managers: HashMap<String, Arc<pods::PodManager>> = HashMap::new();
-    let mut queues: HashMap<String, Queue> = HashMap::new();
     for cfg in &configs {
-        let queue = Queue::new();
-        let runtime = runtime::SimRuntime::new(
-            &cfg.name,
-            Duration::from_millis(args.pull_ms),
-            Duration::from_millis(args.start_ms),
-        );
         let pm = Arc::new(pods::PodManager::new(
             client.clone(),
             &cfg.name,
             &cfg.ip,
-            runtime,
-            pods.store(),
+            runtime::SimRuntime::new(&cfg.name),
             Recorder::new(&client, "kubelet", Some(&cfg.name)),
-            queue.clone(),
+            config.clone(),
+            timing,
         ));
         managers.insert(cfg.name.clone(), pm);
-        queues.insert(cfg.name.clone(), queue);
         tokio::spawn(node::heartbeat(
             client.clone(),
             cfg.clone(),
@@ -152,43 +169,38 @@ async fn main() -> anyhow::Result<()> {
             node_cache.clone(),
         ));
     }
+    let nodes: logserver::Nodes = Arc::new(managers);
     {
-        let queues = queues.clone();
+        // Each pod change goes to that pod's worker on its node.
+        let nodes = nodes.clone();
         pods.on_change(move |c| {
-            let p = match c {
-                Change::Applied { new, .. } => new,
-                Change::Deleted(old) => old,
+            let (p, latest) = match c {
+                Change::Applied { new, .. } => (new, Some(new.clone())),
+                Change::Deleted(old) => (old, None),
             };
             let node = p
                 .spec
                 .as_ref()
                 .and_then(|s| s.node_name.as_deref())
                 .unwrap_or("");
-            if let Some(q) = queues.get(node) {
-                q.add(key_of(
+            if let Some(pm) = nodes.get(node) {
+                let key = key_of(
                     p.metadata.namespace.as_deref(),
                     p.metadata.name.as_deref().unwrap_or(""),
-                ));
+                );
+                pm.dispatch(key, latest);
             }
         });
     }
     let store = pods.store();
     pods.spawn();
     store.wait_ready().await;
-    let nodes: logserver::Nodes = Arc::new(managers);
     let router = logserver::router(nodes.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "log server failed");
         }
     });
-    for (name, queue) in queues {
-        if let Some(pm) = nodes.get(&name).cloned() {
-            tokio::spawn(controller::run("kubelet", queue, args.workers, move |k| {
-                pm.clone().reconcile(k)
-            }));
-        }
-    }
     coxswain_runtime::daemon::shutdown_signal().await;
     tracing::info!("shutting down");
     Ok(())

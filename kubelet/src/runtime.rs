@@ -1,64 +1,76 @@
-//! The container runtime seam ([`ContainerRuntime`], CRI-like: pull, create, start, stop,
-//! logs) and [`SimRuntime`], the simulated runtime behind it. The simulation behaves like a
-//! real runtime from the outside: pulls take time (and are cached per node), containers get
-//! IDs and start times, and write log lines.
+//! The container runtime seam ([`ContainerRuntime`], CRI-like: images, run, kill, remove,
+//! inspect) and [`SimRuntime`], the simulated runtime behind it. A simulated container is a
+//! timeline fixed by its [`Behaviour`]: it starts `startMs` after creation, exits at
+//! `exitAfterMs` with `exitCode` (or runs until killed, taking `stopMs` to honour SIGTERM
+//! within the grace period, else SIGKILL and 137), and prints its lines. State is computed
+//! from the clock on read, so an idle container costs nothing.
 
+use crate::behaviour::Behaviour;
+use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// A point in time.
+pub type Ts = DateTime<Utc>;
+
+/// `d` as a chrono duration.
+pub fn ms(d: u64) -> chrono::Duration {
+    chrono::Duration::milliseconds(d.min(i64::MAX as u64) as i64)
+}
 
 /// A container as the runtime reports it.
 #[derive(Debug, Clone)]
 pub struct ContainerInfo {
     /// `containerd://<64 hex>`.
     pub id: String,
-    /// Image reference as given.
-    pub image: String,
     /// Resolved image ID (`docker.io/library/nginx@sha256:...`).
     pub image_id: String,
-    /// When it started.
-    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// When it stopped, with its exit code.
-    pub finished: Option<(chrono::DateTime<chrono::Utc>, i32)>,
-    /// Log lines written at start.
-    pub logs: Vec<(chrono::DateTime<chrono::Utc>, String)>,
+    /// When it is (or will be) running.
+    pub started_at: Ts,
+    /// When it exits (or exited), with its exit code; `None` runs until killed.
+    pub exit: Option<(Ts, i32)>,
+    /// Killed by the kubelet (SIGTERM, then SIGKILL after the grace period).
+    pub killed: bool,
+    /// Lines printed at start.
+    pub logs: Vec<String>,
+    /// Prints a heartbeat line every 5 s while running (the default server process).
+    pub heartbeat: bool,
+    /// How long it takes to exit after SIGTERM.
+    pub stop_ms: u64,
 }
 
-/// What a pull did.
-#[derive(Debug, Clone)]
-pub struct Pulled {
-    /// Resolved image ID.
-    pub image_id: String,
-    /// Whether the image was already on the node.
-    pub cached: bool,
-    /// How long it took.
-    pub took: Duration,
+impl ContainerInfo {
+    /// Exit time and code, once it has exited.
+    pub fn exited(&self, now: Ts) -> Option<(Ts, i32)> {
+        self.exit.filter(|(t, _)| *t <= now)
+    }
+
+    /// Running at `now`.
+    pub fn running(&self, now: Ts) -> bool {
+        now >= self.started_at && self.exited(now).is_none()
+    }
 }
 
 /// The runtime interface the kubelet drives.
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// Whether the image is already on the node.
     fn has_image(&self, image: &str) -> bool;
-    /// Pull an image (a no-op when present).
-    fn pull(&self, image: &str) -> impl Future<Output = Pulled> + Send;
-    /// Create a container; returns its ID.
-    fn create(&self, pod: &str, name: &str, image: &str, image_id: &str) -> String;
-    /// Start a created container.
-    fn start(&self, id: &str) -> impl Future<Output = ()> + Send;
-    /// Stop a container, allowing up to `grace`.
-    fn stop(&self, id: &str, grace: Duration) -> impl Future<Output = ()> + Send;
-    /// Forget a stopped container.
+    /// Record a finished pull.
+    fn add_image(&self, image: &str);
+    /// Create and start a container; it is running from `started_at`.
+    fn run(&self, pod: &str, name: &str, image: &str, b: &Behaviour, now: Ts) -> ContainerInfo;
+    /// Stop a container: SIGTERM, SIGKILL after `grace`. Returns when it will have exited.
+    fn kill(&self, id: &str, grace: Duration, now: Ts) -> Option<Ts>;
+    /// Forget a container.
     fn remove(&self, id: &str);
     /// A container's state.
     fn inspect(&self, id: &str) -> Option<ContainerInfo>;
 }
 
-/// The simulated runtime.
+/// The simulated runtime of one node.
 #[derive(Clone)]
 pub struct SimRuntime {
-    pull_time: Duration,
-    start_time: Duration,
     images: Arc<Mutex<HashSet<String>>>,
     containers: Arc<Mutex<HashMap<String, ContainerInfo>>>,
     node: String,
@@ -96,11 +108,9 @@ pub fn image_id(image: &str) -> String {
 }
 
 impl SimRuntime {
-    /// A runtime whose pulls take `pull_time` and starts `start_time`.
-    pub fn new(node: &str, pull_time: Duration, start_time: Duration) -> SimRuntime {
+    /// An empty runtime for `node`.
+    pub fn new(node: &str) -> SimRuntime {
         SimRuntime {
-            pull_time,
-            start_time,
             images: Arc::default(),
             containers: Arc::default(),
             node: node.to_string(),
@@ -111,29 +121,29 @@ impl SimRuntime {
         self.containers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Log lines of a container: what it printed at start, then one line every 5 s it has
-    /// been running (computed on read, so idle containers cost nothing).
-    pub fn log_lines(
-        &self,
-        id: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Vec<(chrono::DateTime<chrono::Utc>, String)> {
+    /// A container's log lines up to `now`: its start lines, then (for a default server
+    /// process) one line every 5 s it has been running, then its exit.
+    pub fn log_lines(&self, id: &str, now: Ts) -> Vec<(Ts, String)> {
         let Some(c) = self.inspect(id) else {
             return Vec::new();
         };
-        let mut lines = c.logs.clone();
-        if let Some(start) = c.started_at {
-            let end = c.finished.map(|(t, _)| t).unwrap_or(now);
-            let mut t = start + chrono::Duration::seconds(5);
+        if now < c.started_at {
+            return Vec::new();
+        }
+        let mut lines: Vec<(Ts, String)> =
+            c.logs.iter().map(|l| (c.started_at, l.clone())).collect();
+        let end = c.exited(now).map(|(t, _)| t).unwrap_or(now);
+        if c.heartbeat {
+            let mut t = c.started_at + chrono::Duration::seconds(5);
             let mut n = 1;
             while t <= end {
                 lines.push((t, format!("heartbeat {n}: serving")));
                 t += chrono::Duration::seconds(5);
                 n += 1;
             }
-            if let Some((t, code)) = c.finished {
-                lines.push((t, format!("received SIGTERM, exiting with code {code}")));
-            }
+        }
+        if let Some((t, code)) = c.exited(now).filter(|_| c.killed) {
+            lines.push((t, format!("received SIGTERM, exiting with code {code}")));
         }
         lines
     }
@@ -147,77 +157,70 @@ impl ContainerRuntime for SimRuntime {
             .unwrap_or(false)
     }
 
-    async fn pull(&self, image: &str) -> Pulled {
-        let cached = self
-            .images
-            .lock()
-            .map(|g| g.contains(image))
-            .unwrap_or(false);
-        let took = if cached {
-            Duration::ZERO
-        } else {
-            self.pull_time
-        };
-        tokio::time::sleep(took).await;
+    fn add_image(&self, image: &str) {
         if let Ok(mut g) = self.images.lock() {
             g.insert(image.to_string());
         }
-        Pulled {
-            image_id: image_id(image),
-            cached,
-            took,
-        }
     }
 
-    fn create(&self, pod: &str, name: &str, image: &str, image_id: &str) -> String {
+    fn run(&self, pod: &str, name: &str, image: &str, b: &Behaviour, now: Ts) -> ContainerInfo {
         let id = format!(
             "containerd://{}",
             hex64(&format!(
                 "{pod}/{name}/{}",
-                chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+                now.timestamp_nanos_opt().unwrap_or(0)
             ))
         );
-        self.lock().insert(
-            id.clone(),
-            ContainerInfo {
-                id: id.clone(),
-                image: image.to_string(),
-                image_id: image_id.to_string(),
-                started_at: None,
-                finished: None,
-                logs: Vec::new(),
-            },
-        );
-        id
+        let started_at = now + ms(b.start_ms.unwrap_or(0));
+        let (logs, heartbeat) = match &b.logs {
+            Some(l) => (l.clone(), false),
+            None => (
+                vec![
+                    format!(
+                        "[cox-runtime] container started from image {image} on node {}",
+                        self.node
+                    ),
+                    format!("{image}: configuration complete; ready for start up"),
+                ],
+                b.exit_after_ms.is_none(),
+            ),
+        };
+        let info = ContainerInfo {
+            id: id.clone(),
+            image_id: image_id(image),
+            started_at,
+            exit: b
+                .exit_after_ms
+                .map(|e| (started_at + ms(e), b.exit_code.unwrap_or(0))),
+            killed: false,
+            logs,
+            heartbeat,
+            stop_ms: b.stop_ms.unwrap_or(0),
+        };
+        self.lock().insert(id, info.clone());
+        info
     }
 
-    async fn start(&self, id: &str) {
-        tokio::time::sleep(self.start_time).await;
-        let now = chrono::Utc::now();
-        let node = self.node.clone();
-        if let Some(c) = self.lock().get_mut(id) {
-            c.started_at = Some(now);
-            c.logs.push((
-                now,
-                format!(
-                    "[cox-runtime] container started from image {} on node {node}",
-                    c.image
-                ),
-            ));
-            c.logs.push((
-                now,
-                format!("{}: configuration complete; ready for start up", c.image),
-            ));
+    fn kill(&self, id: &str, grace: Duration, now: Ts) -> Option<Ts> {
+        let mut g = self.lock();
+        let c = g.get_mut(id)?;
+        if let Some((t, _)) = c.exit.filter(|(t, _)| *t <= now) {
+            return Some(t);
         }
-    }
-
-    async fn stop(&self, id: &str, grace: Duration) {
-        tokio::time::sleep(grace.min(Duration::from_millis(200))).await;
-        if let Some(c) = self.lock().get_mut(id) {
-            if c.finished.is_none() {
-                c.finished = Some((chrono::Utc::now(), 0));
-            }
+        let grace_ms = grace.as_millis().min(u64::MAX as u128) as u64;
+        // SIGTERM is honoured after stop_ms; past the grace period SIGKILL ends it with 137.
+        let (after, code) = if c.stop_ms <= grace_ms {
+            (c.stop_ms, 0)
+        } else {
+            (grace_ms, 137)
+        };
+        let at = now.max(c.started_at) + ms(after);
+        if let Some((t, _)) = c.exit.filter(|(t, _)| *t <= at) {
+            return Some(t); // it ends by itself first
         }
+        c.exit = Some((at, code));
+        c.killed = true;
+        Some(at)
     }
 
     fn remove(&self, id: &str) {

@@ -1,9 +1,20 @@
 //! [`Recorder`]: writes core/v1 Events about objects (Scheduled, Pulling, SuccessfulCreate...),
-//! fire-and-forget, so `kubectl get events` tells what each component did.
+//! fire-and-forget, so `kubectl get events` tells what each component did. Like client-go's
+//! event correlator, a repeat of the same event (same object, type, reason and message)
+//! bumps `count` and `lastTimestamp` of the existing Event instead of creating another.
 
 use coxswain_client::{Api, Client, Object};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// How many distinct recent events a recorder remembers for aggregation.
+const REMEMBERED: usize = 4096;
+
+/// Aggregation key -> (namespace, event name, count).
+type Seen = Arc<Mutex<HashMap<String, (String, String, i32)>>>;
 
 /// Records events for one component.
 #[derive(Clone)]
@@ -11,6 +22,8 @@ pub struct Recorder {
     client: Client,
     component: String,
     host: Option<String>,
+    /// (object uid/name, field path, type, reason, message) -> (namespace, event name, count).
+    seen: Seen,
 }
 
 /// A reference to the object an event is about.
@@ -34,6 +47,7 @@ impl Recorder {
             client: client.clone(),
             component: component.to_string(),
             host: host.map(str::to_string),
+            seen: Arc::default(),
         }
     }
 
@@ -45,6 +59,32 @@ impl Recorder {
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "default".to_string());
         let now = chrono::Utc::now();
+        let agg_key = format!(
+            "{}/{}\u{0}{}\u{0}{type_}\u{0}{reason}\u{0}{message}",
+            about.uid.as_deref().unwrap_or(""),
+            about.name.as_deref().unwrap_or(""),
+            about.field_path.as_deref().unwrap_or(""),
+        );
+        let repeat = {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            match seen.get_mut(&agg_key) {
+                Some((ns, name, count)) => {
+                    *count += 1;
+                    Some((ns.clone(), name.clone(), *count))
+                }
+                None => None,
+            }
+        };
+        if let Some((ns, name, count)) = repeat {
+            let api: Api<Event> = Api::namespaced(&self.client, &ns);
+            let patch = json!({"count": count, "lastTimestamp": Time(now)});
+            tokio::spawn(async move {
+                if let Err(e) = api.patch(&name, &patch).await {
+                    tracing::debug!(error = %e, "updating event count failed");
+                }
+            });
+            return;
+        }
         let name = format!(
             "{}.{:x}",
             about.name.as_deref().unwrap_or("object"),
@@ -71,6 +111,14 @@ impl Recorder {
             reporting_instance: self.host.clone().or_else(|| Some(self.component.clone())),
             ..Default::default()
         };
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.len() >= REMEMBERED {
+                seen.clear();
+            }
+            let event_name = ev.metadata.name.clone().unwrap_or_default();
+            seen.insert(agg_key, (ns.clone(), event_name, 1));
+        }
         let api: Api<Event> = Api::namespaced(&self.client, &ns);
         tokio::spawn(async move {
             if let Err(e) = api.create(&ev).await {
