@@ -1,11 +1,70 @@
 //! The scheduler's view of the cluster: nodes with their pre-aggregated requests, fed by the
 //! node and pod informers, plus pods the scheduler has bound but not yet seen bound
-//! ("assumed"), so a node is never double-booked while the watch catches up.
+//! ("assumed"), so a node is never double-booked while the watch catches up. Placed pods are
+//! indexed by namespace (and those with required anti-affinity kept apart), so the per-pod
+//! counts that inter-pod affinity and topology spread need ([`Cycle`]) only visit the pods
+//! that can match.
 
+use crate::plugins::Cycle;
 use coxswain_api::quantity;
-use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use coxswain_api::selector::LabelSelector;
+use k8s_openapi::api::core::v1::{Node, NodeAffinity, Pod, PodAffinityTerm, Taint, Toleration};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+/// One inter-pod (anti-)affinity term: pods matching `selector` in `namespaces`, counted per
+/// value of the node label `topology_key`.
+#[derive(Debug, Clone)]
+pub struct AffinityTerm {
+    /// `labelSelector`; `None` matches no pod.
+    pub selector: Option<LabelSelector>,
+    /// Namespaces the term looks in; empty means every namespace.
+    pub namespaces: Vec<String>,
+    /// The node label that defines a domain (`kubernetes.io/hostname`, a zone label...).
+    pub topology_key: String,
+}
+
+impl AffinityTerm {
+    fn from_k8s(t: &PodAffinityTerm, own_ns: &str) -> AffinityTerm {
+        let all_ns = t
+            .namespace_selector
+            .as_ref()
+            .is_some_and(|s| s.match_labels.is_none() && s.match_expressions.is_none());
+        let mut namespaces = t.namespaces.clone().unwrap_or_default();
+        if namespaces.is_empty() && !all_ns {
+            namespaces.push(own_ns.to_string());
+        }
+        AffinityTerm {
+            selector: t
+                .label_selector
+                .as_ref()
+                .and_then(|s| LabelSelector::from_k8s(s).ok()),
+            namespaces,
+            topology_key: t.topology_key.clone(),
+        }
+    }
+
+    /// Whether a pod is one this term counts.
+    pub fn matches(&self, p: &PodInfo) -> bool {
+        (self.namespaces.is_empty() || self.namespaces.contains(&p.namespace))
+            && self.selector.as_ref().is_some_and(|s| s.matches(&p.labels))
+    }
+}
+
+/// One `topologySpreadConstraints` entry.
+#[derive(Debug, Clone)]
+pub struct SpreadConstraint {
+    /// `maxSkew`.
+    pub max_skew: i64,
+    /// `topologyKey`.
+    pub topology_key: String,
+    /// `whenUnsatisfiable: DoNotSchedule` (a filter) rather than `ScheduleAnyway` (a score).
+    pub hard: bool,
+    /// `labelSelector`; `None` matches no pod.
+    pub selector: Option<LabelSelector>,
+    /// `minDomains`.
+    pub min_domains: usize,
+}
 
 /// What scheduling needs to know about a pod.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +81,20 @@ pub struct PodInfo {
     pub tolerates_unschedulable: bool,
     /// Controller owner UID (for spreading).
     pub owner: Option<String>,
+    /// Namespace.
+    pub namespace: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// `affinity.nodeAffinity`.
+    pub node_affinity: Option<NodeAffinity>,
+    /// Required pod affinity terms.
+    pub affinity: Vec<AffinityTerm>,
+    /// Required pod anti-affinity terms.
+    pub anti_affinity: Vec<AffinityTerm>,
+    /// Preferred terms with their weight (negative for anti-affinity).
+    pub preferred: Vec<(i64, AffinityTerm)>,
+    /// Topology spread constraints.
+    pub spread: Vec<SpreadConstraint>,
 }
 
 impl PodInfo {
@@ -47,9 +120,67 @@ impl PodInfo {
             t.key.as_deref() == Some("node.kubernetes.io/unschedulable")
                 || (t.key.is_none() && t.operator.as_deref() == Some("Exists"))
         });
+        let ns = p
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let aff = spec.affinity.clone().unwrap_or_default();
+        let pa = aff.pod_affinity.unwrap_or_default();
+        let paa = aff.pod_anti_affinity.unwrap_or_default();
+        let terms = |ts: Option<Vec<PodAffinityTerm>>| -> Vec<AffinityTerm> {
+            ts.iter()
+                .flatten()
+                .map(|t| AffinityTerm::from_k8s(t, &ns))
+                .collect()
+        };
+        let preferred = pa
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .flatten()
+            .map(|w| {
+                (
+                    w.weight as i64,
+                    AffinityTerm::from_k8s(&w.pod_affinity_term, &ns),
+                )
+            })
+            .chain(
+                paa.preferred_during_scheduling_ignored_during_execution
+                    .iter()
+                    .flatten()
+                    .map(|w| {
+                        (
+                            -(w.weight as i64),
+                            AffinityTerm::from_k8s(&w.pod_affinity_term, &ns),
+                        )
+                    }),
+            )
+            .collect();
+        let spread = spec
+            .topology_spread_constraints
+            .iter()
+            .flatten()
+            .map(|c| SpreadConstraint {
+                max_skew: c.max_skew.max(1) as i64,
+                topology_key: c.topology_key.clone(),
+                hard: c.when_unsatisfiable == "DoNotSchedule",
+                selector: c
+                    .label_selector
+                    .as_ref()
+                    .and_then(|s| LabelSelector::from_k8s(s).ok()),
+                min_domains: c.min_domains.unwrap_or(1).max(1) as usize,
+            })
+            .collect();
         PodInfo {
             cpu,
             mem,
+            namespace: ns.clone(),
+            labels: p.metadata.labels.clone().unwrap_or_default(),
+            node_affinity: aff.node_affinity,
+            affinity: terms(pa.required_during_scheduling_ignored_during_execution),
+            anti_affinity: terms(paa.required_during_scheduling_ignored_during_execution),
+            preferred,
+            spread,
             node_selector: spec.node_selector.unwrap_or_default(),
             tolerations,
             tolerates_unschedulable,
@@ -149,23 +280,146 @@ impl NodeInfo {
 struct Inner {
     nodes: BTreeMap<String, NodeInfo>,
     /// Pod key -> (node, info) for every pod counted on a node (bound or assumed).
-    placed: HashMap<String, (String, PodInfo)>,
+    placed: HashMap<String, (String, Arc<PodInfo>)>,
+    /// Namespace -> keys of placed pods in it.
+    by_ns: HashMap<String, HashSet<String>>,
+    /// Keys of placed pods with required anti-affinity (checked against every new pod).
+    with_anti: HashSet<String>,
+}
+
+impl Inner {
+    fn unplace(&mut self, key: &str) {
+        if let Some((node, p)) = self.placed.remove(key) {
+            if let Some(n) = self.nodes.get_mut(&node) {
+                n.add(&p, -1);
+            }
+            if let Some(keys) = self.by_ns.get_mut(&p.namespace) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.by_ns.remove(&p.namespace);
+                }
+            }
+            self.with_anti.remove(key);
+        }
+    }
+
+    /// The placed pods a term can match, with their node's labels.
+    fn candidates<'a>(
+        &'a self,
+        namespaces: &'a [String],
+    ) -> Box<dyn Iterator<Item = (&'a PodInfo, &'a BTreeMap<String, String>)> + 'a> {
+        let keys: Box<dyn Iterator<Item = &String>> = if namespaces.is_empty() {
+            Box::new(self.placed.keys())
+        } else {
+            Box::new(
+                namespaces
+                    .iter()
+                    .filter_map(|ns| self.by_ns.get(ns))
+                    .flatten(),
+            )
+        };
+        Box::new(keys.filter_map(|k| {
+            let (node, p) = self.placed.get(k)?;
+            Some((&**p, &self.nodes.get(node)?.labels))
+        }))
+    }
+
+    /// Per-domain counts of the placed pods `term` matches.
+    fn term_counts(&self, term: &AffinityTerm) -> HashMap<String, i64> {
+        let mut counts = HashMap::new();
+        for (p, labels) in self.candidates(&term.namespaces) {
+            if let Some(v) = labels.get(&term.topology_key) {
+                if term.matches(p) {
+                    *counts.entry(v.clone()).or_insert(0) += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// Everything one scheduling attempt of `pod` needs beyond a single node.
+    fn cycle<'a>(&self, pod: &'a PodInfo) -> Cycle<'a> {
+        let mut c = Cycle::new(pod);
+        c.affinity = pod.affinity.iter().map(|t| self.term_counts(t)).collect();
+        c.anti_affinity = pod
+            .anti_affinity
+            .iter()
+            .map(|t| self.term_counts(t))
+            .collect();
+        c.preferred = pod
+            .preferred
+            .iter()
+            .map(|(_, t)| self.term_counts(t))
+            .collect();
+        for key in &self.with_anti {
+            let Some((node, q)) = self.placed.get(key) else {
+                continue;
+            };
+            let Some(labels) = self.nodes.get(node).map(|n| &n.labels) else {
+                continue;
+            };
+            for t in q.anti_affinity.iter().filter(|t| t.matches(pod)) {
+                if let Some(v) = labels.get(&t.topology_key) {
+                    c.forbidden.insert((t.topology_key.clone(), v.clone()));
+                }
+            }
+        }
+        for sc in &pod.spread {
+            // Domains: nodes that pass the pod's node selection and carry the key.
+            let mut counts: HashMap<String, i64> = HashMap::new();
+            for n in self.nodes.values() {
+                if let Some(v) = n.labels.get(&sc.topology_key) {
+                    if crate::plugins::node_affinity::matches(pod, n) {
+                        counts.entry(v.clone()).or_insert(0);
+                    }
+                }
+            }
+            let ns = [pod.namespace.clone()];
+            for (p, labels) in self.candidates(&ns) {
+                let Some(v) = labels.get(&sc.topology_key) else {
+                    continue;
+                };
+                if let Some(count) = counts.get_mut(v) {
+                    if sc.selector.as_ref().is_some_and(|s| s.matches(&p.labels)) {
+                        *count += 1;
+                    }
+                }
+            }
+            c.spread.push(counts);
+        }
+        c
+    }
 }
 
 /// The cache; share behind an `Arc`.
 #[derive(Default)]
 pub struct SchedCache(Mutex<Inner>);
 
+/// What scheduling reads of a node: a change elsewhere (a heartbeat) retries nothing.
+fn scheduling_view(n: &NodeInfo) -> impl PartialEq + '_ {
+    (
+        n.ready,
+        n.unschedulable,
+        &n.labels,
+        &n.taints,
+        (n.alloc_cpu, n.alloc_mem, n.alloc_pods),
+    )
+}
+
 impl SchedCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A node was added or changed.
-    pub fn set_node(&self, n: &Node) {
+    /// A node was added or changed; true when the change can make a pod fit.
+    pub fn set_node(&self, n: &Node) -> bool {
         let mut g = self.lock();
         let mut info = NodeInfo::from_node(n);
         let name = info.name.clone();
+        let changed = g
+            .nodes
+            .get(&name)
+            .is_none_or(|old| scheduling_view(old) != scheduling_view(&info));
         // Keep the aggregates: recompute from placed pods on this node.
         for (node, p) in g.placed.values() {
             if *node == name {
@@ -173,6 +427,7 @@ impl SchedCache {
             }
         }
         g.nodes.insert(name, info);
+        changed
     }
 
     /// A node was deleted.
@@ -183,25 +438,24 @@ impl SchedCache {
     /// Count a pod on a node (bound, or assumed by us). Idempotent per pod key.
     pub fn place(&self, key: &str, node: &str, p: PodInfo) {
         let mut g = self.lock();
-        if let Some((old_node, old)) = g.placed.remove(key) {
-            if let Some(n) = g.nodes.get_mut(&old_node) {
-                n.add(&old, -1);
-            }
-        }
+        g.unplace(key);
         if let Some(n) = g.nodes.get_mut(node) {
             n.add(&p, 1);
         }
-        g.placed.insert(key.to_string(), (node.to_string(), p));
+        g.by_ns
+            .entry(p.namespace.clone())
+            .or_default()
+            .insert(key.to_string());
+        if !p.anti_affinity.is_empty() {
+            g.with_anti.insert(key.to_string());
+        }
+        g.placed
+            .insert(key.to_string(), (node.to_string(), Arc::new(p)));
     }
 
     /// Stop counting a pod (deleted, finished, or a failed bind).
     pub fn unplace(&self, key: &str) {
-        let mut g = self.lock();
-        if let Some((node, p)) = g.placed.remove(key) {
-            if let Some(n) = g.nodes.get_mut(&node) {
-                n.add(&p, -1);
-            }
-        }
+        self.lock().unplace(key);
     }
 
     /// Whether a pod is counted on some node.
@@ -209,14 +463,16 @@ impl SchedCache {
         self.lock().placed.contains_key(key)
     }
 
-    /// Run one scheduling decision over every node, under the cache lock (no copies: a
-    /// decision is pure arithmetic on the aggregates).
-    pub fn with_nodes<T>(
+    /// Run one scheduling decision for `pod` over every node, under the cache lock (no
+    /// copies: a decision is arithmetic on the aggregates and the cycle's counts).
+    pub fn decide<T>(
         &self,
-        f: impl FnOnce(&mut dyn Iterator<Item = &NodeInfo>, usize) -> T,
+        pod: &PodInfo,
+        f: impl FnOnce(&Cycle, &mut dyn Iterator<Item = &NodeInfo>, usize) -> T,
     ) -> T {
         let g = self.lock();
+        let cycle = g.cycle(pod);
         let n = g.nodes.len();
-        f(&mut g.nodes.values(), n)
+        f(&cycle, &mut g.nodes.values(), n)
     }
 }

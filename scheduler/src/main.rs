@@ -1,5 +1,8 @@
 //! `cox-scheduler`: watches pods without a node, filters and scores the nodes, and binds each
-//! pod through the `pods/binding` subresource.
+//! pod through the `pods/binding` subresource. Pods that fit nowhere get PodScheduled=False
+//! and a FailedScheduling event, and are retried after a back-off (1 s doubling to 10 s, like
+//! kube-scheduler's backoff queue) when a pod goes away or a node changes in a way that
+//! matters to scheduling, and every 5 minutes regardless.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,8 +18,9 @@ use coxswain_runtime::store::{key_of, split_key};
 use coxswain_runtime::{controller, Action, Change, Informer, Queue, Store};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::json;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The Coxswain scheduler.
 #[derive(Parser, Debug)]
@@ -31,6 +35,18 @@ struct Args {
     /// Scheduler name this scheduler serves (`spec.schedulerName`).
     #[arg(long, default_value = "default-scheduler")]
     scheduler_name: String,
+    /// First back-off of an unschedulable pod (kube-scheduler's podInitialBackoffSeconds).
+    #[arg(long, default_value_t = 1.0)]
+    pod_initial_backoff_seconds: f64,
+    /// Back-off cap (podMaxBackoffSeconds).
+    #[arg(long, default_value_t = 10.0)]
+    pod_max_backoff_seconds: f64,
+}
+
+/// How long a pod that failed `attempts` times waits before the next try.
+fn backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
+    let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(16));
+    initial.saturating_mul(factor).min(max)
 }
 
 struct Sched {
@@ -40,8 +56,10 @@ struct Sched {
     filters: plugins::Filters,
     scores: plugins::Scores,
     recorder: Recorder,
-    /// Pods that fit nowhere; retried when nodes or pods change.
-    unschedulable: Mutex<HashSet<String>>,
+    /// Pods that fit nowhere: failed attempts and when the last one was.
+    unschedulable: Mutex<HashMap<String, (u32, Instant)>>,
+    initial_backoff: Duration,
+    max_backoff: Duration,
     name: String,
     /// Serialises the choose-then-assume step so two workers never book the same room.
     choose: tokio::sync::Mutex<()>,
@@ -61,14 +79,34 @@ fn finished(p: &Pod) -> bool {
     )
 }
 
-/// `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were unschedulable.`
-fn unschedulable_message(total: usize, reasons: &BTreeMap<String, usize>) -> String {
-    let mut parts: Vec<String> = reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
-    parts.sort();
+/// `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were unschedulable. preemption:
+/// 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Preemption is
+/// not helpful for scheduling.` (kube-scheduler's FitError and its PostFilter's message).
+fn unschedulable_message(total: usize, reasons: &BTreeMap<String, (usize, bool)>) -> String {
     if total == 0 {
-        return "0/0 nodes are available: no nodes available to schedule pods.".into();
+        return "no nodes available to schedule pods".into();
     }
-    format!("0/{total} nodes are available: {}.", parts.join(", "))
+    let histogram = |parts: BTreeMap<&str, usize>| {
+        let mut v: Vec<String> = parts.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        v.sort();
+        v.join(", ")
+    };
+    let mut filters = BTreeMap::new();
+    let mut preemption = BTreeMap::new();
+    for (reason, (n, could_help)) in reasons {
+        *filters.entry(reason.as_str()).or_default() += n;
+        let p = if *could_help {
+            "No preemption victims found for incoming pod"
+        } else {
+            "Preemption is not helpful for scheduling"
+        };
+        *preemption.entry(p).or_default() += n;
+    }
+    format!(
+        "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {}.",
+        histogram(filters),
+        histogram(preemption)
+    )
 }
 
 impl Sched {
@@ -94,40 +132,56 @@ impl Sched {
         let (ns, name) = split_key(&key);
         let ns = ns.unwrap_or("default").to_string();
         let guard = self.choose.lock().await;
-        let (choice, total, reasons) = self.cache.with_nodes(|nodes, total| {
-            let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-            let mut best: Option<(i64, String)> = None;
+        let (choice, total, reasons) = self.cache.decide(&info, |cycle, nodes, total| {
+            let mut reasons: BTreeMap<String, (usize, bool)> = BTreeMap::new();
+            let mut feasible = Vec::new();
             for n in nodes {
-                if let Some((plugin, reason)) = self
-                    .filters
-                    .iter()
-                    .find_map(|f| f.filter(&info, n).err().map(|r| (f.name(), r)))
-                {
-                    tracing::trace!(pod = %key, node = %n.name, plugin, reason = %reason, "filtered out");
-                    *reasons.entry(reason).or_default() += 1;
-                    continue;
-                }
-                let score: i64 = self
-                    .scores
-                    .iter()
-                    .map(|(s, w)| {
-                        let x = s.score(&info, n);
-                        tracing::trace!(pod = %key, node = %n.name, plugin = s.name(), score = x);
-                        w * x
-                    })
-                    .sum();
-                if best.as_ref().is_none_or(|(b, _)| score > *b) {
-                    best = Some((score, n.name.clone()));
+                let rejected = self.filters.iter().find_map(|f| {
+                    f.filter(cycle, n)
+                        .err()
+                        .map(|r| {
+                            let help = f.preemption_could_help(&r);
+                            (f.name(), r, help)
+                        })
+                });
+                match rejected {
+                    Some((plugin, reason, could_help)) => {
+                        tracing::trace!(pod = %key, node = %n.name, plugin, reason = %reason, "filtered out");
+                        let e = reasons.entry(reason).or_insert((0, could_help));
+                        e.0 += 1;
+                    }
+                    None => feasible.push(n),
                 }
             }
-            (best.map(|(_, n)| n), total, reasons)
+            let mut totals = vec![0i64; feasible.len()];
+            for (plugin, weight) in &self.scores {
+                let mut scores: Vec<i64> = feasible.iter().map(|n| plugin.score(cycle, n)).collect();
+                plugin.normalize(&mut scores);
+                tracing::trace!(pod = %key, plugin = plugin.name(), ?scores, "scored");
+                for (t, s) in totals.iter_mut().zip(scores) {
+                    *t += weight * s;
+                }
+            }
+            let best = totals
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, t)| (**t, std::cmp::Reverse(*i)))
+                .map(|(i, _)| feasible[i].name.clone());
+            (best, total, reasons)
         });
         let Some(node) = choice else {
             drop(guard);
             let msg = unschedulable_message(total, &reasons);
-            self.lock_unsched().insert(key.clone());
+            let attempts = {
+                let mut u = self.lock_unsched();
+                let e = u.entry(key.clone()).or_insert((0, Instant::now()));
+                *e = (e.0 + 1, Instant::now());
+                e.0
+            };
             self.mark_unschedulable(&pod, &ns, name, &msg).await?;
-            return Ok(Action::AwaitChange);
+            tracing::debug!(pod = %key, attempts, "unschedulable");
+            // kube-scheduler flushes pods unschedulable for 5 minutes back into the queue.
+            return Ok(Action::RequeueAfter(Duration::from_secs(300)));
         };
         self.cache.place(&key, &node, info);
         drop(guard);
@@ -156,8 +210,18 @@ impl Sched {
         }
     }
 
-    fn lock_unsched(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    fn lock_unsched(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
         self.unschedulable.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Something changed that may make unschedulable pods fit: requeue each once its
+    /// back-off has passed.
+    fn retry_unschedulable(&self, queue: &Queue) {
+        let now = Instant::now();
+        for (k, (attempts, last)) in self.lock_unsched().iter() {
+            let ready_at = *last + backoff(*attempts, self.initial_backoff, self.max_backoff);
+            queue.add_after(k.clone(), ready_at.saturating_duration_since(now));
+        }
     }
 
     async fn mark_unschedulable(
@@ -173,6 +237,12 @@ impl Sched {
             .and_then(|s| s.conditions.as_ref())
             .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"))
             .and_then(|c| c.message.clone());
+        self.recorder.record(
+            object_ref(pod),
+            "Warning",
+            "FailedScheduling",
+            msg.to_string(),
+        );
         if current.as_deref() == Some(msg) {
             return Ok(());
         }
@@ -185,12 +255,6 @@ impl Sched {
                 "lastTransitionTime": now}]}}),
         )
         .await?;
-        self.recorder.record(
-            object_ref(pod),
-            "Warning",
-            "FailedScheduling",
-            msg.to_string(),
-        );
         tracing::info!(pod = %key_of(Some(ns), name), reason = %msg, "unschedulable");
         Ok(())
     }
@@ -211,7 +275,9 @@ async fn main() -> anyhow::Result<()> {
         filters,
         scores,
         recorder: Recorder::new(&client, "default-scheduler", None),
-        unschedulable: Mutex::new(HashSet::new()),
+        unschedulable: Mutex::new(HashMap::new()),
+        initial_backoff: Duration::from_secs_f64(args.pod_initial_backoff_seconds.max(0.0)),
+        max_backoff: Duration::from_secs_f64(args.pod_max_backoff_seconds.max(0.0)),
         name: args.scheduler_name.clone(),
         choose: tokio::sync::Mutex::new(()),
     });
@@ -219,11 +285,7 @@ async fn main() -> anyhow::Result<()> {
     let retry_unschedulable = {
         let s = sched.clone();
         let q = queue.clone();
-        move || {
-            for k in s.lock_unsched().iter() {
-                q.add(k.clone());
-            }
-        }
+        move || s.retry_unschedulable(&q)
     };
     {
         let s = sched.clone();
@@ -251,14 +313,15 @@ async fn main() -> anyhow::Result<()> {
     {
         let s = sched.clone();
         let retry = retry_unschedulable.clone();
-        nodes.on_change(move |c| {
-            match c {
-                Change::Applied { new, .. } => s.cache.set_node(new),
-                Change::Deleted(old) => s
-                    .cache
-                    .remove_node(old.metadata.name.as_deref().unwrap_or("")),
+        nodes.on_change(move |c| match c {
+            Change::Applied { new, .. } => {
+                if s.cache.set_node(new) {
+                    retry();
+                }
             }
-            retry();
+            Change::Deleted(old) => s
+                .cache
+                .remove_node(old.metadata.name.as_deref().unwrap_or("")),
         });
     }
     let node_store = nodes.store();

@@ -228,5 +228,8 @@ fn a_template_change_rolls_to_a_new_replicaset_and_an_unschedulable_pod_says_why
             .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")
             .map(|c| s(c, "/message").to_string())
     });
-    assert_eq!(msg, "0/2 nodes are available: 2 Insufficient cpu.");
+    assert_eq!(
+        msg,
+        "0/2 nodes are available: 2 Insufficient cpu. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod."
+    );
 }
