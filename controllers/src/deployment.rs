@@ -4,6 +4,7 @@
 //! old ones beyond `revisionHistoryLimit` are pruned; status and the Available/Progressing
 //! conditions (with `progressDeadlineSeconds`) come from the ReplicaSets.
 
+use crate::claim::claim;
 use crate::rollout::{self, RsView, Strategy};
 use crate::util::{controller_ref, normalized_template, template_hash};
 use crate::Ctx;
@@ -96,9 +97,18 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
     };
     let desired = spec.replicas.unwrap_or(1);
     let paused = spec.paused.unwrap_or(false);
-    let mut owned = ctx
-        .replicasets
-        .by_index("controller", d.metadata.uid.as_deref().unwrap_or(""));
+    let api: Api<ReplicaSet> = Api::namespaced(&ctx.client, ns);
+    let selector =
+        coxswain_api::selector::LabelSelector::from_k8s(&spec.selector).unwrap_or_default();
+    let mut owned = claim(
+        &api,
+        &*d,
+        &selector,
+        ctx.replicasets
+            .by_index("controller", d.metadata.uid.as_deref().unwrap_or("")),
+        ctx.replicasets.by_index("orphan", ns),
+    )
+    .await;
     owned.sort_by_key(|rs| rs.metadata.creation_timestamp.as_ref().map(|t| t.0));
     let want = normalized_template(&spec.template);
     let new_rs = owned
@@ -111,7 +121,6 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
                 == Some(want.clone())
         })
         .cloned();
-    let api: Api<ReplicaSet> = Api::namespaced(&ctx.client, ns);
     let max_rev = owned.iter().map(|rs| revision(rs)).max().unwrap_or(0);
     let hash = template_hash(&spec.template);
     let new_name = new_rs

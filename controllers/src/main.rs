@@ -3,6 +3,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod claim;
 mod deployment;
 mod gc;
 mod namespace;
@@ -83,6 +84,41 @@ fn uid_index(m: &ObjectMeta) -> Vec<String> {
     m.uid.clone().into_iter().collect()
 }
 
+fn namespace_index(m: &ObjectMeta) -> Vec<String> {
+    vec![m.namespace.clone().unwrap_or_default()]
+}
+
+/// Objects without a controller, by namespace: the candidates for adoption.
+fn orphan_index(m: &ObjectMeta) -> Vec<String> {
+    if util::controller_uid(m).is_some() || m.deletion_timestamp.is_some() {
+        return Vec::new();
+    }
+    namespace_index(m)
+}
+
+/// The keys of `owners` in the object's namespace whose selector matches its labels, when
+/// it has no controller (it may be adopted).
+fn adopters<O: k8s_openapi::Metadata<Ty = ObjectMeta>>(
+    m: &ObjectMeta,
+    owners: &coxswain_runtime::Store<O>,
+    selector: impl Fn(&O) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+) -> Vec<String> {
+    if orphan_index(m).is_empty() {
+        return Vec::new();
+    }
+    let labels = m.labels.clone().unwrap_or_default();
+    owners
+        .by_index("namespace", m.namespace.as_deref().unwrap_or_default())
+        .into_iter()
+        .filter(|o| {
+            selector(o)
+                .and_then(|s| coxswain_api::selector::LabelSelector::from_k8s(s).ok())
+                .is_some_and(|s| !s.is_empty() && s.matches(&labels))
+        })
+        .map(|o| meta_key(o.metadata()))
+        .collect()
+}
+
 /// Owner UIDs of both the old and the new version (a dropped reference must still wake the
 /// owner it pointed at, e.g. when orphaning).
 fn owner_refs<K: k8s_openapi::Metadata<Ty = ObjectMeta>>(c: &Change<K>) -> Vec<String> {
@@ -109,18 +145,22 @@ async fn main() -> anyhow::Result<()> {
     let client = Client::new(&args.server).context("building the API client")?;
 
     let mut deployments = Informer::new(Api::<Deployment>::all(&client), ListParams::default())
-        .index("uid", |d: &Deployment| uid_index(&d.metadata));
+        .index("uid", |d: &Deployment| uid_index(&d.metadata))
+        .index("namespace", |d: &Deployment| namespace_index(&d.metadata));
     let mut replicasets = Informer::new(Api::<ReplicaSet>::all(&client), ListParams::default())
         .index("controller", |rs: &ReplicaSet| {
             util::controller_uid(&rs.metadata).into_iter().collect()
         })
         .index("owner", |rs: &ReplicaSet| util::owner_uids(&rs.metadata))
-        .index("uid", |rs: &ReplicaSet| uid_index(&rs.metadata));
+        .index("uid", |rs: &ReplicaSet| uid_index(&rs.metadata))
+        .index("namespace", |rs: &ReplicaSet| namespace_index(&rs.metadata))
+        .index("orphan", |rs: &ReplicaSet| orphan_index(&rs.metadata));
     let mut pods = Informer::new(Api::<Pod>::all(&client), ListParams::default())
         .index("controller", |p: &Pod| {
             util::controller_uid(&p.metadata).into_iter().collect()
         })
         .index("owner", |p: &Pod| util::owner_uids(&p.metadata))
+        .index("orphan", |p: &Pod| orphan_index(&p.metadata))
         .index("node", |p: &Pod| {
             p.spec
                 .as_ref()
@@ -196,6 +236,11 @@ async fn main() -> anyhow::Result<()> {
             let m = changed_meta(c);
             rq.add(meta_key(m));
             gq.add(gc::gc_key("ReplicaSet", m));
+            for k in adopters(m, &deps, |d: &Deployment| {
+                d.spec.as_ref().map(|s| &s.selector)
+            }) {
+                dq.add(k);
+            }
             for uid in owner_refs(c) {
                 if let Some(d) = deps.by_index("uid", &uid).first() {
                     dq.add(meta_key(&d.metadata));
@@ -217,6 +262,11 @@ async fn main() -> anyhow::Result<()> {
         pods.on_change(move |c| {
             let m = changed_meta(c);
             gq.add(gc::gc_key("Pod", m));
+            for k in adopters(m, &rs_store, |rs: &ReplicaSet| {
+                rs.spec.as_ref().map(|s| &s.selector)
+            }) {
+                rq.add(k);
+            }
             for uid in owner_refs(c) {
                 if let Some(rs) = rs_store.by_index("uid", &uid).first() {
                     let k = meta_key(&rs.metadata);

@@ -1,9 +1,12 @@
-//! The ReplicaSet controller: keeps the number of active pods it owns equal to
+//! The ReplicaSet controller: claims the pods its selector matches (adopting orphans,
+//! releasing pods whose labels changed), keeps the number of active pods it owns equal to
 //! `spec.replicas`, creating pods in slow-start batches and deleting the least useful first,
 //! with expectations so a lagging cache never causes double creation; then writes status.
 
+use crate::claim::claim;
 use crate::util::{controller_ref, is_active, is_ready, ready_since};
 use crate::Ctx;
+use coxswain_api::selector::LabelSelector;
 use coxswain_client::{Api, DeleteParams};
 use coxswain_runtime::events::object_ref;
 use coxswain_runtime::store::split_key;
@@ -119,19 +122,27 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
     let (ns, name) = split_key(&key);
     let ns = ns.unwrap_or("default");
     let uid = rs.metadata.uid.clone().unwrap_or_default();
-    let mut pods: Vec<Arc<Pod>> = ctx
-        .pods
-        .by_index("controller", &uid)
-        .into_iter()
-        .filter(|p| is_active(p))
-        .collect();
+    let pod_api: Api<Pod> = Api::namespaced(&ctx.client, ns);
+    let selector = rs
+        .spec
+        .as_ref()
+        .and_then(|s| LabelSelector::from_k8s(&s.selector).ok())
+        .unwrap_or_default();
+    let active = |v: Vec<Arc<Pod>>| v.into_iter().filter(|p| is_active(p)).collect();
+    let mut pods: Vec<Arc<Pod>> = claim(
+        &pod_api,
+        &*rs,
+        &selector,
+        active(ctx.pods.by_index("controller", &uid)),
+        active(ctx.pods.by_index("orphan", ns)),
+    )
+    .await;
     let desired = rs
         .spec
         .as_ref()
         .and_then(|s| s.replicas)
         .unwrap_or(1)
         .max(0) as usize;
-    let pod_api: Api<Pod> = Api::namespaced(&ctx.client, ns);
     if rs.metadata.deletion_timestamp.is_none() && ctx.expectations.satisfied(&key) {
         if pods.len() < desired {
             let want = (desired - pods.len()).min(BURST);

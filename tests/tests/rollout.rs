@@ -274,3 +274,90 @@ fn min_ready_seconds_delays_availability() {
         "available only after minReadySeconds"
     );
 }
+
+/// Pods labelled `app=<app>` that are not being deleted: (name, controller UID).
+fn live_pods(c: &TestCluster, app: &str) -> Vec<(String, Option<String>)> {
+    c.items(&format!(
+        "/api/v1/namespaces/default/pods?labelSelector=app%3D{app}"
+    ))
+    .into_iter()
+    .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+    .map(|p| {
+        let owner = p["metadata"]["ownerReferences"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["controller"] == true))
+            .and_then(|r| r["uid"].as_str().map(String::from));
+        (p["metadata"]["name"].as_str().unwrap().to_string(), owner)
+    })
+    .collect()
+}
+
+#[test]
+fn replicasets_adopt_orphans_and_release_relabelled_pods() {
+    let c = TestCluster::start(2);
+    let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "adopt"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "adopt"}},
+            "template": {"metadata": {"labels": {"app": "adopt"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    const RSS: &str = "/apis/apps/v1/namespaces/default/replicasets";
+    assert_eq!(c.post(RSS, &rs).0, 201);
+    let first = eventually(T, "2 pods", || {
+        let p = live_pods(&c, "adopt");
+        (p.len() == 2).then_some(p)
+    });
+    let out = c.kubectl(&["delete", "rs", "adopt", "--cascade=orphan"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    eventually(T, "orphaned pods", || {
+        let p = live_pods(&c, "adopt");
+        (p.len() == 2 && p.iter().all(|(_, o)| o.is_none())).then_some(())
+    });
+
+    // A new ReplicaSet with the same selector adopts them instead of creating pods.
+    let (_, created) = c.post(RSS, &rs);
+    let uid = created["metadata"]["uid"].as_str().unwrap().to_string();
+    eventually(T, "both adopted", || {
+        let p = live_pods(&c, "adopt");
+        p.iter()
+            .all(|(_, o)| o.as_deref() == Some(uid.as_str()))
+            .then_some(())
+    });
+    stays(
+        Duration::from_secs(1),
+        "no new pods: the orphans were adopted",
+        || {
+            let mut names: Vec<String> = live_pods(&c, "adopt").into_iter().map(|p| p.0).collect();
+            names.sort();
+            let mut before: Vec<String> = first.iter().map(|p| p.0.clone()).collect();
+            before.sort();
+            names == before
+        },
+    );
+
+    // Relabelled: released (no controller any more) and replaced.
+    let victim = first[0].0.clone();
+    let out = c.kubectl(&["label", "pod", &victim, "app=elsewhere", "--overwrite"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    eventually(T, "released and replaced", || {
+        let released = live_pods(&c, "elsewhere");
+        let owned = live_pods(&c, "adopt");
+        (released == vec![(victim.clone(), None)]
+            && owned.len() == 2
+            && owned
+                .iter()
+                .all(|(n, o)| *n != victim && o.as_deref() == Some(uid.as_str())))
+        .then_some(())
+    });
+
+    // A matching bare pod is adopted too, and the surplus is scaled away.
+    let bare = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bare", "labels": {"app": "adopt"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+    assert_eq!(c.post("/api/v1/namespaces/default/pods", &bare).0, 201);
+    eventually(T, "back to 2 owned pods", || {
+        let owned = live_pods(&c, "adopt");
+        (owned.len() == 2
+            && owned
+                .iter()
+                .all(|(_, o)| o.as_deref() == Some(uid.as_str())))
+        .then_some(())
+    });
+}
