@@ -188,6 +188,52 @@ fn undo_reuses_the_old_replicaset_and_history_is_pruned() {
             == 3)
             .then_some(())
     });
+    let detail = stdout(&c.kubectl(&["rollout", "history", "deployment/undo", "--revision=4"]));
+    assert!(
+        detail.contains("deployment.apps/undo with revision #4") && detail.contains("nginx:1.29"),
+        "{detail}"
+    );
+    let out = c.kubectl(&["rollout", "undo", "deployment/undo", "--to-revision=3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let images = |c: &TestCluster| -> Vec<String> {
+        c.items("/api/v1/namespaces/default/pods?labelSelector=app%3Dundo")
+            .iter()
+            .map(|p| {
+                p["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    };
+    eventually(T, "back at revision 3's template", || {
+        (available(&c, "undo", 2) && images(&c) == vec!["nginx:1.27"; 2]).then_some(())
+    });
+
+    // `rollout restart` replaces every pod through a new ReplicaSet with the same image.
+    let before: Vec<String> = c
+        .items("/api/v1/namespaces/default/pods?labelSelector=app%3Dundo")
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    let out = c.kubectl(&["rollout", "restart", "deployment/undo"]);
+    assert_eq!(
+        stdout(&out).trim(),
+        "deployment.apps/undo restarted",
+        "{}",
+        stderr(&out)
+    );
+    eventually(T, "every pod replaced", || {
+        let pods = c.items("/api/v1/namespaces/default/pods?labelSelector=app%3Dundo");
+        (available(&c, "undo", 2)
+            && pods.len() == 2
+            && pods.iter().all(|p| {
+                !before.contains(&p["metadata"]["name"].as_str().unwrap().to_string())
+                    && p["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string()
+            }))
+        .then_some(())
+    });
+    assert_eq!(images(&c), vec!["nginx:1.27"; 2]);
 }
 
 #[test]
