@@ -5,8 +5,8 @@
 //! - Reads (get, list) and watches are served from here, never from sled.
 //! - Each committed write becomes one [`Event`] whose wire line is encoded once and shared by
 //!   every watcher (`Bytes` clones, not copies).
-//! - Revisions in the window are contiguous: the event for revision `r` sits at index
-//!   `r - first_rev`. A watcher behind the window gets 410 Expired and relists.
+//! - The window holds every event after `floor`, in revision order (revisions may have gaps
+//!   on etcd). A watcher or continue token older than `floor` gets 410 Expired and relists.
 
 use bytes::Bytes;
 use coxswain_api::resources::{ResourceInfo, RESOURCES};
@@ -235,6 +235,8 @@ type Key = (String, String);
 #[derive(Default)]
 struct Inner {
     rev: u64,
+    /// Every event after this revision is in the window.
+    floor: u64,
     objects: HashMap<&'static str, BTreeMap<Key, Arc<Obj>>>,
     pods_by_node: HashMap<String, BTreeSet<Key>>,
     window: VecDeque<Arc<Event>>,
@@ -273,6 +275,7 @@ impl Cache {
         Cache {
             inner: RwLock::new(Inner {
                 rev,
+                floor: rev,
                 ..Default::default()
             }),
             rev_tx,
@@ -306,12 +309,33 @@ impl Cache {
             .insert(key, Arc::new(obj));
     }
 
-    /// Apply one committed change (called in revision order).
+    /// Forget everything (storage lost the history we followed): objects are loaded again
+    /// at `rev`, and watchers and continue tokens from before get 410.
+    pub fn reset(&self, rev: u64) {
+        let mut g = self.write();
+        *g = Inner {
+            rev,
+            floor: rev,
+            ..Default::default()
+        };
+        drop(g);
+        self.rev_tx.send_replace(rev);
+    }
+
+    /// The oldest revision a watch or continue token may start from.
+    pub fn floor(&self) -> u64 {
+        self.read().floor
+    }
+
+    /// Apply one committed change (called in revision order; replays are ignored).
     pub fn apply(&self, r: &'static ResourceInfo, obj: Obj, deleted: bool) {
         let rev = obj.rev;
         let obj = Arc::new(obj);
         let key = (obj.namespace.clone(), obj.name.clone());
         let mut g = self.write();
+        if rev <= g.rev {
+            return;
+        }
         let map = g.objects.entry(res_id(r)).or_default();
         let prev = if deleted {
             map.remove(&key)
@@ -360,7 +384,9 @@ impl Cache {
         });
         g.window.push_back(ev);
         while g.window.len() > self.capacity {
-            g.window.pop_front();
+            if let Some(old) = g.window.pop_front() {
+                g.floor = old.rev;
+            }
         }
         g.rev = rev;
         drop(g);
@@ -394,30 +420,55 @@ impl Cache {
 
     /// Matching objects in key order, and the revision of this snapshot.
     pub fn list(&self, r: &ResourceInfo, f: &Filter) -> (Vec<Arc<Obj>>, u64) {
+        let (items, rev, _) = self.list_page(r, f, None, usize::MAX);
+        (items, rev)
+    }
+
+    /// Up to `limit` matching objects after the key `after` (namespace, name), in key order;
+    /// the snapshot's revision; and how many more match (when there are more).
+    pub fn list_page(
+        &self,
+        r: &ResourceInfo,
+        f: &Filter,
+        after: Option<&(String, String)>,
+        limit: usize,
+    ) -> (Vec<Arc<Obj>>, u64, usize) {
+        use std::ops::Bound;
         let g = self.read();
         let Some(map) = g.objects.get(res_id(r)) else {
-            return (Vec::new(), g.rev);
+            return (Vec::new(), g.rev, 0);
         };
-        let items = if let (Some(node), "pods") = (f.node_name(), r.plural) {
-            g.pods_by_node
-                .get(node)
-                .into_iter()
-                .flatten()
-                .filter_map(|k| map.get(k))
-                .filter(|o| f.matches(o))
-                .cloned()
-                .collect()
-        } else if let Some(ns) = &f.namespace {
-            map.range((ns.clone(), String::new())..)
-                .take_while(|((n, _), _)| n == ns)
-                .map(|(_, o)| o)
-                .filter(|o| f.matches(o))
-                .cloned()
-                .collect()
+        let lower = |k: Key| match after {
+            Some(a) if *a >= k => Bound::Excluded(a.clone()),
+            _ => Bound::Included(k),
+        };
+        let mut it: Box<dyn Iterator<Item = &Arc<Obj>>> =
+            if let (Some(node), "pods") = (f.node_name(), r.plural) {
+                let keys = g.pods_by_node.get(node);
+                Box::new(
+                    keys.into_iter()
+                        .flat_map(move |set| set.range((lower((String::new(), String::new())), Bound::Unbounded)))
+                        .filter_map(|k| map.get(k)),
+                )
+            } else if let Some(ns) = &f.namespace {
+                Box::new(
+                    map.range((lower((ns.clone(), String::new())), Bound::Unbounded))
+                        .take_while(move |((n, _), _)| n == ns)
+                        .map(|(_, o)| o),
+                )
+            } else {
+                Box::new(
+                    map.range((lower((String::new(), String::new())), Bound::Unbounded))
+                        .map(|(_, o)| o),
+                )
+            };
+        let items: Vec<Arc<Obj>> = it.by_ref().filter(|o| f.matches(o)).take(limit).cloned().collect();
+        let rest = if items.len() == limit {
+            it.filter(|o| f.matches(o)).count()
         } else {
-            map.values().filter(|o| f.matches(o)).cloned().collect()
+            0
         };
-        (items, g.rev)
+        (items, g.rev, rest)
     }
 
     /// Whether a namespace holds any object of any namespaced resource.
@@ -433,11 +484,11 @@ impl Cache {
     /// Events after `rev` (all of them up to now).
     pub fn since(&self, rev: u64) -> WatchStart {
         let g = self.read();
-        let oldest = g.window.front().map(|e| e.rev).unwrap_or(g.rev + 1);
-        if rev + 1 < oldest && rev < g.rev {
+        if rev < g.floor {
+            let oldest = g.window.front().map(|e| e.rev).unwrap_or(g.rev + 1);
             return WatchStart::Expired { oldest };
         }
-        let start = (rev + 1).saturating_sub(oldest) as usize;
+        let start = g.window.partition_point(|e| e.rev <= rev);
         let evs = g.window.iter().skip(start).cloned().collect();
         WatchStart::Events(evs, g.rev)
     }

@@ -271,6 +271,25 @@ fn qos_class(pod: &Value) -> &'static str {
 }
 
 impl AppState {
+    /// Kubernetes' consistent reads: on etcd, wait until this server's cache has caught up
+    /// with the cluster's current revision, so a write through another API server is seen.
+    /// (On sled every acknowledged write is already in the cache.) Bounded, in case writes
+    /// outside our key prefix moved etcd's revision past anything we will see.
+    pub async fn consistent_read(&self) {
+        if self.store.backend() != "etcd" {
+            return;
+        }
+        if let Ok(rev) = self.store.current_rev().await {
+            let wait = self.cache.wait_for(rev);
+            if tokio::time::timeout(std::time::Duration::from_secs(1), wait)
+                .await
+                .is_err()
+            {
+                tracing::debug!(rev, "cache did not reach etcd's revision in 1 s; serving it as is");
+            }
+        }
+    }
+
     fn check_namespace(&self, r: &ResourceInfo, ns: &str) -> Result<(), ApiError> {
         if !r.namespaced {
             return Ok(());
@@ -291,9 +310,9 @@ impl AppState {
         }
     }
 
-    /// The stored object: revision, bytes and parsed value, read from sled (the latest
+    /// The stored object: revision, bytes and parsed value, read from storage (the latest
     /// committed state, which compare-and-swap writes are checked against).
-    fn current(
+    async fn current(
         &self,
         r: &ResourceInfo,
         ns: &str,
@@ -302,6 +321,7 @@ impl AppState {
         let (rev, bytes) = self
             .store
             .get(&store_key(r, ns, name))
+            .await
             .map_err(internal)?
             .ok_or_else(|| ApiError::not_found(r, name))?;
         let v = serde_json::from_slice(&bytes).map_err(internal)?;
@@ -311,19 +331,17 @@ impl AppState {
     /// Store a new object; returns its encoded form.
     async fn insert(&self, r: &ResourceInfo, ns: &str, v: Value) -> Result<Bytes, ApiError> {
         let name = str_at(&v, "/metadata/name").to_string();
-        let mut out = Vec::new();
-        let rev = self
+        let (rev, out) = self
             .store
             .commit(&store_key(r, ns, &name), Expect::Absent, |rev| {
                 let mut v = v;
                 v["metadata"]["resourceVersion"] = json!(rev.to_string());
-                out = serde_json::to_vec(&v).unwrap_or_default();
-                Op::Put(out.clone())
+                Op::Put(serde_json::to_vec(&v).unwrap_or_default())
             })
             .await
             .map_err(|e| store_error(r, &name, e))?;
         self.cache.wait_for(rev).await;
-        Ok(Bytes::from(out))
+        Ok(Bytes::copy_from_slice(&out))
     }
 
     /// Read-modify-write with compare-and-swap, retried on concurrent writes.
@@ -343,7 +361,7 @@ impl AppState {
     ) -> Result<(Bytes, bool), ApiError> {
         let key = store_key(r, ns, name);
         for _ in 0..64 {
-            let (cur_rev, cur_bytes, current) = self.current(r, ns, name)?;
+            let (cur_rev, cur_bytes, current) = self.current(r, ns, name).await?;
             let mut new = change(&current)?;
             check_type(r, &mut new)?;
             let given_rv = str_at(&new, "/metadata/resourceVersion").to_string();
@@ -417,24 +435,23 @@ impl AppState {
             let remove = new["metadata"].get("deletionTimestamp").is_some()
                 && finalizers_gone
                 && !(r.plural == "pods" && pod_awaits_kubelet(&new));
-            let mut out = Vec::new();
             let res = self
                 .store
                 .commit(&key, Expect::Rev(cur_rev), |rev| {
                     let mut v = new;
                     v["metadata"]["resourceVersion"] = json!(rev.to_string());
-                    out = serde_json::to_vec(&v).unwrap_or_default();
+                    let out = serde_json::to_vec(&v).unwrap_or_default();
                     if remove {
-                        Op::Delete(out.clone())
+                        Op::Delete(out)
                     } else {
-                        Op::Put(out.clone())
+                        Op::Put(out)
                     }
                 })
                 .await;
             match res {
-                Ok(rev) => {
+                Ok((rev, out)) => {
                     self.cache.wait_for(rev).await;
-                    return Ok((Bytes::from(out), remove));
+                    return Ok((Bytes::copy_from_slice(&out), remove));
                 }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(store_error(r, name, e)),
@@ -461,7 +478,7 @@ impl AppState {
             })
             .await
             .map_err(|e| store_error(r, name, e))?;
-        self.cache.wait_for(res).await;
+        self.cache.wait_for(res.0).await;
         Ok(())
     }
 }
@@ -576,7 +593,7 @@ async fn create_as(
 }
 
 /// GET one object.
-pub fn get(
+pub async fn get(
     st: &AppState,
     t: &Target,
     name: &str,
@@ -584,6 +601,9 @@ pub fn get(
     h: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let ns = t.namespace.as_deref().unwrap_or("");
+    if q.get("resourceVersion").is_none_or(str::is_empty) {
+        st.consistent_read().await;
+    }
     let o = st
         .cache
         .get(t.resource, ns, name)
@@ -600,10 +620,45 @@ pub fn get(
 
 /// Encode a list response by concatenating already-encoded items.
 pub fn list_body(r: &ResourceInfo, items: &[Arc<Obj>], rev: u64) -> Bytes {
-    let mut out = Vec::with_capacity(items.iter().map(|o| o.bytes.len() + 1).sum::<usize>() + 128);
+    list_body_page(r, items, rev, None)
+}
+
+/// A continue token: the snapshot's revision and the last key returned (Kubernetes encodes
+/// the same two things, base64 JSON).
+fn continue_token(rev: u64, last: &(String, String)) -> String {
+    use base64::Engine;
+    let raw = json!({"v": "meta.k8s.io/v1", "rv": rev, "start": [last.0, last.1]});
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.to_string())
+}
+
+fn parse_continue(tok: &str) -> Result<(u64, (String, String)), ApiError> {
+    use base64::Engine;
+    let bad = || ApiError::bad_request(format!("continue key is not valid: {tok}"));
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(tok.trim_end_matches('='))
+        .map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let rev = v["rv"].as_u64().ok_or_else(bad)?;
+    let ns = v["start"][0].as_str().ok_or_else(bad)?;
+    let name = v["start"][1].as_str().ok_or_else(bad)?;
+    Ok((rev, (ns.to_string(), name.to_string())))
+}
+
+/// A list page: items, the list's revision, and (when more remain) the continue token and
+/// remaining count.
+pub fn list_body_page(
+    r: &ResourceInfo,
+    items: &[Arc<Obj>],
+    rev: u64,
+    more: Option<(&str, usize)>,
+) -> Bytes {
+    let mut out = Vec::with_capacity(items.iter().map(|o| o.bytes.len() + 1).sum::<usize>() + 256);
+    let more = more
+        .map(|(tok, n)| format!(",\"continue\":\"{tok}\",\"remainingItemCount\":{n}"))
+        .unwrap_or_default();
     out.extend_from_slice(
         format!(
-            "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"}},\"items\":[",
+            "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"{more}}},\"items\":[",
             r.list_kind(),
             r.api_version(),
             rev
@@ -620,17 +675,60 @@ pub fn list_body(r: &ResourceInfo, items: &[Arc<Obj>], rev: u64) -> Bytes {
     Bytes::from(out)
 }
 
-/// GET a collection.
-pub fn list(st: &AppState, t: &Target, q: &Query, h: &HeaderMap) -> Result<Response, ApiError> {
+/// GET a collection, in pages with `limit` and `continue`: each page comes from the cache's
+/// current state, continuing in key order after the previous page's last key; a token older
+/// than the watch window gets 410 Expired, as a compacted one does in Kubernetes.
+pub async fn list(
+    st: &AppState,
+    t: &Target,
+    q: &Query,
+    h: &HeaderMap,
+) -> Result<Response, ApiError> {
     let f = q.filter(t.namespace.as_deref())?;
-    let (items, rev) = st.cache.list(t.resource, &f);
+    let limit = match q.get("limit") {
+        Some(l) => l
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?,
+        None => 0,
+    };
+    let limit = if limit == 0 { usize::MAX } else { limit };
+    let after = match q.get("continue").filter(|c| !c.is_empty()) {
+        Some(tok) => {
+            let (rev, key) = parse_continue(tok)?;
+            if rev < st.cache.floor() {
+                return Err(ApiError::expired(
+                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                ));
+            }
+            Some((rev, key))
+        }
+        None => {
+            if q.get("resourceVersion").is_none_or(str::is_empty) {
+                st.consistent_read().await;
+            }
+            None
+        }
+    };
+    let (items, rev, rest) = st
+        .cache
+        .list_page(t.resource, &f, after.as_ref().map(|(_, k)| k), limit);
+    let token = match items.last() {
+        Some(last) if rest > 0 => {
+            let snapshot = after.as_ref().map_or(rev, |(r, _)| *r);
+            Some(continue_token(snapshot, &(last.namespace.clone(), last.name.clone())))
+        }
+        _ => None,
+    };
     if wants_table(h) {
-        return Ok(value_response(
-            200,
-            &table::table(t.resource, &items, rev, q.full_objects()),
-        ));
+        let mut table = table::table(t.resource, &items, rev, q.full_objects());
+        if let Some(tok) = &token {
+            table["metadata"]["continue"] = json!(tok);
+            table["metadata"]["remainingItemCount"] = json!(rest);
+        }
+        return Ok(value_response(200, &table));
     }
-    Ok(json_response(200, list_body(t.resource, &items, rev)))
+    let more = token.as_deref().map(|t| (t, rest));
+    Ok(json_response(200, list_body_page(t.resource, &items, rev, more)))
 }
 
 /// PUT an object (or its `status`).
@@ -761,7 +859,7 @@ pub async fn patch(
         Ok(merge_for_subresource(r, cur, target, status_only, false))
     };
     if q.dry_run() {
-        let (_, _, cur) = st.current(r, &ns, name)?;
+        let (_, _, cur) = st.current(r, &ns, name).await?;
         return Ok(value_response(200, &change(&cur)?));
     }
     let (bytes, _) = st
@@ -801,6 +899,7 @@ async fn server_side_apply(
     if st
         .store
         .get(&store_key(r, &ns, name))
+        .await
         .map_err(internal)?
         .is_none()
     {
@@ -817,7 +916,7 @@ async fn server_side_apply(
         Ok(merge_for_subresource(r, cur, applied, false, false))
     };
     if q.dry_run() {
-        let (_, _, cur) = st.current(r, &ns, name)?;
+        let (_, _, cur) = st.current(r, &ns, name).await?;
         return Ok(value_response(200, &change(&cur)?));
     }
     let (bytes, _) = st.write(r, &ns, name, false, None, &change).await?;
@@ -921,7 +1020,7 @@ pub async fn delete(
     }
     let o = DeleteOptions { grace, policy };
     for _ in 0..64 {
-        let (rev, bytes, cur) = st.current(r, &ns, name)?;
+        let (rev, bytes, cur) = st.current(r, &ns, name).await?;
         let uid = str_at(&cur, "/metadata/uid");
         if let Some(want) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
             if want != uid {

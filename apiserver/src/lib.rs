@@ -1,4 +1,5 @@
-//! The Coxswain API server: the Kubernetes REST API over HTTP, backed by sled.
+//! The Coxswain API server: the Kubernetes REST API over HTTP, backed by sled (default) or
+//! etcd.
 //!
 //! Layout:
 //! - [`routes`]: path -> (resource, namespace, name, subresource).
@@ -34,20 +35,36 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::Router;
 use cache::{Cache, Obj};
-use coxswain_api::resources::{by_plural, RESOURCES};
+use coxswain_api::resources::by_plural;
 use coxswain_api::status::ApiError;
-use coxswain_store::{Committed, Store};
+use coxswain_store::{Committed, Feed, Store};
 use error::{error_response, json_response};
 use handlers::Query;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tracing::Instrument;
 
+/// Where objects are stored.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// Embedded sled in this directory.
+    Sled(std::path::PathBuf),
+    /// etcd v3.
+    Etcd {
+        /// Client URLs.
+        endpoints: Vec<String>,
+        /// Key prefix (`/registry/`).
+        prefix: String,
+        /// How often history is compacted (to the revision seen one interval before).
+        compaction_interval: std::time::Duration,
+    },
+}
+
 /// Server configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The sled data directory.
-    pub data_dir: std::path::PathBuf,
+    /// Storage backend.
+    pub storage: Storage,
     /// How many recent events the watch cache keeps (default 100,000). Watchers further
     /// behind get 410 Expired and relist.
     pub watch_cache_size: usize,
@@ -57,7 +74,7 @@ pub struct Config {
 
 /// Shared state of all handlers.
 pub struct AppState {
-    /// Durable storage (writes only; reads come from the cache).
+    /// Durable storage (writes and compare-and-swap reads; other reads come from the cache).
     pub store: Arc<Store>,
     /// In-memory objects and recent events.
     pub cache: Arc<Cache>,
@@ -69,25 +86,59 @@ pub struct AppState {
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
+/// Write `rev` into an object's `metadata.resourceVersion` (the etcd backend's reads).
+fn stamp(bytes: &[u8], rev: u64) -> Vec<u8> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(mut v) if v.get("metadata").is_some() => {
+            v["metadata"]["resourceVersion"] = json!(rev.to_string());
+            serde_json::to_vec(&v).unwrap_or_else(|_| bytes.to_vec())
+        }
+        _ => bytes.to_vec(),
+    }
+}
+
 /// Open storage, fill the cache, create the system namespaces, and start feeding the cache.
 pub async fn open(config: &Config) -> anyhow::Result<Arc<AppState>> {
     use anyhow::Context;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let (store, mut committed) = Store::open(&config.data_dir)
-        .with_context(|| format!("opening sled store in {}", config.data_dir.display()))?;
-    let cache = Arc::new(Cache::new(store.current_rev(), config.watch_cache_size));
-    for r in RESOURCES {
-        for (_, rev, bytes) in store.scan_prefix(&handlers::store_prefix(r))? {
-            let v: Value = serde_json::from_slice(&bytes).context("stored object is not JSON")?;
-            cache.load(r, Obj::new(r, rev, &v, bytes.into()));
+    let store = match &config.storage {
+        Storage::Sled(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating data dir {}", dir.display()))?;
+            Store::open_sled(dir)
+                .with_context(|| format!("opening sled store in {}", dir.display()))?
         }
-    }
+        Storage::Etcd {
+            endpoints,
+            prefix,
+            compaction_interval,
+        } => {
+            let store = Store::open_etcd(coxswain_store::etcd::EtcdConfig {
+                endpoints: endpoints.clone(),
+                prefix: prefix.clone(),
+                stamp: Arc::new(stamp),
+            })
+            .await
+            .with_context(|| format!("connecting to etcd at {}", endpoints.join(",")))?;
+            tokio::spawn(compact_periodically(store.clone(), *compaction_interval));
+            store
+        }
+    };
+    let (records, rev, mut feed) = store.list_and_watch().await.context("listing storage")?;
+    let cache = Arc::new(Cache::new(rev, config.watch_cache_size));
+    load_records(&cache, records);
     let feed_cache = cache.clone();
     tokio::spawn(async move {
-        while let Some(batch) = committed.recv().await {
-            for c in batch {
-                apply_committed(&feed_cache, c);
+        while let Some(msg) = feed.recv().await {
+            match msg {
+                Feed::Commits(batch) => {
+                    for c in batch {
+                        apply_committed(&feed_cache, c);
+                    }
+                }
+                Feed::Resync { records, rev } => {
+                    feed_cache.reset(rev);
+                    load_records(&feed_cache, records);
+                }
             }
         }
     });
@@ -148,6 +199,34 @@ async fn expire_events(st: Arc<AppState>, ttl: std::time::Duration) {
                 }
             }
         }
+    }
+}
+
+fn load_records(cache: &Cache, records: Vec<coxswain_store::Record>) {
+    for (key, rev, bytes) in records {
+        let Some(r) = handlers::resource_of_key(&key) else {
+            continue;
+        };
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(v) => cache.load(r, Obj::new(r, rev, &v, bytes.into())),
+            Err(e) => tracing::error!(error = %e, key = %String::from_utf8_lossy(&key), "stored object is not JSON"),
+        }
+    }
+}
+
+/// Compact etcd every `interval` to the revision seen one interval earlier, like the
+/// Kubernetes API server (several servers doing it is harmless).
+async fn compact_periodically(store: Arc<Store>, interval: std::time::Duration) {
+    let mut previous: Option<u64> = None;
+    loop {
+        tokio::time::sleep(interval).await;
+        if let Some(rev) = previous {
+            match store.compact(rev).await {
+                Ok(()) => tracing::debug!(rev, "etcd compacted"),
+                Err(e) => tracing::warn!(error = %e, rev, "etcd compaction failed"),
+            }
+        }
+        previous = store.current_rev().await.ok();
     }
 }
 
@@ -278,14 +357,14 @@ async fn route(
     let name = t.name.clone();
     match (method.as_str(), name.as_deref(), t.sub.as_deref()) {
         ("GET", None, None) if q.flag("watch")? => watch::watch(st, &t, &q, h),
-        ("GET", None, None) => handlers::list(st, &t, &q, h),
+        ("GET", None, None) => handlers::list(st, &t, &q, h).await,
         ("POST", None, None) => handlers::create(st, &t, &q, h, body).await,
         ("GET", Some(n), None) if q.flag("watch")? => {
             let mut t2 = t.clone();
             t2.name = Some(n.to_string());
             watch::watch(st, &t2, &q, h)
         }
-        ("GET", Some(n), None | Some("status")) => handlers::get(st, &t, n, &q, h),
+        ("GET", Some(n), None | Some("status")) => handlers::get(st, &t, n, &q, h).await,
         ("PUT", Some(n), None | Some("status")) => handlers::update(st, &t, n, &q, h, body).await,
         ("PUT", Some(n), Some("finalize")) if r.plural == "namespaces" => {
             handlers::update(st, &t, n, &q, h, body).await

@@ -20,6 +20,18 @@ struct Args {
     /// Data directory for sled (default: the user's data dir, else the temp dir).
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
+    /// Storage backend: `sled` (embedded) or `etcd`.
+    #[arg(long, default_value = "sled", value_parser = ["sled", "etcd"])]
+    storage: String,
+    /// etcd client URLs, comma-separated (with `--storage etcd`).
+    #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
+    etcd_servers: Vec<String>,
+    /// Key prefix in etcd.
+    #[arg(long, default_value = "/registry/")]
+    etcd_prefix: String,
+    /// How often etcd history is compacted, in seconds (Kubernetes: 300).
+    #[arg(long, default_value_t = 300.0)]
+    etcd_compaction_interval_seconds: f64,
     /// Events kept in the watch cache; watchers further behind must relist.
     #[arg(long, default_value_t = 100_000)]
     watch_cache_size: usize,
@@ -47,13 +59,23 @@ async fn main() -> anyhow::Result<()> {
         .with_target(false)
         .init();
     let args = Args::parse();
-    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let storage = if args.storage == "etcd" {
+        cox_apiserver::Storage::Etcd {
+            endpoints: args.etcd_servers.clone(),
+            prefix: args.etcd_prefix.clone(),
+            compaction_interval: std::time::Duration::from_secs_f64(
+                args.etcd_compaction_interval_seconds.max(0.1),
+            ),
+        }
+    } else {
+        cox_apiserver::Storage::Sled(args.data_dir.clone().unwrap_or_else(default_data_dir))
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, data_dir = %data_dir.display(), "cox-apiserver serving");
+    tracing::info!(listen = %listener.local_addr()?, storage = ?storage, "cox-apiserver serving");
     let config = cox_apiserver::Config {
-        data_dir,
+        storage,
         watch_cache_size: args.watch_cache_size,
         event_ttl: std::time::Duration::from_secs(args.event_ttl_seconds.max(1)),
     };

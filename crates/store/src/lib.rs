@@ -1,25 +1,31 @@
-//! Durable, ordered key-value storage with one global, monotonic revision.
+//! Durable, ordered key-value storage with one global, monotonic revision, behind one type
+//! ([`Store`]) with two backends: sled (embedded, the zero-setup default; [`sled`]) and etcd v3
+//! (through its JSON gRPC gateway over HTTP, so no `protoc`; [`etcd`]).
 //!
-//! The store knows keys and bytes only; it does not parse objects. Every successful write gets
-//! the next revision, is made durable (sled flush, shared by all writes waiting at that moment:
-//! group commit) and only then acknowledged and published, in revision order, on the channel
-//! returned by [`Store::open`]. The API server builds its watch cache from that channel.
+//! The store knows keys and bytes only; the API server hands the etcd backend a
+//! [`Stamp`] that writes a revision into an object's bytes (etcd assigns revisions at commit,
+//! as Kubernetes' storage layer sets resourceVersion from etcd's `mod_revision`).
 //!
-//! # Guarantees
-//! - Revisions are strictly increasing across restarts (the counter is written in the same
-//!   atomic batch as the object).
-//! - A write whose future resolved `Ok` survives a crash of the process.
-//! - Committed batches are published in revision order, each write exactly once.
+//! # Guarantees (both backends)
+//! - Revisions are strictly increasing, also across restarts; an object's revision is the
+//!   revision of its last write.
+//! - A write whose future resolved `Ok` is durable (sled: flushed, group commit; etcd: applied
+//!   by the etcd cluster).
+//! - [`Store::list_and_watch`] gives a consistent snapshot and then every later commit once,
+//!   in revision order ([`Feed::Commits`]); if the backend lost the history needed to go on
+//!   (etcd compaction while disconnected) it sends a fresh snapshot ([`Feed::Resync`]).
 //!
 //! # Assumptions
-//! - One process opens a data directory at a time (sled locks it).
+//! - sled: one process opens a data directory at a time (sled locks it).
+//! - etcd: every writer of the key prefix is a Coxswain API server.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot, Notify};
+pub mod etcd;
+pub mod sled;
 
-const REV_KEY: &[u8] = b"\x00rev";
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
 
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
@@ -35,17 +41,26 @@ pub enum StoreError {
     Conflict(u64),
     /// The database failed.
     #[error("sled: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(#[from] ::sled::Error),
+    /// etcd failed or could not be reached.
+    #[error("etcd: {0}")]
+    Etcd(String),
+    /// The requested revision has been compacted.
+    #[error("revision {0} has been compacted")]
+    Compacted(u64),
     /// Stored bytes are not in the store's format.
     #[error("corrupt record under key {0:?}")]
     Corrupt(String),
-    /// The store's flusher has stopped.
+    /// The store has stopped.
     #[error("store is shut down")]
     Closed,
 }
 
 /// One stored record: key, revision, bytes.
 pub type Record = (Vec<u8>, u64, Vec<u8>);
+
+/// Writes a revision into an object's bytes (the etcd backend's reads and commits).
+pub type Stamp = Arc<dyn Fn(&[u8], u64) -> Vec<u8> + Send + Sync>;
 
 /// What a write expects of the key's current state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,11 +78,12 @@ pub enum Expect {
 pub enum Op {
     /// Store these bytes under the key.
     Put(Vec<u8>),
-    /// Remove the key; the bytes are published to watchers as the object's final state.
+    /// Remove the key; the bytes are published to watchers as the object's final state (on
+    /// etcd, watchers see the last stored state instead).
     Delete(Vec<u8>),
 }
 
-/// One committed write, as published to the watch channel.
+/// One committed write, as published to the watch feed.
 #[derive(Debug, Clone)]
 pub struct Committed {
     /// The revision the write got.
@@ -76,255 +92,116 @@ pub struct Committed {
     pub key: Vec<u8>,
     /// Whether it was a delete.
     pub deleted: bool,
-    /// The stored bytes (for a delete: the final state given by the writer).
+    /// The stored bytes (for a delete: the final state).
     pub value: Arc<[u8]>,
 }
 
-struct Pending {
-    committed: Committed,
-    ack: oneshot::Sender<()>,
+/// What the watch feed delivers.
+#[derive(Debug)]
+pub enum Feed {
+    /// Commits after the previous message, in revision order.
+    Commits(Vec<Committed>),
+    /// History was lost: every record now, and the revision of that snapshot.
+    Resync {
+        /// The current records.
+        records: Vec<Record>,
+        /// The snapshot's revision.
+        rev: u64,
+    },
 }
 
-struct WriteState {
-    rev: u64,
-    pending: Vec<Pending>,
-}
-
-/// The sled-backed store. Cheap to share behind an `Arc`.
-pub struct Store {
-    db: sled::Db,
-    tree: sled::Tree,
-    state: Mutex<WriteState>,
-    wake: Arc<Notify>,
-}
-
-fn encode(rev: u64, bytes: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(8 + bytes.len());
-    v.extend_from_slice(&rev.to_be_bytes());
-    v.extend_from_slice(bytes);
-    v
-}
-
-fn decode(key: &[u8], raw: &[u8]) -> Result<(u64, Vec<u8>), StoreError> {
-    if raw.len() < 8 {
-        return Err(StoreError::Corrupt(
-            String::from_utf8_lossy(key).into_owned(),
-        ));
-    }
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&raw[..8]);
-    Ok((u64::from_be_bytes(b), raw[8..].to_vec()))
+/// The storage of one API server.
+pub enum Store {
+    /// Embedded sled.
+    Sled {
+        /// The store.
+        store: Arc<sled::SledStore>,
+        /// Its commit feed, until [`Store::list_and_watch`] takes it.
+        feed: Mutex<Option<mpsc::UnboundedReceiver<Feed>>>,
+    },
+    /// etcd v3.
+    Etcd(Arc<etcd::EtcdStore>),
 }
 
 impl Store {
-    /// Open (or create) the store in `dir`. Must be called inside a tokio runtime: it spawns
-    /// the flusher task. Committed writes are published on the returned receiver.
-    pub fn open(
-        dir: &std::path::Path,
-    ) -> Result<(Arc<Store>, mpsc::UnboundedReceiver<Vec<Committed>>), StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
-        let tree = db.open_tree("objects")?;
-        let rev = match tree.get(REV_KEY)? {
-            Some(v) if v.len() == 8 => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&v);
-                u64::from_be_bytes(b)
-            }
-            _ => 0,
-        };
-        let store = Arc::new(Store {
-            db,
-            tree,
-            state: Mutex::new(WriteState {
-                rev,
-                pending: Vec::new(),
-            }),
-            wake: Arc::new(Notify::new()),
-        });
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(flusher(Arc::downgrade(&store), store.wake.clone(), tx));
-        Ok((store, rx))
+    /// Open (or create) a sled store in `dir` (inside a tokio runtime).
+    pub fn open_sled(dir: &std::path::Path) -> Result<Arc<Store>, StoreError> {
+        let (store, feed) = sled::SledStore::open(dir)?;
+        Ok(Arc::new(Store::Sled {
+            store,
+            feed: Mutex::new(Some(feed)),
+        }))
     }
 
-    /// The newest revision assigned (durable or about to be).
-    pub fn current_rev(&self) -> u64 {
-        self.state.lock().map(|s| s.rev).unwrap_or(0)
+    /// Connect to etcd.
+    pub async fn open_etcd(cfg: etcd::EtcdConfig) -> Result<Arc<Store>, StoreError> {
+        Ok(Arc::new(Store::Etcd(Arc::new(
+            etcd::EtcdStore::connect(cfg).await?,
+        ))))
+    }
+
+    /// `sled` or `etcd`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sled { .. } => "sled",
+            Store::Etcd(_) => "etcd",
+        }
     }
 
     /// Read one key: its revision and bytes.
-    pub fn get(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
-        match self.tree.get(key)? {
-            Some(raw) => Ok(Some(decode(key, &raw)?)),
-            None => Ok(None),
+    pub async fn get(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        match self {
+            Store::Sled { store, .. } => store.get(key),
+            Store::Etcd(e) => e.get(key).await,
         }
     }
 
-    /// Every key under `prefix` with its revision and bytes, in key order.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.tree.scan_prefix(prefix) {
-            let (k, raw) = item?;
-            if k.as_ref() == REV_KEY {
-                continue;
-            }
-            let (rev, bytes) = decode(&k, &raw)?;
-            out.push((k.to_vec(), rev, bytes));
-        }
-        Ok(out)
-    }
-
-    /// Write `key` if `expect` holds. `build` receives the revision the write will get (so the
-    /// caller can embed it) and says what to write. Resolves once the write is durable.
+    /// Write `key` if `expect` holds. On sled `build` receives the revision the write will
+    /// get; on etcd it receives 0 and the stored bytes are stamped with the revision after.
+    /// Resolves once the write is durable, with its revision and the bytes as published.
     pub async fn commit(
         &self,
         key: &[u8],
         expect: Expect,
         build: impl FnOnce(u64) -> Op,
-    ) -> Result<u64, StoreError> {
-        let (ack_tx, ack_rx) = oneshot::channel();
-        let rev = {
-            let mut st = self.state.lock().map_err(|_| StoreError::Closed)?;
-            let current = match self.tree.get(key)? {
-                Some(raw) => Some(decode(key, &raw)?.0),
-                None => None,
-            };
-            match (expect, current) {
-                (Expect::Absent, Some(r)) => return Err(StoreError::AlreadyExists(r)),
-                (Expect::Present, None) | (Expect::Rev(_), None) => {
-                    return Err(StoreError::NotFound)
-                }
-                (Expect::Rev(want), Some(r)) if want != r => return Err(StoreError::Conflict(r)),
-                _ => {}
-            }
-            let rev = st.rev + 1;
-            let op = build(rev);
-            let mut batch = sled::Batch::default();
-            batch.insert(REV_KEY, &rev.to_be_bytes());
-            let (deleted, value) = match op {
-                Op::Put(bytes) => {
-                    batch.insert(key, encode(rev, &bytes));
-                    (false, bytes)
-                }
-                Op::Delete(bytes) => {
-                    batch.remove(key);
-                    (true, bytes)
-                }
-            };
-            self.tree.apply_batch(batch)?;
-            st.rev = rev;
-            st.pending.push(Pending {
-                committed: Committed {
-                    rev,
-                    key: key.to_vec(),
-                    deleted,
-                    value: value.into(),
-                },
-                ack: ack_tx,
-            });
-            rev
-        };
-        self.wake.notify_one();
-        ack_rx.await.map_err(|_| StoreError::Closed)?;
-        Ok(rev)
-    }
-}
-
-/// Group commit: flush whatever is pending, then publish and acknowledge it in order.
-async fn flusher(
-    store: std::sync::Weak<Store>,
-    wake: Arc<Notify>,
-    tx: mpsc::UnboundedSender<Vec<Committed>>,
-) {
-    loop {
-        let Some(s) = store.upgrade() else { return };
-        let batch = match s.state.lock() {
-            Ok(mut st) => std::mem::take(&mut st.pending),
-            Err(_) => return,
-        };
-        if batch.is_empty() {
-            drop(s);
-            // Wake on the next write; re-check now and then so the task ends with the store.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified()).await;
-            continue;
-        }
-        if let Err(e) = s.db.flush_async().await {
-            tracing::error!(error = %e, "sled flush failed; writes not acknowledged");
-            return;
-        }
-        let (committed, acks): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|p| (p.committed, p.ack)).unzip();
-        if tx.send(committed).is_err() {
-            return;
-        }
-        for a in acks {
-            let _ = a.send(());
+    ) -> Result<(u64, Arc<[u8]>), StoreError> {
+        match self {
+            Store::Sled { store, .. } => store.commit(key, expect, build).await,
+            Store::Etcd(e) => e.commit(key, expect, build(0)).await,
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn cas_and_revisions_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let (s, mut rx) = Store::open(dir.path()).unwrap();
-            let r1 = s
-                .commit(b"pods/default/a", Expect::Absent, |_| {
-                    Op::Put(b"A".to_vec())
-                })
-                .await
-                .unwrap();
-            assert_eq!(r1, 1);
-            let err = s
-                .commit(b"pods/default/a", Expect::Absent, |_| {
-                    Op::Put(b"B".to_vec())
-                })
-                .await
-                .unwrap_err();
-            assert!(matches!(err, StoreError::AlreadyExists(1)));
-            let err = s
-                .commit(b"pods/default/a", Expect::Rev(7), |_| {
-                    Op::Put(b"B".to_vec())
-                })
-                .await
-                .unwrap_err();
-            assert!(matches!(err, StoreError::Conflict(1)));
-            let r2 = s
-                .commit(b"pods/default/a", Expect::Rev(1), |rev| {
-                    Op::Put(format!("B{rev}").into_bytes())
-                })
-                .await
-                .unwrap();
-            assert_eq!(r2, 2);
-            let r3 = s
-                .commit(b"pods/default/b", Expect::Absent, |_| {
-                    Op::Put(b"C".to_vec())
-                })
-                .await
-                .unwrap();
-            let r4 = s
-                .commit(b"pods/default/b", Expect::Present, |_| {
-                    Op::Delete(b"C".to_vec())
-                })
-                .await
-                .unwrap();
-            assert_eq!((r3, r4), (3, 4));
-            let mut seen = Vec::new();
-            while seen.len() < 4 {
-                seen.extend(rx.recv().await.unwrap().into_iter().map(|c| c.rev));
-            }
-            assert_eq!(seen, vec![1, 2, 3, 4]);
+    /// The newest revision of the store (on etcd: asked of the cluster, for consistent reads).
+    pub async fn current_rev(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Sled { store, .. } => Ok(store.current_rev()),
+            Store::Etcd(e) => e.current_rev().await,
         }
-        let (s, _rx) = Store::open(dir.path()).unwrap();
-        assert_eq!(s.current_rev(), 4);
-        assert_eq!(s.get(b"pods/default/a").unwrap(), Some((2, b"B2".to_vec())));
-        assert_eq!(s.get(b"pods/default/b").unwrap(), None);
-        assert_eq!(s.scan_prefix(b"pods/").unwrap().len(), 1);
+    }
+
+    /// Drop history up to `rev` (etcd compaction; sled keeps no history).
+    pub async fn compact(&self, rev: u64) -> Result<(), StoreError> {
+        match self {
+            Store::Sled { .. } => Ok(()),
+            Store::Etcd(e) => e.compact(rev).await,
+        }
+    }
+
+    /// Every record now, its revision, and a feed of every commit after it. Call once.
+    pub async fn list_and_watch(
+        &self,
+    ) -> Result<(Vec<Record>, u64, mpsc::UnboundedReceiver<Feed>), StoreError> {
+        match self {
+            Store::Sled { store, feed } => {
+                let rx = feed
+                    .lock()
+                    .map_err(|_| StoreError::Closed)?
+                    .take()
+                    .ok_or(StoreError::Closed)?;
+                let rev = store.current_rev();
+                Ok((store.scan_prefix(b"")?, rev, rx))
+            }
+            Store::Etcd(e) => e.clone().list_and_watch().await,
+        }
     }
 }

@@ -1,0 +1,267 @@
+//! The sled backend: one global revision counter stored in the same atomic batch as each
+//! object, group-commit flushes before acknowledging, and commits published in revision order
+//! to the API server's watch cache. History is not kept: the watch cache's window is the
+//! history, so "compaction" is that window's bound.
+
+use crate::{Committed, Expect, Feed, Op, Record, StoreError};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+const REV_KEY: &[u8] = b"\x00rev";
+
+struct Pending {
+    committed: Committed,
+    ack: oneshot::Sender<()>,
+}
+
+struct WriteState {
+    rev: u64,
+    pending: Vec<Pending>,
+}
+
+/// The sled-backed store.
+pub struct SledStore {
+    db: sled::Db,
+    tree: sled::Tree,
+    state: Mutex<WriteState>,
+    wake: Arc<Notify>,
+}
+
+fn encode(rev: u64, bytes: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + bytes.len());
+    v.extend_from_slice(&rev.to_be_bytes());
+    v.extend_from_slice(bytes);
+    v
+}
+
+fn decode(key: &[u8], raw: &[u8]) -> Result<(u64, Vec<u8>), StoreError> {
+    if raw.len() < 8 {
+        return Err(StoreError::Corrupt(
+            String::from_utf8_lossy(key).into_owned(),
+        ));
+    }
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&raw[..8]);
+    Ok((u64::from_be_bytes(b), raw[8..].to_vec()))
+}
+
+impl SledStore {
+    /// Open (or create) the store in `dir`. Must be called inside a tokio runtime: it spawns
+    /// the flusher task. Committed writes are published on the returned receiver.
+    pub fn open(
+        dir: &std::path::Path,
+    ) -> Result<(Arc<SledStore>, mpsc::UnboundedReceiver<Feed>), StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let tree = db.open_tree("objects")?;
+        let rev = match tree.get(REV_KEY)? {
+            Some(v) if v.len() == 8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&v);
+                u64::from_be_bytes(b)
+            }
+            _ => 0,
+        };
+        let store = Arc::new(SledStore {
+            db,
+            tree,
+            state: Mutex::new(WriteState {
+                rev,
+                pending: Vec::new(),
+            }),
+            wake: Arc::new(Notify::new()),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(flusher(Arc::downgrade(&store), store.wake.clone(), tx));
+        Ok((store, rx))
+    }
+
+    /// The newest revision assigned (durable or about to be).
+    pub fn current_rev(&self) -> u64 {
+        self.state.lock().map(|s| s.rev).unwrap_or(0)
+    }
+
+    /// Read one key: its revision and bytes.
+    pub fn get(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        match self.tree.get(key)? {
+            Some(raw) => Ok(Some(decode(key, &raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every key under `prefix` with its revision and bytes, in key order.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(prefix) {
+            let (k, raw) = item?;
+            if k.as_ref() == REV_KEY {
+                continue;
+            }
+            let (rev, bytes) = decode(&k, &raw)?;
+            out.push((k.to_vec(), rev, bytes));
+        }
+        Ok(out)
+    }
+
+    /// Write `key` if `expect` holds. `build` receives the revision the write will get (so the
+    /// caller can embed it) and says what to write. Resolves once the write is durable.
+    pub async fn commit(
+        &self,
+        key: &[u8],
+        expect: Expect,
+        build: impl FnOnce(u64) -> Op,
+    ) -> Result<(u64, Arc<[u8]>), StoreError> {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        let (rev, value) = {
+            let mut st = self.state.lock().map_err(|_| StoreError::Closed)?;
+            let current = match self.tree.get(key)? {
+                Some(raw) => Some(decode(key, &raw)?.0),
+                None => None,
+            };
+            match (expect, current) {
+                (Expect::Absent, Some(r)) => return Err(StoreError::AlreadyExists(r)),
+                (Expect::Present, None) | (Expect::Rev(_), None) => {
+                    return Err(StoreError::NotFound)
+                }
+                (Expect::Rev(want), Some(r)) if want != r => return Err(StoreError::Conflict(r)),
+                _ => {}
+            }
+            let rev = st.rev + 1;
+            let op = build(rev);
+            let mut batch = sled::Batch::default();
+            batch.insert(REV_KEY, &rev.to_be_bytes());
+            let (deleted, value) = match op {
+                Op::Put(bytes) => {
+                    batch.insert(key, encode(rev, &bytes));
+                    (false, bytes)
+                }
+                Op::Delete(bytes) => {
+                    batch.remove(key);
+                    (true, bytes)
+                }
+            };
+            self.tree.apply_batch(batch)?;
+            st.rev = rev;
+            let value: Arc<[u8]> = value.into();
+            st.pending.push(Pending {
+                committed: Committed {
+                    rev,
+                    key: key.to_vec(),
+                    deleted,
+                    value: value.clone(),
+                },
+                ack: ack_tx,
+            });
+            (rev, value)
+        };
+        self.wake.notify_one();
+        ack_rx.await.map_err(|_| StoreError::Closed)?;
+        Ok((rev, value))
+    }
+}
+
+/// Group commit: flush whatever is pending, then publish and acknowledge it in order.
+async fn flusher(
+    store: std::sync::Weak<SledStore>,
+    wake: Arc<Notify>,
+    tx: mpsc::UnboundedSender<Feed>,
+) {
+    loop {
+        let Some(s) = store.upgrade() else { return };
+        let batch = match s.state.lock() {
+            Ok(mut st) => std::mem::take(&mut st.pending),
+            Err(_) => return,
+        };
+        if batch.is_empty() {
+            drop(s);
+            // Wake on the next write; re-check now and then so the task ends with the store.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified()).await;
+            continue;
+        }
+        if let Err(e) = s.db.flush_async().await {
+            tracing::error!(error = %e, "sled flush failed; writes not acknowledged");
+            return;
+        }
+        let (committed, acks): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|p| (p.committed, p.ack)).unzip();
+        if tx.send(Feed::Commits(committed)).is_err() {
+            return;
+        }
+        for a in acks {
+            let _ = a.send(());
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cas_and_revisions_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (s, mut rx) = SledStore::open(dir.path()).unwrap();
+            let r1 = s
+                .commit(b"pods/default/a", Expect::Absent, |_| {
+                    Op::Put(b"A".to_vec())
+                })
+                .await
+                .unwrap()
+                .0;
+            assert_eq!(r1, 1);
+            let err = s
+                .commit(b"pods/default/a", Expect::Absent, |_| {
+                    Op::Put(b"B".to_vec())
+                })
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::AlreadyExists(1)));
+            let err = s
+                .commit(b"pods/default/a", Expect::Rev(7), |_| {
+                    Op::Put(b"B".to_vec())
+                })
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(1)));
+            let r2 = s
+                .commit(b"pods/default/a", Expect::Rev(1), |rev| {
+                    Op::Put(format!("B{rev}").into_bytes())
+                })
+                .await
+                .unwrap()
+                .0;
+            assert_eq!(r2, 2);
+            let r3 = s
+                .commit(b"pods/default/b", Expect::Absent, |_| {
+                    Op::Put(b"C".to_vec())
+                })
+                .await
+                .unwrap()
+                .0;
+            let r4 = s
+                .commit(b"pods/default/b", Expect::Present, |_| {
+                    Op::Delete(b"C".to_vec())
+                })
+                .await
+                .unwrap()
+                .0;
+            assert_eq!((r3, r4), (3, 4));
+            let mut seen = Vec::new();
+            while seen.len() < 4 {
+                if let Feed::Commits(batch) = rx.recv().await.unwrap() {
+                    seen.extend(batch.into_iter().map(|c| c.rev));
+                }
+            }
+            assert_eq!(seen, vec![1, 2, 3, 4]);
+        }
+        let (s, _rx) = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.current_rev(), 4);
+        assert_eq!(s.get(b"pods/default/a").unwrap(), Some((2, b"B2".to_vec())));
+        assert_eq!(s.get(b"pods/default/b").unwrap(), None);
+        assert_eq!(s.scan_prefix(b"pods/").unwrap().len(), 1);
+    }
+}
