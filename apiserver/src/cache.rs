@@ -447,7 +447,9 @@ impl Cache {
                 let keys = g.pods_by_node.get(node);
                 Box::new(
                     keys.into_iter()
-                        .flat_map(move |set| set.range((lower((String::new(), String::new())), Bound::Unbounded)))
+                        .flat_map(move |set| {
+                            set.range((lower((String::new(), String::new())), Bound::Unbounded))
+                        })
                         .filter_map(|k| map.get(k)),
                 )
             } else if let Some(ns) = &f.namespace {
@@ -462,7 +464,12 @@ impl Cache {
                         .map(|(_, o)| o),
                 )
             };
-        let items: Vec<Arc<Obj>> = it.by_ref().filter(|o| f.matches(o)).take(limit).cloned().collect();
+        let items: Vec<Arc<Obj>> = it
+            .by_ref()
+            .filter(|o| f.matches(o))
+            .take(limit)
+            .cloned()
+            .collect();
         let rest = if items.len() == limit {
             it.filter(|o| f.matches(o)).count()
         } else {

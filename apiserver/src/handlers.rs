@@ -285,7 +285,10 @@ impl AppState {
                 .await
                 .is_err()
             {
-                tracing::debug!(rev, "cache did not reach etcd's revision in 1 s; serving it as is");
+                tracing::debug!(
+                    rev,
+                    "cache did not reach etcd's revision in 1 s; serving it as is"
+                );
             }
         }
     }
@@ -709,13 +712,16 @@ pub async fn list(
             None
         }
     };
-    let (items, rev, rest) = st
-        .cache
-        .list_page(t.resource, &f, after.as_ref().map(|(_, k)| k), limit);
+    let (items, rev, rest) =
+        st.cache
+            .list_page(t.resource, &f, after.as_ref().map(|(_, k)| k), limit);
     let token = match items.last() {
         Some(last) if rest > 0 => {
             let snapshot = after.as_ref().map_or(rev, |(r, _)| *r);
-            Some(continue_token(snapshot, &(last.namespace.clone(), last.name.clone())))
+            Some(continue_token(
+                snapshot,
+                &(last.namespace.clone(), last.name.clone()),
+            ))
         }
         _ => None,
     };
@@ -728,7 +734,10 @@ pub async fn list(
         return Ok(value_response(200, &table));
     }
     let more = token.as_deref().map(|t| (t, rest));
-    Ok(json_response(200, list_body_page(t.resource, &items, rev, more)))
+    Ok(json_response(
+        200,
+        list_body_page(t.resource, &items, rev, more),
+    ))
 }
 
 /// PUT an object (or its `status`).

@@ -209,7 +209,9 @@ fn load_records(cache: &Cache, records: Vec<coxswain_store::Record>) {
         };
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(v) => cache.load(r, Obj::new(r, rev, &v, bytes.into())),
-            Err(e) => tracing::error!(error = %e, key = %String::from_utf8_lossy(&key), "stored object is not JSON"),
+            Err(e) => {
+                tracing::error!(error = %e, key = %String::from_utf8_lossy(&key), "stored object is not JSON")
+            }
         }
     }
 }

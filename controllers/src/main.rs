@@ -37,22 +37,11 @@ struct Args {
     /// How long a node's Lease may go unrenewed before the node is marked unreachable.
     #[arg(long, default_value = "40s", value_parser = parse_duration)]
     node_monitor_grace_period: std::time::Duration,
+    #[command(flatten)]
+    leader: coxswain_runtime::leader::LeaderElection,
 }
 
-/// `40s`, `500ms`, `2m`.
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    match unit {
-        "ms" => Ok(std::time::Duration::from_millis(n)),
-        "s" => Ok(std::time::Duration::from_secs(n)),
-        "m" => Ok(std::time::Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration {s:?}: use ms, s or m")),
-    }
-}
+use coxswain_runtime::leader::parse_duration;
 
 /// Everything a reconcile may read or use.
 pub struct Ctx {
@@ -304,6 +293,7 @@ async fn main() -> anyhow::Result<()> {
     nodes.spawn();
     leases.spawn();
     stores_ready.await;
+    let lease = coxswain_runtime::leader::lead(&client, "cox-controllers", &args.leader).await;
     tracing::info!(server = %args.server, "caches synced; controllers running");
 
     let w = args.workers;
@@ -332,5 +322,6 @@ async fn main() -> anyhow::Result<()> {
 
     coxswain_runtime::daemon::shutdown_signal().await;
     tracing::info!("shutting down");
+    coxswain_runtime::leader::release(lease).await;
     Ok(())
 }

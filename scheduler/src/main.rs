@@ -41,6 +41,8 @@ struct Args {
     /// Back-off cap (podMaxBackoffSeconds).
     #[arg(long, default_value_t = 10.0)]
     pod_max_backoff_seconds: f64,
+    #[command(flatten)]
+    leader: coxswain_runtime::leader::LeaderElection,
 }
 
 /// How long a pod that failed `attempts` times waits before the next try.
@@ -330,6 +332,7 @@ async fn main() -> anyhow::Result<()> {
     node_store.wait_ready().await;
     pods.spawn();
     pod_store.wait_ready().await;
+    let lease = coxswain_runtime::leader::lead(&client, "cox-scheduler", &args.leader).await;
     tracing::info!(server = %args.server, "caches synced; scheduling");
     let s = sched.clone();
     tokio::spawn(controller::run(
@@ -339,5 +342,6 @@ async fn main() -> anyhow::Result<()> {
         move |k| s.clone().schedule(k),
     ));
     coxswain_runtime::daemon::shutdown_signal().await;
+    coxswain_runtime::leader::release(lease).await;
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod controller;
 pub mod daemon;
 pub mod events;
 pub mod informer;
+pub mod leader;
 pub mod queue;
 pub mod store;
 

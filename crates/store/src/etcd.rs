@@ -143,7 +143,10 @@ impl EtcdStore {
         // A range over one key nobody writes is the cheapest way to read the header.
         let probe = self.full_key(b"\x00revision-probe");
         let v = self
-            .call("/v3/kv/range", &json!({"key": b64(&probe), "count_only": true}))
+            .call(
+                "/v3/kv/range",
+                &json!({"key": b64(&probe), "count_only": true}),
+            )
             .await?;
         Ok(num(&v["header"]["revision"]))
     }
@@ -266,7 +269,11 @@ impl EtcdStore {
                 Ok(()) => return, // receiver gone
                 Err(StoreError::Compacted(_)) => match self.list().await {
                     Ok((records, r)) => {
-                        tracing::warn!(rev, now = r, "etcd history compacted past our watch; resyncing");
+                        tracing::warn!(
+                            rev,
+                            now = r,
+                            "etcd history compacted past our watch; resyncing"
+                        );
                         rev = r;
                         if tx.send(Feed::Resync { records, rev: r }).is_err() {
                             return;

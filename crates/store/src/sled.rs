@@ -195,7 +195,6 @@ async fn flusher(
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

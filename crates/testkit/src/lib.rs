@@ -73,6 +73,102 @@ struct Proc {
     log: PathBuf,
 }
 
+/// A real etcd (`apt-get install etcd-server`) on free ports with a temporary data dir,
+/// killed on drop.
+pub struct Etcd {
+    /// Client URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    /// Start etcd and wait until it answers.
+    pub fn start() -> Etcd {
+        let dir = tempfile::Builder::new()
+            .prefix("cox-etcd-")
+            .tempdir()
+            .expect("temp dir");
+        let (client, peer) = (free_port(), free_port());
+        let url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
+        let child = Command::new("etcd")
+            .args(["--name", "test", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &format!("test={peer_url}")])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("etcd log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting etcd (is etcd-server installed? .ci/run installs it)");
+        let http = reqwest::blocking::Client::new();
+        let health = format!("{url}/health");
+        eventually(Duration::from_secs(20), "etcd to answer /health", || {
+            http.get(&health)
+                .send()
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        });
+        Etcd { url, child, dir }
+    }
+
+    /// POST to etcd's JSON gateway (`/v3/kv/range`, ...): (status, JSON body).
+    pub fn call(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = reqwest::blocking::Client::new()
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .expect("etcd request");
+        let code = resp.status().as_u16();
+        (code, resp.json().unwrap_or(Value::Null))
+    }
+
+    /// The API server flags that store in this etcd under `prefix`.
+    pub fn apiserver_args(&self, prefix: &str) -> Vec<String> {
+        [
+            "--storage",
+            "etcd",
+            "--etcd-servers",
+            &self.url,
+            "--etcd-prefix",
+            prefix,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let text =
+                std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(20).collect();
+            eprintln!("----- last lines of etcd -----");
+            for l in tail.into_iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -88,6 +184,8 @@ pub struct Options {
     pub controller_args: Vec<String>,
     /// Extra kubelet flags.
     pub kubelet_args: Vec<String>,
+    /// Extra scheduler flags.
+    pub scheduler_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -99,6 +197,7 @@ impl Default for Options {
             apiserver_args: Vec::new(),
             controller_args: Vec::new(),
             kubelet_args: Vec::new(),
+            scheduler_args: Vec::new(),
         }
     }
 }
@@ -131,8 +230,7 @@ impl TestCluster {
             controllers: false,
             scheduler: false,
             apiserver_args: extra.iter().map(|s| s.to_string()).collect(),
-            controller_args: Vec::new(),
-            kubelet_args: Vec::new(),
+            ..Default::default()
         })
     }
 
@@ -227,15 +325,44 @@ impl TestCluster {
         );
     }
 
-    /// Start a client component: `controllers`, `scheduler` or `node-N`.
+    /// Another API server on the same storage (use with etcd); returns its URL. Its
+    /// component name is `name`.
+    pub fn start_extra_apiserver(&mut self, name: &str) -> String {
+        let port = free_port();
+        let mut args = vec!["--listen".to_string(), format!("127.0.0.1:{port}")];
+        args.extend(self.opts.apiserver_args.clone());
+        self.spawn(name, "cox-apiserver", &args);
+        let server = format!("http://127.0.0.1:{port}");
+        let url = format!("{server}/readyz");
+        let http = self.http.clone();
+        eventually(Duration::from_secs(20), "the extra API server", || {
+            http.get(&url)
+                .send()
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        });
+        server
+    }
+
+    /// Start a client component: `controllers[-X]`, `scheduler[-X]` or `node-N`.
     pub fn start_component(&mut self, name: &str) {
-        let mut args = vec!["--server".to_string(), self.server.clone()];
+        let server = self.server.clone();
+        self.start_component_at(name, &server, &[]);
+    }
+
+    /// Start a client component talking to `server`, with extra flags.
+    pub fn start_component_at(&mut self, name: &str, server: &str, extra: &[String]) {
+        let mut args = vec!["--server".to_string(), server.to_string()];
         let bin = match name {
-            "controllers" => {
+            n if n.starts_with("controllers") => {
                 args.extend(self.opts.controller_args.clone());
                 "cox-controllers"
             }
-            "scheduler" => "cox-scheduler",
+            n if n.starts_with("scheduler") => {
+                args.extend(self.opts.scheduler_args.clone());
+                "cox-scheduler"
+            }
             n if n.starts_with("node-") => {
                 args.extend(["--node-name".to_string(), n.to_string()]);
                 args.extend(self.opts.kubelet_args.clone());
@@ -243,6 +370,7 @@ impl TestCluster {
             }
             other => panic!("unknown component {other}"),
         };
+        args.extend(extra.iter().cloned());
         self.spawn(name, bin, &args);
     }
 
@@ -260,6 +388,13 @@ impl TestCluster {
         args.extend(self.opts.kubelet_args.clone());
         self.spawn(&format!("kubelets-{prefix}"), "cox-kubelet", &args);
         self.wait_nodes_ready(n);
+    }
+
+    /// Whether a component is still running.
+    pub fn is_running(&mut self, name: &str) -> bool {
+        self.procs
+            .iter_mut()
+            .any(|p| p.name == name && matches!(p.child.try_wait(), Ok(None)))
     }
 
     /// Kill a component (SIGKILL) and wait for it to exit.
