@@ -7,6 +7,8 @@
 //!   and p50/p99 latency per verb.
 //! - `watch`: W watchers on one collection while one writer updates at R writes/s; delivery
 //!   latency p50/p99 and whether every watcher saw every event, in order.
+//! - `storage`: the same write loop against a sled API server and an etcd API server
+//!   (its own etcd), side by side: writes/s, p50/p99, and the ratio.
 //!
 //! Each reports the API server's peak RSS and CPU time when this process started it.
 
@@ -348,4 +350,186 @@ pub async fn watch(
         json!({"scenario": "watch", "watchers": watchers, "writes_per_s": rate, "writes": writes,
         "delivery_p50_ms": p50, "delivery_p99_ms": p99, "every_watcher_got_every_event_in_order": complete}),
     )
+}
+
+/// A process this scenario started; killed on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn spawn_quiet(
+    bin: &std::path::Path,
+    args: &[String],
+    log: &std::path::Path,
+) -> anyhow::Result<Child> {
+    let f = std::fs::File::create(log)?;
+    let child = std::process::Command::new(bin)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(f.try_clone()?)
+        .stderr(f)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    Ok(Child(child))
+}
+
+async fn wait_ready(url: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{url} did not answer");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The same write loop against one API server: `clients` concurrent clients creating
+/// ConfigMaps (1 KiB of data each) until `writes` are done.
+async fn write_loop(
+    server: &str,
+    clients: usize,
+    writes: usize,
+) -> anyhow::Result<(f64, Vec<f64>)> {
+    let client = Client::new(server)?;
+    let api: coxswain_client::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        coxswain_client::Api::namespaced(&client, "default");
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (api, next) = (api.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= writes {
+                        return anyhow::Ok(lat);
+                    }
+                    let cm: k8s_openapi::api::core::v1::ConfigMap =
+                        serde_json::from_value(json!({
+                        "metadata": {"name": format!("w-{i}")},
+                        "data": {"payload": "x".repeat(1024)}}))?;
+                    let t = Instant::now();
+                    api.create(&cm).await?;
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok((writes as f64 / start.elapsed().as_secs_f64(), all))
+}
+
+/// The `storage` scenario: the same write loop on a sled API server and on an etcd API server
+/// (a real etcd started here; skipped with a note when `etcd` is not installed), side by side.
+pub async fn storage(
+    bins: &std::path::Path,
+    clients: usize,
+    writes: usize,
+) -> anyhow::Result<Value> {
+    let tmp = tempfile::Builder::new()
+        .prefix("cox-bench-storage-")
+        .tempdir()?;
+    let mut out = json!({"scenario": "storage", "clients": clients, "writes": writes});
+    // sled
+    let port = free_port()?;
+    let sled_server = format!("http://127.0.0.1:{port}");
+    let api = spawn_quiet(
+        &bins.join("cox-apiserver"),
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--data-dir".into(),
+            tmp.path().join("sled").display().to_string(),
+        ],
+        &tmp.path().join("sled.log"),
+    )?;
+    wait_ready(&format!("{sled_server}/readyz")).await?;
+    let (sled_wps, lat) = write_loop(&sled_server, clients, writes).await?;
+    let (p50, _, p99) = percentiles(lat);
+    let usage = proc_usage(api.0.id());
+    drop(api);
+    out["sled_writes_per_s"] = json!(sled_wps);
+    out["sled_p50_ms"] = json!(p50);
+    out["sled_p99_ms"] = json!(p99);
+    out["sled_apiserver_rss_mib"] = json!(usage.map(|u| u.0));
+    // etcd
+    if std::process::Command::new("etcd")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        out["etcd"] = json!("not installed (apt-get install etcd-server)");
+        return Ok(out);
+    }
+    let (cport, pport) = (free_port()?, free_port()?);
+    let curl = format!("http://127.0.0.1:{cport}");
+    let purl = format!("http://127.0.0.1:{pport}");
+    let _etcd = spawn_quiet(
+        std::path::Path::new("etcd"),
+        &[
+            "--name",
+            "bench",
+            "--data-dir",
+            &tmp.path().join("etcd").display().to_string(),
+            "--listen-client-urls",
+            &curl,
+            "--advertise-client-urls",
+            &curl,
+            "--listen-peer-urls",
+            &purl,
+            "--initial-advertise-peer-urls",
+            &purl,
+            "--initial-cluster",
+            &format!("bench={purl}"),
+        ]
+        .map(String::from),
+        &tmp.path().join("etcd.log"),
+    )?;
+    wait_ready(&format!("{curl}/health")).await?;
+    let port = free_port()?;
+    let etcd_server = format!("http://127.0.0.1:{port}");
+    let api = spawn_quiet(
+        &bins.join("cox-apiserver"),
+        &[
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--storage",
+            "etcd",
+            "--etcd-servers",
+            &curl,
+        ]
+        .map(String::from),
+        &tmp.path().join("etcd-apiserver.log"),
+    )?;
+    wait_ready(&format!("{etcd_server}/readyz")).await?;
+    let (etcd_wps, lat) = write_loop(&etcd_server, clients, writes).await?;
+    let (p50, _, p99) = percentiles(lat);
+    let usage = proc_usage(api.0.id());
+    out["etcd_writes_per_s"] = json!(etcd_wps);
+    out["etcd_p50_ms"] = json!(p50);
+    out["etcd_p99_ms"] = json!(p99);
+    out["etcd_apiserver_rss_mib"] = json!(usage.map(|u| u.0));
+    out["sled_over_etcd"] = json!(sled_wps / etcd_wps.max(f64::MIN_POSITIVE));
+    Ok(out)
 }

@@ -44,7 +44,7 @@ enum Cmd {
         #[arg(long)]
         exit: bool,
     },
-    /// Run benchmark scenarios (startup, api, watch) and write JSON.
+    /// Run benchmark scenarios (startup, api, watch, storage) and write JSON.
     Bench(BenchArgs),
 }
 
@@ -53,7 +53,7 @@ struct BenchArgs {
     /// Target a running cluster instead of starting one.
     #[arg(long)]
     server: Option<String>,
-    /// `startup`, `api`, `watch` or `all`.
+    /// `startup`, `api`, `watch`, `storage` or `all`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// The full sizes (10,000 pods on 1,000 nodes; 16 clients; 100 watchers at 1,000 writes/s)
@@ -162,8 +162,12 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
     let rate = b.rate.unwrap_or(if b.full { 1_000 } else { 100 });
     let writes = if b.full { 5_000 } else { 200 };
     let tmp = tempfile::Builder::new().prefix("cox-bench-").tempdir()?;
+    let needs_cluster = ["startup", "api", "watch"]
+        .iter()
+        .any(|s| b.scenario == "all" || b.scenario == *s);
     let cluster = match &b.server {
         Some(_) => None,
+        None if !needs_cluster => None,
         None => {
             let c = Cluster::start(&Options {
                 listen: b.listen.clone(),
@@ -201,6 +205,11 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
         }
         if want("watch") {
             results.push(bench::watch(&client, watchers, rate, writes).await?);
+        }
+        if want("storage") {
+            let bins = cluster::bin_dir()?;
+            let storage_writes = if b.full { 20_000 } else { 300 };
+            results.push(bench::storage(&bins, clients, storage_writes).await?);
         }
         anyhow::Ok(())
     };
