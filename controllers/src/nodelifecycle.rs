@@ -154,7 +154,7 @@ pub async fn reconcile(ctx: Arc<Ctx>, name: String, grace: Duration) -> anyhow::
         }
     }
     let until = next
-        .and_then(|n| (n - chrono::Utc::now()).to_std().ok())
+        .map(|n| (n - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
         .unwrap_or(recheck);
     Ok(Action::RequeueAfter(
         until.min(recheck).max(Duration::from_millis(100)),

@@ -7,6 +7,8 @@
 //!   and p50/p99 latency per verb.
 //! - `watch`: W watchers on one collection while one writer updates at R writes/s; delivery
 //!   latency p50/p99 and whether every watcher saw every event, in order.
+//! - `pace`: bare pods created at a steady rate; start-up latency p50/p90/p99 (the pod
+//!   start-up SLO).
 //! - `storage`: the same write loop against a sled API server and an etcd API server
 //!   (its own etcd), side by side: writes/s, p50/p99, and the ratio.
 //!
@@ -532,4 +534,87 @@ pub async fn storage(
     out["etcd_apiserver_rss_mib"] = json!(usage.map(|u| u.0));
     out["sled_over_etcd"] = json!(sled_wps / etcd_wps.max(f64::MIN_POSITIVE));
     Ok(out)
+}
+
+/// The `pace` scenario: bare pods created at `rate` per second for `secs` seconds (each
+/// create sent on schedule, not after the previous one returned); start-up latency from the
+/// create call to Running seen on a watch, p50/p90/p99, as Kubernetes' pod start-up SLO.
+pub async fn pace(client: &Client, rate: u64, secs: u64) -> anyhow::Result<Value> {
+    let ns = "bench-pace";
+    ensure_namespace(client, ns).await?;
+    let path = format!("/api/v1/namespaces/{ns}/pods");
+    let list = client
+        .request(reqwest::Method::GET, &path, &[], None, None)
+        .await?;
+    let rv = s(&list, "/metadata/resourceVersion").to_string();
+    let mut watch = Box::pin(
+        client
+            .watch_values(&path, vec![("resourceVersion", rv)])
+            .await?,
+    );
+    let total = (rate * secs) as usize;
+    let sent: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let t0 = Instant::now();
+    let creator = {
+        let (client, sent) = (client.clone(), sent.clone());
+        let path = path.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1) as f64));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut inflight = Vec::with_capacity(total);
+            for i in 0..total {
+                tick.tick().await;
+                let name = format!("pace-{i:06}");
+                let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                    "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}});
+                if let Ok(mut m) = sent.lock() {
+                    m.insert(name, Instant::now());
+                }
+                let (client, path) = (client.clone(), path.clone());
+                inflight.push(tokio::spawn(async move {
+                    client
+                        .request(reqwest::Method::POST, &path, &[], Some(&pod), None)
+                        .await
+                }));
+            }
+            for f in inflight {
+                f.await??;
+            }
+            anyhow::Ok(t0.elapsed().as_secs_f64())
+        })
+    };
+    let mut lat: HashMap<String, f64> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs * 4 + 120);
+    while lat.len() < total {
+        let ev = match tokio::time::timeout_at(deadline, watch.next()).await {
+            Ok(Some(ev)) => ev?,
+            Ok(None) => bail!("watch ended"),
+            Err(_) => bail!("only {} of {total} pods Running in time", lat.len()),
+        };
+        let o = &ev.object;
+        if s(o, "/status/phase") == "Running" {
+            let name = s(o, "/metadata/name").to_string();
+            let start = sent.lock().ok().and_then(|m| m.get(&name).copied());
+            if let (Some(start), false) = (start, lat.contains_key(&name)) {
+                lat.insert(name, start.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    let create_s = creator.await??;
+    let (p50, p90, p99) = percentiles(lat.values().copied().collect());
+    let _ = client
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/namespaces/{ns}"),
+            &[],
+            None,
+            None,
+        )
+        .await;
+    Ok(
+        json!({"scenario": "pace", "pods": total, "target_pods_per_s": rate,
+        "achieved_create_per_s": total as f64 / create_s,
+        "startup_p50_ms": p50, "startup_p90_ms": p90, "startup_p99_ms": p99}),
+    )
 }

@@ -44,7 +44,7 @@ enum Cmd {
         #[arg(long)]
         exit: bool,
     },
-    /// Run benchmark scenarios (startup, api, watch, storage) and write JSON.
+    /// Run benchmark scenarios (startup, api, watch, pace, storage) and write JSON.
     Bench(BenchArgs),
 }
 
@@ -53,7 +53,7 @@ struct BenchArgs {
     /// Target a running cluster instead of starting one.
     #[arg(long)]
     server: Option<String>,
-    /// `startup`, `api`, `watch`, `storage` or `all`.
+    /// `startup`, `api`, `watch`, `pace`, `storage` or `all`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// The full sizes (10,000 pods on 1,000 nodes; 16 clients; 100 watchers at 1,000 writes/s)
@@ -75,6 +75,9 @@ struct BenchArgs {
     /// Writes per second for `watch`.
     #[arg(long)]
     rate: Option<u64>,
+    /// Pods per second for `pace`.
+    #[arg(long)]
+    pace_rate: Option<u64>,
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench.json")]
     json: std::path::PathBuf,
@@ -162,7 +165,7 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
     let rate = b.rate.unwrap_or(if b.full { 1_000 } else { 100 });
     let writes = if b.full { 5_000 } else { 200 };
     let tmp = tempfile::Builder::new().prefix("cox-bench-").tempdir()?;
-    let needs_cluster = ["startup", "api", "watch"]
+    let needs_cluster = ["startup", "api", "watch", "pace"]
         .iter()
         .any(|s| b.scenario == "all" || b.scenario == *s);
     let cluster = match &b.server {
@@ -205,6 +208,10 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
         }
         if want("watch") {
             results.push(bench::watch(&client, watchers, rate, writes).await?);
+        }
+        if want("pace") {
+            let (rate, secs) = if b.full { (100, 60) } else { (20, 5) };
+            results.push(bench::pace(&client, b.pace_rate.unwrap_or(rate), secs).await?);
         }
         if want("storage") {
             let bins = cluster::bin_dir()?;

@@ -183,8 +183,9 @@ impl PodManager {
                     Some(now + ms(1000))
                 }
             };
+            // A due time already past means: go again now (not "never").
             let sleep = wake
-                .and_then(|t| (t - chrono::Utc::now()).to_std().ok())
+                .map(|t| (t - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO))
                 .unwrap_or(Duration::from_secs(3600));
             tokio::select! {
                 r = rx.changed() => if r.is_err() { return },

@@ -407,3 +407,60 @@ fn replicasets_adopt_orphans_and_release_relabelled_pods() {
         .then_some(())
     });
 }
+
+#[test]
+fn scale_down_deletes_unscheduled_pods_first() {
+    // One node with room for two pods of 400m cpu: a ReplicaSet of 4 has 2 Running and 2
+    // Pending; scaling it to 2 removes the Pending ones and keeps the Running ones.
+    let c = coxswain_testkit::TestCluster::with(coxswain_testkit::Options {
+        nodes: 1,
+        kubelet_args: vec!["--cpu".into(), "1".into()],
+        ..Default::default()
+    });
+    let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "order"},
+        "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "order"}},
+            "template": {"metadata": {"labels": {"app": "order"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx",
+                    "resources": {"requests": {"cpu": "400m"}}}]}}}});
+    assert_eq!(
+        c.post("/apis/apps/v1/namespaces/default/replicasets", &rs)
+            .0,
+        201
+    );
+    let (running, pending) = eventually(T, "2 Running and 2 unschedulable pods", || {
+        let pods = live_pods_full(&c, "order");
+        let running: Vec<String> = pods
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        let pending: Vec<String> = pods
+            .iter()
+            .filter(|p| p["spec"]["nodeName"].is_null())
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        (running.len() == 2 && pending.len() == 2).then_some((running, pending))
+    });
+    let out = c.kubectl(&["scale", "rs", "order", "--replicas=2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    eventually(T, "the unscheduled pods deleted, the running kept", || {
+        let mut names: Vec<String> = live_pods_full(&c, "order")
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        let mut want = running.clone();
+        want.sort();
+        (names == want).then_some(())
+    });
+    assert!(pending.iter().all(|p| !running.contains(p)));
+}
+
+fn live_pods_full(c: &TestCluster, app: &str) -> Vec<Value> {
+    c.items(&format!(
+        "/api/v1/namespaces/default/pods?labelSelector=app%3D{app}"
+    ))
+    .into_iter()
+    .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+    .collect()
+}
