@@ -3,6 +3,11 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+/// mimalloc: informers decode and drop many small objects per event; glibc's malloc was
+/// ~19 % of the controller manager's CPU in `perf` during `cox bench` (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod cluster;
 mod demo;

@@ -4,6 +4,11 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+/// mimalloc: informers decode and drop many small objects per event; glibc's malloc was
+/// ~19 % of the controller manager's CPU in `perf` during `cox bench` (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod behaviour;
 mod logserver;
 mod node;
