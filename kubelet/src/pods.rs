@@ -71,7 +71,16 @@ struct PodState {
     terminal: bool,
     /// The status last written.
     written: Option<PodStatus>,
+    /// The status last computed (its condition times carry over).
+    computed: Option<PodStatus>,
+    /// Since when a computed status has waited to be written.
+    dirty_since: Option<Ts>,
 }
+
+/// A status change is held back when the pod's next step is due within this many ms.
+const COALESCE_MS: u64 = 250;
+/// ... but never longer than this.
+const COALESCE_MAX_MS: u64 = 1000;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -243,6 +252,8 @@ impl PodManager {
             terminating: None,
             terminal: false,
             written: None,
+            computed: None,
+            dirty_since: None,
         }
     }
 
@@ -308,7 +319,7 @@ impl PodManager {
                 }
             }
         }
-        let prev = st.written.as_ref().or(pod.status.as_ref());
+        let prev = st.computed.as_ref().or(pod.status.as_ref());
         let view = status::PodView {
             init: &st.init,
             main: &st.main,
@@ -324,20 +335,32 @@ impl PodManager {
         };
         let new = status::pod_status(&view, &self.runtime, prev, now);
         st.terminal = matches!(new.phase.as_deref(), Some("Succeeded" | "Failed"));
+        st.computed = Some(new.clone());
+        let next = if st.terminal {
+            None
+        } else {
+            st.init
+                .iter()
+                .chain(&st.main)
+                .filter_map(|s| s.next_due(&self.runtime, now))
+                .min()
+        };
         let unchanged = |old: Option<&PodStatus>| old.is_some_and(|o| status::same(o, &new));
-        if !unchanged(st.written.as_ref()) && !unchanged(pod.status.as_ref()) {
-            api.patch_status(name, &json!({ "status": new })).await?;
+        if unchanged(st.written.as_ref()) || unchanged(pod.status.as_ref()) {
+            st.dirty_since = None;
+            return Ok(next);
         }
+        // Like the kubelet's status manager, which keeps only the latest status of a pod:
+        // a change about to be superseded (the next step is due within COALESCE) waits for
+        // it, for at most COALESCE_MAX, so a quick start writes Running once.
+        let dirty_since = *st.dirty_since.get_or_insert(now);
+        let soon = next.is_some_and(|t| t - now <= ms(COALESCE_MS));
+        if soon && now - dirty_since < ms(COALESCE_MAX_MS) {
+            return Ok(next);
+        }
+        api.patch_status(name, &json!({ "status": new })).await?;
         st.written = Some(new);
-        if st.terminal {
-            return Ok(None);
-        }
-        let next = st
-            .init
-            .iter()
-            .chain(&st.main)
-            .filter_map(|s| s.next_due(&self.runtime, now))
-            .min();
+        st.dirty_since = None;
         Ok(next)
     }
 

@@ -70,6 +70,8 @@ struct Sched {
     name: String,
     /// Serialises the choose-then-assume step so two workers never book the same room.
     choose: tokio::sync::Mutex<()>,
+    /// The scheduling queue (binding failures go back into it).
+    queue: Queue,
 }
 
 fn pod_key(p: &Pod) -> String {
@@ -192,10 +194,21 @@ impl Sched {
         };
         self.cache.place(&key, &node, info);
         drop(guard);
+        // The binding cycle runs on its own, as in kube-scheduler: the pod is assumed on
+        // the node (counted in the cache), so the next pod can be scheduled while this
+        // bind is in flight.
+        self.lock_unsched().remove(&key);
+        let me = self.clone();
+        tokio::spawn(async move { me.bind(key, pod, ns, node).await });
+        Ok(Action::AwaitChange)
+    }
+
+    /// Bind an assumed pod; on failure forget the assumption and try the pod again.
+    async fn bind(self: Arc<Self>, key: String, pod: Arc<Pod>, ns: String, node: String) {
+        let name = pod.metadata.name.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(&self.client, &ns);
-        match api.bind(name, &node).await {
+        match api.bind(&name, &node).await {
             Ok(()) => {
-                self.lock_unsched().remove(&key);
                 self.recorder.record(
                     object_ref(&*pod),
                     "Normal",
@@ -203,16 +216,15 @@ impl Sched {
                     format!("Successfully assigned {ns}/{name} to {node}"),
                 );
                 tracing::info!(pod = %key, node = %node, "bound");
-                Ok(Action::AwaitChange)
             }
             Err(e) if e.is_conflict() || e.is_not_found() => {
                 // Bound by someone else meanwhile, or gone: the informer will tell us.
                 self.cache.unplace(&key);
-                Ok(Action::AwaitChange)
             }
             Err(e) => {
+                tracing::warn!(pod = %key, node = %node, error = %e, "binding failed; retrying");
                 self.cache.unplace(&key);
-                Err(e.into())
+                self.queue.add_after(key, Duration::from_secs(1));
             }
         }
     }
@@ -287,8 +299,9 @@ async fn main() -> anyhow::Result<()> {
         max_backoff: Duration::from_secs_f64(args.pod_max_backoff_seconds.max(0.0)),
         name: args.scheduler_name.clone(),
         choose: tokio::sync::Mutex::new(()),
+        queue: Queue::new(),
     });
-    let queue = Queue::new();
+    let queue = sched.queue.clone();
     let retry_unschedulable = {
         let s = sched.clone();
         let q = queue.clone();
