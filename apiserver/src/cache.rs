@@ -328,15 +328,27 @@ impl Cache {
     }
 
     /// Apply one committed change (called in revision order; replays are ignored).
-    pub fn apply(&self, r: &'static ResourceInfo, obj: Obj, deleted: bool) {
+    pub fn apply(&self, r: &'static ResourceInfo, mut obj: Obj, deleted: bool) {
         let rev = obj.rev;
-        let obj = Arc::new(obj);
         let key = (obj.namespace.clone(), obj.name.clone());
         let mut g = self.write();
         if rev <= g.rev {
             return;
         }
         let map = g.objects.entry(res_id(r)).or_default();
+        let type_ = if deleted {
+            EventType::Deleted
+        } else if map.contains_key(&key) {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
+        // One allocation for both: the object's bytes are a slice of its event line, so the
+        // window and the object map share the JSON instead of holding two copies.
+        let line = event_line(type_.as_str(), &obj.bytes);
+        let start = line.len() - obj.bytes.len() - 2;
+        obj.bytes = line.slice(start..line.len() - 2);
+        let obj = Arc::new(obj);
         let prev = if deleted {
             map.remove(&key)
         } else {
@@ -365,18 +377,11 @@ impl Cache {
                 }
             }
         }
-        let type_ = if deleted {
-            EventType::Deleted
-        } else if prev.is_some() {
-            EventType::Modified
-        } else {
-            EventType::Added
-        };
         let ev = Arc::new(Event {
             rev,
             resource: r,
             type_,
-            line: event_line(type_.as_str(), &obj.bytes),
+            line,
             obj,
             prev,
             as_added: OnceLock::new(),

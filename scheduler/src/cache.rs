@@ -285,6 +285,8 @@ struct Inner {
     by_ns: HashMap<String, HashSet<String>>,
     /// Keys of placed pods with required anti-affinity (checked against every new pod).
     with_anti: HashSet<String>,
+    /// Where the next decision starts looking (kube-scheduler's `nextStartNodeIndex`).
+    next_start: String,
 }
 
 impl Inner {
@@ -463,16 +465,29 @@ impl SchedCache {
         self.lock().placed.contains_key(key)
     }
 
-    /// Run one scheduling decision for `pod` over every node, under the cache lock (no
-    /// copies: a decision is arithmetic on the aggregates and the cycle's counts).
+    /// Run one scheduling decision for `pod` under the cache lock (no copies: a decision is
+    /// arithmetic on the aggregates and the cycle's counts). The nodes come round-robin from
+    /// where the previous decision stopped; `f` returns the last node it looked at.
     pub fn decide<T>(
         &self,
         pod: &PodInfo,
-        f: impl FnOnce(&Cycle, &mut dyn Iterator<Item = &NodeInfo>, usize) -> T,
+        f: impl FnOnce(&Cycle, &mut dyn Iterator<Item = &NodeInfo>, usize) -> (T, Option<String>),
     ) -> T {
-        let g = self.lock();
+        let mut g = self.lock();
         let cycle = g.cycle(pod);
         let n = g.nodes.len();
-        f(&cycle, &mut g.nodes.values(), n)
+        let start = g.next_start.clone();
+        let mut nodes = g
+            .nodes
+            .range(start.clone()..)
+            .chain(g.nodes.range(..start))
+            .map(|(_, n)| n);
+        let (out, last) = f(&cycle, &mut nodes, n);
+        drop(nodes);
+        if let Some(mut last) = last {
+            last.push('\0'); // the next decision starts just after it
+            g.next_start = last;
+        }
+        out
     }
 }
