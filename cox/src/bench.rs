@@ -12,6 +12,9 @@
 //! - `storage`: the same write loop against a sled API server and an etcd API server
 //!   (its own etcd), side by side: writes/s, p50/p99, and the ratio.
 //!
+//! - `soak` (only when named): a long update loop over 200 objects on sled and on etcd,
+//!   sampling the API server's RSS and the data dir's size, to show both level off.
+//!
 //! Each reports the API server's peak RSS and CPU time when this process started it.
 
 use anyhow::{bail, Context};
@@ -617,4 +620,161 @@ pub async fn pace(client: &Client, rate: u64, secs: u64) -> anyhow::Result<Value
         "achieved_create_per_s": total as f64 / create_s,
         "startup_p50_ms": p50, "startup_p90_ms": p90, "startup_p99_ms": p99}),
     )
+}
+
+/// Current RSS of a process in MiB.
+fn rss_now(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// Bytes under a directory.
+fn du(dir: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => du(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Update the same `objects` ConfigMaps round-robin with `clients` clients until `writes`
+/// are done, sampling the server's RSS and the data dir's size `samples` times.
+async fn soak_loop(
+    server: &str,
+    pid: u32,
+    data: &std::path::Path,
+    clients: usize,
+    writes: usize,
+    samples: usize,
+) -> anyhow::Result<Vec<Value>> {
+    let client = Client::new(server)?;
+    let api: coxswain_client::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        coxswain_client::Api::namespaced(&client, "default");
+    let objects = 200;
+    for i in 0..objects {
+        let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": format!("soak-{i}")}, "data": {"v": "0"}}))?;
+        api.create(&cm).await?;
+    }
+    let mut out = Vec::new();
+    let per = writes / samples.max(1);
+    for round in 0..samples {
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..clients)
+            .map(|_| {
+                let (api, next) = (api.clone(), next.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= per {
+                            return anyhow::Ok(());
+                        }
+                        let patch = json!({"data": {"v": format!("{round}-{i}"), "payload": "x".repeat(1024)}});
+                        api.patch(&format!("soak-{}", i % objects), &patch).await?;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await??;
+        }
+        out.push(json!({"writes": (round + 1) * per, "rss_mib": rss_now(pid), "disk_mib": du(data) as f64 / 1048576.0}));
+    }
+    Ok(out)
+}
+
+/// The `soak` scenario: a long update loop over a fixed set of objects on sled and on etcd
+/// (compacted every 5 s); memory and disk are sampled as it goes, to show they level off.
+pub async fn soak(bins: &std::path::Path, clients: usize, writes: usize) -> anyhow::Result<Value> {
+    let tmp = tempfile::Builder::new()
+        .prefix("cox-bench-soak-")
+        .tempdir()?;
+    let mut out = json!({"scenario": "soak", "writes": writes, "objects": 200});
+    let port = free_port()?;
+    let server = format!("http://127.0.0.1:{port}");
+    let data = tmp.path().join("sled");
+    let api = spawn_quiet(
+        &bins.join("cox-apiserver"),
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--watch-cache-size".into(),
+            "10000".into(),
+        ],
+        &tmp.path().join("sled.log"),
+    )?;
+    wait_ready(&format!("{server}/readyz")).await?;
+    out["sled"] = json!(soak_loop(&server, api.0.id(), &data, clients, writes, 5).await?);
+    drop(api);
+    if std::process::Command::new("etcd")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        out["etcd"] = json!("not installed");
+        return Ok(out);
+    }
+    let (cport, pport) = (free_port()?, free_port()?);
+    let curl = format!("http://127.0.0.1:{cport}");
+    let purl = format!("http://127.0.0.1:{pport}");
+    let edata = tmp.path().join("etcd");
+    let _etcd = spawn_quiet(
+        std::path::Path::new("etcd"),
+        &[
+            "--name",
+            "soak",
+            "--data-dir",
+            &edata.display().to_string(),
+            "--listen-client-urls",
+            &curl,
+            "--advertise-client-urls",
+            &curl,
+            "--listen-peer-urls",
+            &purl,
+            "--initial-advertise-peer-urls",
+            &purl,
+            "--initial-cluster",
+            &format!("soak={purl}"),
+        ]
+        .map(String::from),
+        &tmp.path().join("etcd.log"),
+    )?;
+    wait_ready(&format!("{curl}/health")).await?;
+    let port = free_port()?;
+    let server = format!("http://127.0.0.1:{port}");
+    let api = spawn_quiet(
+        &bins.join("cox-apiserver"),
+        &[
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--storage",
+            "etcd",
+            "--etcd-servers",
+            &curl,
+            "--etcd-compaction-interval-seconds",
+            "5",
+            "--watch-cache-size",
+            "10000",
+        ]
+        .map(String::from),
+        &tmp.path().join("etcd-apiserver.log"),
+    )?;
+    wait_ready(&format!("{server}/readyz")).await?;
+    out["etcd"] = json!(soak_loop(&server, api.0.id(), &edata, clients, writes, 5).await?);
+    Ok(out)
 }

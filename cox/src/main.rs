@@ -58,7 +58,7 @@ struct BenchArgs {
     /// Target a running cluster instead of starting one.
     #[arg(long)]
     server: Option<String>,
-    /// `startup`, `api`, `watch`, `pace`, `storage` or `all`.
+    /// `startup`, `api`, `watch`, `pace`, `storage`, `all` (those five) or `soak`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// The full sizes (10,000 pods on 1,000 nodes; 16 clients; 100 watchers at 1,000 writes/s)
@@ -217,6 +217,11 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
         if want("pace") {
             let (rate, secs) = if b.full { (100, 60) } else { (20, 5) };
             results.push(bench::pace(&client, b.pace_rate.unwrap_or(rate), secs).await?);
+        }
+        if b.scenario == "soak" {
+            let bins = cluster::bin_dir()?;
+            let soak_writes = if b.full { 200_000 } else { 2_000 };
+            results.push(bench::soak(&bins, clients, soak_writes).await?);
         }
         if want("storage") {
             let bins = cluster::bin_dir()?;
