@@ -80,6 +80,9 @@ struct BenchArgs {
     /// Writes per second for `watch`.
     #[arg(long)]
     rate: Option<u64>,
+    /// Writes for `soak` (each backend).
+    #[arg(long)]
+    soak_writes: Option<usize>,
     /// Pods per second for `pace`.
     #[arg(long)]
     pace_rate: Option<u64>,
@@ -220,7 +223,9 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
         }
         if b.scenario == "soak" {
             let bins = cluster::bin_dir()?;
-            let soak_writes = if b.full { 200_000 } else { 2_000 };
+            let soak_writes = b
+                .soak_writes
+                .unwrap_or(if b.full { 200_000 } else { 2_000 });
             results.push(bench::soak(&bins, clients, soak_writes).await?);
         }
         if want("storage") {

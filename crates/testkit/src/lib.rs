@@ -67,6 +67,22 @@ pub fn stays(period: Duration, what: &str, mut holds: impl FnMut() -> bool) {
     }
 }
 
+/// Wait (20 s at most) until `url` answers 2xx; `what` names it in the panic.
+fn wait_healthy(url: &str, what: &str) {
+    let http = reqwest::blocking::Client::new();
+    eventually(
+        Duration::from_secs(20),
+        &format!("{what} to answer {url}"),
+        || {
+            http.get(url)
+                .send()
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        },
+    );
+}
+
 struct Proc {
     name: String,
     child: Child,
@@ -114,15 +130,7 @@ impl Etcd {
             .stderr(log)
             .spawn()
             .expect("starting etcd (is etcd-server installed? .ci/run installs it)");
-        let http = reqwest::blocking::Client::new();
-        let health = format!("{url}/health");
-        eventually(Duration::from_secs(20), "etcd to answer /health", || {
-            http.get(&health)
-                .send()
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        });
+        wait_healthy(&format!("{url}/health"), "etcd");
         Etcd { url, child, dir }
     }
 
@@ -310,19 +318,7 @@ impl TestCluster {
         ];
         args.extend(self.opts.apiserver_args.clone());
         self.spawn("apiserver", "cox-apiserver", &args);
-        let url = format!("{}/readyz", self.server);
-        let http = self.http.clone();
-        eventually(
-            Duration::from_secs(20),
-            "the API server to answer /readyz",
-            || {
-                http.get(&url)
-                    .send()
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ())
-            },
-        );
+        wait_healthy(&format!("{}/readyz", self.server), "the API server");
     }
 
     /// Another API server on the same storage (use with etcd); returns its URL. Its
@@ -333,15 +329,7 @@ impl TestCluster {
         args.extend(self.opts.apiserver_args.clone());
         self.spawn(name, "cox-apiserver", &args);
         let server = format!("http://127.0.0.1:{port}");
-        let url = format!("{server}/readyz");
-        let http = self.http.clone();
-        eventually(Duration::from_secs(20), "the extra API server", || {
-            http.get(&url)
-                .send()
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        });
+        wait_healthy(&format!("{server}/readyz"), name);
         server
     }
 
