@@ -175,13 +175,17 @@ impl PodManager {
                 }
             }
             let Some(pod) = pod else {
+                // Under the registry lock no new version can arrive unseen: exit if the pod
+                // is still gone, else go round and run it.
                 let mut workers = lock(&self.workers);
-                if rx.borrow().is_none() && workers.get(&key).is_some_and(|(g, _)| *g == gen) {
+                if rx.borrow().is_some() {
+                    continue;
+                }
+                if workers.get(&key).is_some_and(|(g, _)| *g == gen) {
                     workers.remove(&key);
                     lock(&self.ids).remove(&key);
-                    return;
                 }
-                continue;
+                return;
             };
             let st = state.get_or_insert_with(|| self.new_state(&pod));
             let now = chrono::Utc::now();
