@@ -405,6 +405,58 @@ async fn wait_ready(url: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Start etcd in `dir` on free ports; returns it (killed on drop) and its client URL, once
+/// it answers, or `None` when etcd is not installed.
+async fn start_etcd(dir: &std::path::Path) -> anyhow::Result<Option<(Child, String)>> {
+    if std::process::Command::new("etcd")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let (cport, pport) = (free_port()?, free_port()?);
+    let curl = format!("http://127.0.0.1:{cport}");
+    let purl = format!("http://127.0.0.1:{pport}");
+    let etcd = spawn_quiet(
+        std::path::Path::new("etcd"),
+        &[
+            "--name".to_string(),
+            "bench".into(),
+            "--data-dir".into(),
+            dir.join("etcd").display().to_string(),
+            "--listen-client-urls".into(),
+            curl.clone(),
+            "--advertise-client-urls".into(),
+            curl.clone(),
+            "--listen-peer-urls".into(),
+            purl.clone(),
+            "--initial-advertise-peer-urls".into(),
+            purl.clone(),
+            "--initial-cluster".into(),
+            format!("bench={purl}"),
+        ],
+        &dir.join("etcd.log"),
+    )?;
+    wait_ready(&format!("{curl}/health")).await?;
+    Ok(Some((etcd, curl)))
+}
+
+/// Start an API server with `args` on a free port; returns it and its URL once ready.
+async fn start_apiserver(
+    bins: &std::path::Path,
+    args: &[String],
+    log: &std::path::Path,
+) -> anyhow::Result<(Child, String)> {
+    let port = free_port()?;
+    let mut all = vec!["--listen".to_string(), format!("127.0.0.1:{port}")];
+    all.extend(args.iter().cloned());
+    let api = spawn_quiet(&bins.join("cox-apiserver"), &all, log)?;
+    let server = format!("http://127.0.0.1:{port}");
+    wait_ready(&format!("{server}/readyz")).await?;
+    Ok((api, server))
+}
+
 /// The same write loop against one API server: `clients` concurrent clients creating
 /// ConfigMaps (1 KiB of data each) until `writes` are done.
 async fn write_loop(
@@ -456,21 +508,12 @@ pub async fn storage(
         .prefix("cox-bench-storage-")
         .tempdir()?;
     let mut out = json!({"scenario": "storage", "clients": clients, "writes": writes});
-    // sled
-    let port = free_port()?;
-    let sled_server = format!("http://127.0.0.1:{port}");
-    let api = spawn_quiet(
-        &bins.join("cox-apiserver"),
-        &[
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--data-dir".into(),
-            tmp.path().join("sled").display().to_string(),
-        ],
-        &tmp.path().join("sled.log"),
-    )?;
-    wait_ready(&format!("{sled_server}/readyz")).await?;
-    let (sled_wps, lat) = write_loop(&sled_server, clients, writes).await?;
+    let sled_args = [
+        "--data-dir".to_string(),
+        tmp.path().join("sled").display().to_string(),
+    ];
+    let (api, server) = start_apiserver(bins, &sled_args, &tmp.path().join("sled.log")).await?;
+    let (sled_wps, lat) = write_loop(&server, clients, writes).await?;
     let (p50, _, p99) = percentiles(lat);
     let usage = proc_usage(api.0.id());
     drop(api);
@@ -478,57 +521,14 @@ pub async fn storage(
     out["sled_p50_ms"] = json!(p50);
     out["sled_p99_ms"] = json!(p99);
     out["sled_apiserver_rss_mib"] = json!(usage.map(|u| u.0));
-    // etcd
-    if std::process::Command::new("etcd")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    let Some((_etcd, curl)) = start_etcd(tmp.path()).await? else {
         out["etcd"] = json!("not installed (apt-get install etcd-server)");
         return Ok(out);
-    }
-    let (cport, pport) = (free_port()?, free_port()?);
-    let curl = format!("http://127.0.0.1:{cport}");
-    let purl = format!("http://127.0.0.1:{pport}");
-    let _etcd = spawn_quiet(
-        std::path::Path::new("etcd"),
-        &[
-            "--name",
-            "bench",
-            "--data-dir",
-            &tmp.path().join("etcd").display().to_string(),
-            "--listen-client-urls",
-            &curl,
-            "--advertise-client-urls",
-            &curl,
-            "--listen-peer-urls",
-            &purl,
-            "--initial-advertise-peer-urls",
-            &purl,
-            "--initial-cluster",
-            &format!("bench={purl}"),
-        ]
-        .map(String::from),
-        &tmp.path().join("etcd.log"),
-    )?;
-    wait_ready(&format!("{curl}/health")).await?;
-    let port = free_port()?;
-    let etcd_server = format!("http://127.0.0.1:{port}");
-    let api = spawn_quiet(
-        &bins.join("cox-apiserver"),
-        &[
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--storage",
-            "etcd",
-            "--etcd-servers",
-            &curl,
-        ]
-        .map(String::from),
-        &tmp.path().join("etcd-apiserver.log"),
-    )?;
-    wait_ready(&format!("{etcd_server}/readyz")).await?;
-    let (etcd_wps, lat) = write_loop(&etcd_server, clients, writes).await?;
+    };
+    let etcd_args = ["--storage", "etcd", "--etcd-servers", &curl].map(String::from);
+    let (api, server) =
+        start_apiserver(bins, &etcd_args, &tmp.path().join("etcd-apiserver.log")).await?;
+    let (etcd_wps, lat) = write_loop(&server, clients, writes).await?;
     let (p50, _, p99) = percentiles(lat);
     let usage = proc_usage(api.0.id());
     out["etcd_writes_per_s"] = json!(etcd_wps);
@@ -703,78 +703,34 @@ pub async fn soak(bins: &std::path::Path, clients: usize, writes: usize) -> anyh
         .prefix("cox-bench-soak-")
         .tempdir()?;
     let mut out = json!({"scenario": "soak", "writes": writes, "objects": 200});
-    let port = free_port()?;
-    let server = format!("http://127.0.0.1:{port}");
     let data = tmp.path().join("sled");
-    let api = spawn_quiet(
-        &bins.join("cox-apiserver"),
-        &[
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--data-dir".into(),
-            data.display().to_string(),
-            "--watch-cache-size".into(),
-            "10000".into(),
-        ],
-        &tmp.path().join("sled.log"),
-    )?;
-    wait_ready(&format!("{server}/readyz")).await?;
+    let sled_args = [
+        "--data-dir".to_string(),
+        data.display().to_string(),
+        "--watch-cache-size".into(),
+        "10000".into(),
+    ];
+    let (api, server) = start_apiserver(bins, &sled_args, &tmp.path().join("sled.log")).await?;
     out["sled"] = json!(soak_loop(&server, api.0.id(), &data, clients, writes, 5).await?);
     drop(api);
-    if std::process::Command::new("etcd")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    let Some((_etcd, curl)) = start_etcd(tmp.path()).await? else {
         out["etcd"] = json!("not installed");
         return Ok(out);
-    }
-    let (cport, pport) = (free_port()?, free_port()?);
-    let curl = format!("http://127.0.0.1:{cport}");
-    let purl = format!("http://127.0.0.1:{pport}");
+    };
+    let etcd_args = [
+        "--storage",
+        "etcd",
+        "--etcd-servers",
+        &curl,
+        "--etcd-compaction-interval-seconds",
+        "5",
+        "--watch-cache-size",
+        "10000",
+    ]
+    .map(String::from);
+    let (api, server) =
+        start_apiserver(bins, &etcd_args, &tmp.path().join("etcd-apiserver.log")).await?;
     let edata = tmp.path().join("etcd");
-    let _etcd = spawn_quiet(
-        std::path::Path::new("etcd"),
-        &[
-            "--name",
-            "soak",
-            "--data-dir",
-            &edata.display().to_string(),
-            "--listen-client-urls",
-            &curl,
-            "--advertise-client-urls",
-            &curl,
-            "--listen-peer-urls",
-            &purl,
-            "--initial-advertise-peer-urls",
-            &purl,
-            "--initial-cluster",
-            &format!("soak={purl}"),
-        ]
-        .map(String::from),
-        &tmp.path().join("etcd.log"),
-    )?;
-    wait_ready(&format!("{curl}/health")).await?;
-    let port = free_port()?;
-    let server = format!("http://127.0.0.1:{port}");
-    let api = spawn_quiet(
-        &bins.join("cox-apiserver"),
-        &[
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--storage",
-            "etcd",
-            "--etcd-servers",
-            &curl,
-            "--etcd-compaction-interval-seconds",
-            "5",
-            "--watch-cache-size",
-            "10000",
-        ]
-        .map(String::from),
-        &tmp.path().join("etcd-apiserver.log"),
-    )?;
-    wait_ready(&format!("{server}/readyz")).await?;
     out["etcd"] = json!(soak_loop(&server, api.0.id(), &edata, clients, writes, 5).await?);
     Ok(out)
 }
