@@ -55,20 +55,36 @@ fn s<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
 }
 
-/// The `startup` scenario.
-pub async fn startup(client: &Client, pods: usize, timeout: Duration) -> anyhow::Result<Value> {
-    let ns = "bench-startup";
+/// Create namespace `ns` if needed and watch its pods from now on; returns the pods path.
+async fn watch_pods(
+    client: &Client,
+    ns: &str,
+) -> anyhow::Result<(
+    String,
+    std::pin::Pin<
+        Box<
+            impl futures::Stream<
+                Item = Result<coxswain_api::watch::WatchEvent<Value>, coxswain_client::Error>,
+            >,
+        >,
+    >,
+)> {
     ensure_namespace(client, ns).await?;
     let path = format!("/api/v1/namespaces/{ns}/pods");
     let list = client
         .request(reqwest::Method::GET, &path, &[], None, None)
         .await?;
     let rv = s(&list, "/metadata/resourceVersion").to_string();
-    let mut watch = Box::pin(
-        client
-            .watch_values(&path, vec![("resourceVersion", rv)])
-            .await?,
-    );
+    let watch = client
+        .watch_values(&path, vec![("resourceVersion", rv)])
+        .await?;
+    Ok((path, Box::pin(watch)))
+}
+
+/// The `startup` scenario.
+pub async fn startup(client: &Client, pods: usize, timeout: Duration) -> anyhow::Result<Value> {
+    let ns = "bench-startup";
+    let (_, mut watch) = watch_pods(client, ns).await?;
     let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench"},
         "spec": {"replicas": pods, "selector": {"matchLabels": {"app": "bench"}},
             "template": {"metadata": {"labels": {"app": "bench"}},
@@ -544,17 +560,7 @@ pub async fn storage(
 /// create call to Running seen on a watch, p50/p90/p99, as Kubernetes' pod start-up SLO.
 pub async fn pace(client: &Client, rate: u64, secs: u64) -> anyhow::Result<Value> {
     let ns = "bench-pace";
-    ensure_namespace(client, ns).await?;
-    let path = format!("/api/v1/namespaces/{ns}/pods");
-    let list = client
-        .request(reqwest::Method::GET, &path, &[], None, None)
-        .await?;
-    let rv = s(&list, "/metadata/resourceVersion").to_string();
-    let mut watch = Box::pin(
-        client
-            .watch_values(&path, vec![("resourceVersion", rv)])
-            .await?,
-    );
+    let (path, mut watch) = watch_pods(client, ns).await?;
     let total = (rate * secs) as usize;
     let sent: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
     let t0 = Instant::now();

@@ -441,15 +441,7 @@ impl PodManager {
                         );
                         self.start(key, pod, s, now);
                     } else {
-                        self.event(
-                            pod,
-                            s,
-                            "Normal",
-                            "Pulling",
-                            format!("Pulling image \"{}\"", s.image),
-                        );
-                        let until = now + ms(s.behaviour.pull_ms.unwrap_or(0));
-                        s.stage = Stage::Pulling { since: now, until };
+                        self.begin_pull(pod, s, now);
                     }
                 }
                 Stage::Pulling { since, until } if now >= until => {
@@ -480,15 +472,7 @@ impl PodManager {
                     }
                 }
                 Stage::PullFailed { retry_at, .. } if now >= retry_at => {
-                    self.event(
-                        pod,
-                        s,
-                        "Normal",
-                        "Pulling",
-                        format!("Pulling image \"{}\"", s.image),
-                    );
-                    let until = now + ms(s.behaviour.pull_ms.unwrap_or(0));
-                    s.stage = Stage::Pulling { since: now, until };
+                    self.begin_pull(pod, s, now);
                 }
                 Stage::PullFailed {
                     since,
@@ -579,6 +563,13 @@ impl PodManager {
                 _ => return,
             }
         }
+    }
+
+    fn begin_pull(&self, pod: &Pod, s: &mut Slot, now: Ts) {
+        let msg = format!("Pulling image \"{}\"", s.image);
+        self.event(pod, s, "Normal", "Pulling", msg);
+        let until = now + ms(s.behaviour.pull_ms.unwrap_or(0));
+        s.stage = Stage::Pulling { since: now, until };
     }
 
     fn check_liveness(&self, pod: &Pod, s: &mut Slot, info: &ContainerInfo, now: Ts) {
