@@ -12,6 +12,7 @@
 //! - [`table`]: server-side Tables for kubectl.
 //! - [`discovery`]: `/version`, `/api`, `/apis`, OpenAPI.
 //! - [`logs`]: `pods/log`, proxied to the pod's kubelet.
+//! - [`metrics`]: `/metrics` request counters.
 //!
 //! The binary is thin: `main` parses flags and calls [`run`].
 
@@ -23,6 +24,7 @@ pub mod error;
 pub mod fields;
 pub mod handlers;
 pub mod logs;
+pub mod metrics;
 pub mod ownership;
 pub mod routes;
 pub mod strategy;
@@ -80,6 +82,8 @@ pub struct AppState {
     pub cache: Arc<Cache>,
     /// Client for proxying to kubelets.
     pub http: reqwest::Client,
+    /// Request counters for `/metrics`.
+    pub metrics: metrics::Metrics,
 }
 
 /// Namespaces that exist from the start.
@@ -146,6 +150,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<AppState>> {
         store,
         cache,
         http: reqwest::Client::new(),
+        metrics: metrics::Metrics::default(),
     });
     let nsr = by_plural("", "v1", "namespaces").context("namespaces resource")?;
     for ns in SYSTEM_NAMESPACES {
@@ -291,13 +296,31 @@ async fn dispatch(
     }
     .instrument(span.clone())
     .await;
+    let code = resp.status().as_u16();
     span.in_scope(|| {
         tracing::debug!(
-            status = resp.status().as_u16(),
+            status = code,
             micros = started.elapsed().as_micros() as u64,
             "done"
         )
     });
+    if let Ok(t) = routes::parse(&path) {
+        let query = uri.query().unwrap_or("");
+        let watch = query
+            .split('&')
+            .any(|kv| kv == "watch=true" || kv == "watch=1");
+        let apply = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("application/apply-patch"));
+        let verb = metrics::verb(method.as_str(), t.name.is_some(), watch, apply);
+        st.metrics.count(
+            verb,
+            t.resource.plural,
+            t.sub.as_deref().unwrap_or(""),
+            code,
+        );
+    }
     resp
 }
 
@@ -316,6 +339,14 @@ async fn route(
             r.headers_mut().insert(
                 axum::http::header::CONTENT_TYPE,
                 axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            return Ok(r);
+        }
+        "/metrics" => {
+            let mut r = Response::new(axum::body::Body::from(st.metrics.render()));
+            r.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             );
             return Ok(r);
         }

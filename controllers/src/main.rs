@@ -36,6 +36,8 @@ struct Args {
     /// API server URL.
     #[arg(long, env = "COX_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
+    #[command(flatten)]
+    api_client: coxswain_runtime::daemon::ApiClientArgs,
     /// Concurrent reconciles per controller.
     #[arg(long, default_value_t = 4)]
     workers: usize,
@@ -136,7 +138,10 @@ fn changed_meta<K: k8s_openapi::Metadata<Ty = ObjectMeta>>(c: &Change<K>) -> &Ob
 async fn main() -> anyhow::Result<()> {
     coxswain_runtime::daemon::init_tracing();
     let args = Args::parse();
-    let client = Client::new(&args.server).context("building the API client")?;
+    let client = args
+        .api_client
+        .client(&args.server)
+        .context("building the API client")?;
 
     let mut deployments = Informer::new(Api::<Deployment>::all(&client), ListParams::default())
         .index("uid", |d: &Deployment| uid_index(&d.metadata))

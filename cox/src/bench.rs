@@ -51,6 +51,83 @@ pub fn proc_usage(pid: u32) -> Option<(f64, f64)> {
     Some((hwm_kb / 1024.0, ticks / 100.0))
 }
 
+/// The API server's request counters (`/metrics`), keyed `VERB resource[/subresource]`.
+async fn request_counts(client: &Client) -> HashMap<String, f64> {
+    let mut out = HashMap::new();
+    let Ok(text) = client
+        .request_bytes(reqwest::Method::GET, "/metrics", &[], None, None)
+        .await
+    else {
+        return out;
+    };
+    for line in String::from_utf8_lossy(&text).lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, n)) = rest.split_once("} ") else {
+            continue;
+        };
+        let label = |k: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        let (verb, res, sub) = (label("verb"), label("resource"), label("subresource"));
+        if verb == "WATCH" {
+            continue;
+        }
+        let key = if sub.is_empty() {
+            format!("{verb} {res}")
+        } else {
+            format!("{verb} {res}/{sub}")
+        };
+        *out.entry(key).or_insert(0.0) += n.parse::<f64>().unwrap_or(0.0);
+    }
+    out
+}
+
+/// Requests made between two [`request_counts`], per pod, largest first.
+fn requests_per_pod(
+    before: &HashMap<String, f64>,
+    after: &HashMap<String, f64>,
+    pods: usize,
+) -> Value {
+    let mut v: Vec<(String, f64)> = after
+        .iter()
+        .map(|(k, n)| (k.clone(), n - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut m = serde_json::Map::new();
+    for (k, n) in v {
+        m.insert(k, json!((n / pods.max(1) as f64 * 100.0).round() / 100.0));
+    }
+    Value::Object(m)
+}
+
+/// Components write Events in the background, behind the pods' own requests: seconds from
+/// `t0` until the API server has seen no new Event for a second.
+async fn events_drained(client: &Client, t0: Instant, deadline: tokio::time::Instant) -> f64 {
+    let events = |c: &HashMap<String, f64>| {
+        c.get("POST events").copied().unwrap_or(0.0) + c.get("PATCH events").copied().unwrap_or(0.0)
+    };
+    let mut last = events(&request_counts(client).await);
+    let mut last_change = t0.elapsed();
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = events(&request_counts(client).await);
+        if now != last {
+            last = now;
+            last_change = t0.elapsed();
+        } else if t0.elapsed() - last_change >= Duration::from_secs(1) {
+            break;
+        }
+    }
+    last_change.as_secs_f64()
+}
+
 fn s<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
 }
@@ -90,6 +167,7 @@ pub async fn startup(client: &Client, pods: usize, timeout: Duration) -> anyhow:
             "template": {"metadata": {"labels": {"app": "bench"}},
                 "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}}}});
+    let counts0 = request_counts(client).await;
     let t0 = Instant::now();
     let wall0 = chrono::Utc::now();
     client
@@ -133,6 +211,9 @@ pub async fn startup(client: &Client, pods: usize, timeout: Duration) -> anyhow:
     }
     let total = t0.elapsed().as_secs_f64();
     let (p50, p90, p99) = percentiles(running.values().copied().collect());
+    let events_s = events_drained(client, t0, deadline).await;
+    // Counted once the background Event writes are done too.
+    let per_pod = requests_per_pod(&counts0, &request_counts(client).await, pods);
     // Clean up (not timed).
     let _ = client
         .request(
@@ -145,7 +226,8 @@ pub async fn startup(client: &Client, pods: usize, timeout: Duration) -> anyhow:
         .await;
     Ok(
         json!({"scenario": "startup", "pods": pods, "all_running_s": total,
-        "pods_per_s": pods as f64 / total, "startup_p50_ms": p50, "startup_p90_ms": p90, "startup_p99_ms": p99}),
+        "pods_per_s": pods as f64 / total, "startup_p50_ms": p50, "startup_p90_ms": p90, "startup_p99_ms": p99,
+        "events_written_s": events_s, "requests_per_pod": per_pod}),
     )
 }
 
@@ -563,6 +645,7 @@ pub async fn pace(client: &Client, rate: u64, secs: u64) -> anyhow::Result<Value
     let (path, mut watch) = watch_pods(client, ns).await?;
     let total = (rate * secs) as usize;
     let sent: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let counts0 = request_counts(client).await;
     let t0 = Instant::now();
     let creator = {
         let (client, sent) = (client.clone(), sent.clone());
@@ -612,6 +695,7 @@ pub async fn pace(client: &Client, rate: u64, secs: u64) -> anyhow::Result<Value
     }
     let create_s = creator.await??;
     let (p50, p90, p99) = percentiles(lat.values().copied().collect());
+    let per_pod = requests_per_pod(&counts0, &request_counts(client).await, total);
     let _ = client
         .request(
             reqwest::Method::DELETE,
@@ -624,7 +708,8 @@ pub async fn pace(client: &Client, rate: u64, secs: u64) -> anyhow::Result<Value
     Ok(
         json!({"scenario": "pace", "pods": total, "target_pods_per_s": rate,
         "achieved_create_per_s": total as f64 / create_s,
-        "startup_p50_ms": p50, "startup_p90_ms": p90, "startup_p99_ms": p99}),
+        "startup_p50_ms": p50, "startup_p90_ms": p90, "startup_p99_ms": p99,
+        "requests_per_pod": per_pod}),
     )
 }
 

@@ -204,7 +204,10 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
         .or_else(|| cluster.as_ref().map(|c| c.server.clone()))
         .unwrap_or_default();
     let client = coxswain_client::Client::new(&server)?;
-    let api_pid = cluster.as_ref().and_then(|c| c.pid("apiserver"));
+    let pids: Vec<(&str, Option<u32>)> = ["apiserver", "controllers", "scheduler", "kubelets"]
+        .into_iter()
+        .map(|n| (n, cluster.as_ref().and_then(|c| c.pid(n))))
+        .collect();
     let mut results = Vec::new();
     let want = |s: &str| b.scenario == "all" || b.scenario == s;
     let run = async {
@@ -236,7 +239,15 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     };
     let outcome = run.await;
-    let usage = api_pid.and_then(bench::proc_usage);
+    // CPU and peak RSS of each component this process started, and of the bench itself
+    // (its load generators and watchers share the machine's cores).
+    let mut usage: Vec<(&str, (f64, f64))> = pids
+        .iter()
+        .filter_map(|(n, pid)| Some((*n, bench::proc_usage((*pid)?)?)))
+        .collect();
+    if cluster.is_some() {
+        usage.extend(bench::proc_usage(std::process::id()).map(|u| ("bench", u)));
+    }
     if let Some(c) = cluster {
         c.stop().await;
     }
@@ -259,11 +270,16 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
             line.join(" ")
         );
     }
-    if let Some((rss, cpu)) = usage {
-        println!("apiserver  peak_rss_mib={rss:.1} cpu_s={cpu:.2}");
+    let mut processes = serde_json::Map::new();
+    for (name, (rss, cpu)) in &usage {
+        println!("{name:<10} peak_rss_mib={rss:.1} cpu_s={cpu:.2}");
+        processes.insert(
+            name.to_string(),
+            serde_json::json!({"peak_rss_mib": rss, "cpu_s": cpu}),
+        );
     }
     let out = serde_json::json!({"results": results,
-        "apiserver": usage.map(|(rss, cpu)| serde_json::json!({"peak_rss_mib": rss, "cpu_s": cpu}))});
+        "apiserver": processes.get("apiserver"), "processes": processes});
     std::fs::write(&b.json, serde_json::to_vec_pretty(&out)?)?;
     println!("results written to {}", b.json.display());
     Ok(())

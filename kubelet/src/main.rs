@@ -18,7 +18,7 @@ mod status;
 
 use anyhow::Context;
 use clap::Parser;
-use coxswain_client::{Api, Client, ListParams};
+use coxswain_client::{Api, ListParams};
 use coxswain_runtime::events::Recorder;
 use coxswain_runtime::store::key_of;
 use coxswain_runtime::{Change, Informer};
@@ -35,6 +35,8 @@ struct Args {
     /// API server URL.
     #[arg(long, env = "COX_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
+    #[command(flatten)]
+    api_client: coxswain_runtime::daemon::ApiClientArgs,
     /// This node's name; with `--nodes N` > 1, the prefix of `NAME-1` ... `NAME-N`.
     #[arg(long, default_value = "node-1")]
     node_name: String,
@@ -81,7 +83,10 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     coxswain_runtime::daemon::init_tracing();
     let args = Args::parse();
-    let client = Client::new(&args.server).context("building the API client")?;
+    let client = args
+        .api_client
+        .client(&args.server)
+        .context("building the API client")?;
     let config = match &args.runtime_config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -156,13 +161,15 @@ async fn main() -> anyhow::Result<()> {
     let node_cache = node_informer.store();
     node_informer.spawn();
     let mut managers: HashMap<String, Arc<pods::PodManager>> = HashMap::new();
+    // One event writer for all simulated nodes, as one process has one connection pool.
+    let recorder = Recorder::new(&client, "kubelet", None);
     for cfg in &configs {
         let pm = Arc::new(pods::PodManager::new(
             client.clone(),
             &cfg.name,
             &cfg.ip,
             runtime::SimRuntime::new(&cfg.name),
-            Recorder::new(&client, "kubelet", Some(&cfg.name)),
+            recorder.on_host(&cfg.name),
             config.clone(),
             timing,
         ));

@@ -34,6 +34,8 @@ struct Args {
     /// API server URL.
     #[arg(long, env = "COX_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
+    #[command(flatten)]
+    api_client: coxswain_runtime::daemon::ApiClientArgs,
     /// Concurrent scheduling workers.
     #[arg(long, default_value_t = 4)]
     workers: usize,
@@ -300,7 +302,10 @@ impl Sched {
 async fn main() -> anyhow::Result<()> {
     coxswain_runtime::daemon::init_tracing();
     let args = Args::parse();
-    let client = Client::new(&args.server).context("building the API client")?;
+    let client = args
+        .api_client
+        .client(&args.server)
+        .context("building the API client")?;
     let (filters, scores) = plugins::defaults();
     let mut pods = Informer::new(Api::<Pod>::all(&client), ListParams::default());
     let mut nodes = Informer::new(Api::<Node>::all(&client), ListParams::default());

@@ -281,3 +281,33 @@ fn events_expire_after_their_ttl() {
         (c.get("/api/v1/namespaces/default/events/old.1").0 == 404).then_some(())
     });
 }
+
+#[test]
+fn metrics_count_requests_by_verb_resource_and_code() {
+    let c = TestCluster::apiserver_only(&[]);
+    let counter = |text: &str, labels: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("apiserver_request_total{{{labels}}} ")))
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    let metrics = || {
+        reqwest::blocking::get(format!("{}/metrics", c.server))
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let pod = json!({"metadata": {"name": "m"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let created = r#"code="201",resource="pods",subresource="",verb="POST""#;
+    let conflict = r#"code="409",resource="pods",subresource="",verb="POST""#;
+    let listed = r#"code="200",resource="pods",subresource="",verb="LIST""#;
+    let before = metrics();
+    assert_eq!(c.post("/api/v1/namespaces/default/pods", &pod).0, 201);
+    assert_eq!(c.post("/api/v1/namespaces/default/pods", &pod).0, 409);
+    assert_eq!(c.get("/api/v1/namespaces/default/pods").0, 200);
+    let after = metrics();
+    assert!(after.contains("# TYPE apiserver_request_total counter"), "{after}");
+    assert_eq!(counter(&after, created), counter(&before, created) + 1, "{after}");
+    assert_eq!(counter(&after, conflict), counter(&before, conflict) + 1, "{after}");
+    assert_eq!(counter(&after, listed), counter(&before, listed) + 1, "{after}");
+}

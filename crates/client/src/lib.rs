@@ -17,7 +17,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
+
+mod limits;
+pub use limits::Limits;
 
 /// Client failures.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,7 @@ pub struct Client {
     http: reqwest::Client,
     watch_http: reqwest::Client,
     base: String,
+    limiter: Arc<limits::Limiter>,
 }
 
 /// Query options for list and watch.
@@ -137,9 +142,14 @@ async fn check(resp: reqwest::Response) -> Result<Bytes> {
 impl Client {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: &str) -> Result<Client> {
+        Client::with_limits(base, Limits::default())
+    }
+
+    /// A client whose requests (not watches) obey `limits`.
+    pub fn with_limits(base: &str, limits: Limits) -> Result<Client> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(limits.max_in_flight.max(1))
             .build()?;
         let watch_http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -148,6 +158,7 @@ impl Client {
             http,
             watch_http,
             base: base.trim_end_matches('/').to_string(),
+            limiter: Arc::new(limits::Limiter::new(limits)),
         })
     }
 
@@ -183,6 +194,7 @@ impl Client {
             .get(format!("{}{}", self.base, path))
             .query(query)
             .header("Accept", accept);
+        let _slot = self.limiter.acquire().await;
         let bytes = check(req.send().await?).await?;
         Ok(serde_json::from_slice(&bytes)?)
     }
@@ -206,6 +218,7 @@ impl Client {
                 .header("Content-Type", content_type.unwrap_or("application/json"))
                 .body(serde_json::to_vec(b)?);
         }
+        let _slot = self.limiter.acquire().await;
         check(req.send().await?).await
     }
 

@@ -1,5 +1,5 @@
 //! [`Recorder`]: writes core/v1 Events about objects (Scheduled, Pulling, SuccessfulCreate...),
-//! fire-and-forget, so `kubectl get events` tells what each component did. Like client-go's
+//! written in the background by a few workers, so `kubectl get events` tells what each component did. Like client-go's
 //! event correlator, a repeat of the same event (same object, type, reason and message)
 //! bumps `count` and `lastTimestamp` of the existing Event instead of creating another.
 
@@ -13,8 +13,53 @@ use std::sync::{Arc, Mutex};
 /// How many distinct recent events a recorder remembers for aggregation.
 const REMEMBERED: usize = 4096;
 
+/// Event writes in flight at once per recorder: like client-go's broadcaster, events are
+/// written in the background by a few workers, so a burst of them never crowds out the
+/// component's own requests (node heartbeats, status).
+const WRITERS: usize = 4;
+
+/// Events waiting to be written at most; more are dropped (client-go drops too, at 1,000 per
+/// broadcaster; this writer serves every node of a simulated kubelet, so it keeps more).
+const MAX_QUEUED: usize = 100_000;
+
 /// Aggregation key -> (namespace, event name, count).
 type Seen = Arc<Mutex<HashMap<String, (String, String, i32)>>>;
+
+/// One background write.
+enum Write {
+    Create(Api<Event>, Box<Event>),
+    Count(Api<Event>, String, serde_json::Value),
+}
+
+impl Write {
+    async fn run(self) {
+        let res = match self {
+            Write::Create(api, ev) => api.create(&ev).await.map(drop),
+            Write::Count(api, name, patch) => api.patch(&name, &patch).await.map(drop),
+        };
+        if let Err(e) = res {
+            tracing::debug!(error = %e, "recording event failed");
+        }
+    }
+}
+
+/// Run queued writes, at most [`WRITERS`] at a time.
+async fn write_events(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Write>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(WRITERS));
+    while let Some(w) = rx.recv().await {
+        queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            w.run().await;
+            drop(slot);
+        });
+    }
+}
 
 /// Records events for one component.
 #[derive(Clone)]
@@ -24,6 +69,8 @@ pub struct Recorder {
     host: Option<String>,
     /// (object uid/name, field path, type, reason, message) -> (namespace, event name, count).
     seen: Seen,
+    writes: tokio::sync::mpsc::UnboundedSender<Write>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A reference to the object an event is about.
@@ -42,12 +89,39 @@ pub fn object_ref<K: Object>(k: &K) -> ObjectReference {
 
 impl Recorder {
     /// A recorder for `component` (e.g. `deployment-controller`), optionally on a host.
+    /// Must be called inside a tokio runtime (it starts the background writer).
     pub fn new(client: &Client, component: &str, host: Option<&str>) -> Recorder {
+        let (writes, rx) = tokio::sync::mpsc::unbounded_channel();
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        tokio::spawn(write_events(rx, queued.clone()));
         Recorder {
             client: client.clone(),
             component: component.to_string(),
             host: host.map(str::to_string),
             seen: Arc::default(),
+            writes,
+            queued,
+        }
+    }
+
+    fn enqueue(&self, w: Write) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.queued.fetch_add(1, Relaxed) >= MAX_QUEUED {
+            self.queued.fetch_sub(1, Relaxed);
+            tracing::warn!("event queue full ({MAX_QUEUED}); dropping an event");
+            return;
+        }
+        if self.writes.send(w).is_err() {
+            self.queued.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// The same recorder (sharing its writer) for events from `host`.
+    pub fn on_host(&self, host: &str) -> Recorder {
+        Recorder {
+            host: Some(host.to_string()),
+            seen: Arc::default(),
+            ..self.clone()
         }
     }
 
@@ -78,11 +152,7 @@ impl Recorder {
         if let Some((ns, name, count)) = repeat {
             let api: Api<Event> = Api::namespaced(&self.client, &ns);
             let patch = json!({"count": count, "lastTimestamp": Time(now)});
-            tokio::spawn(async move {
-                if let Err(e) = api.patch(&name, &patch).await {
-                    tracing::debug!(error = %e, "updating event count failed");
-                }
-            });
+            self.enqueue(Write::Count(api, name, patch));
             return;
         }
         let name = format!(
@@ -120,10 +190,6 @@ impl Recorder {
             seen.insert(agg_key, (ns.clone(), event_name, 1));
         }
         let api: Api<Event> = Api::namespaced(&self.client, &ns);
-        tokio::spawn(async move {
-            if let Err(e) = api.create(&ev).await {
-                tracing::debug!(error = %e, "recording event failed");
-            }
-        });
+        self.enqueue(Write::Create(api, Box::new(ev)));
     }
 }
