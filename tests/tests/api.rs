@@ -306,8 +306,23 @@ fn metrics_count_requests_by_verb_resource_and_code() {
     assert_eq!(c.post("/api/v1/namespaces/default/pods", &pod).0, 409);
     assert_eq!(c.get("/api/v1/namespaces/default/pods").0, 200);
     let after = metrics();
-    assert!(after.contains("# TYPE apiserver_request_total counter"), "{after}");
-    assert_eq!(counter(&after, created), counter(&before, created) + 1, "{after}");
-    assert_eq!(counter(&after, conflict), counter(&before, conflict) + 1, "{after}");
-    assert_eq!(counter(&after, listed), counter(&before, listed) + 1, "{after}");
+    assert!(
+        after.contains("# TYPE apiserver_request_total counter"),
+        "{after}"
+    );
+    assert_eq!(
+        counter(&after, created),
+        counter(&before, created) + 1,
+        "{after}"
+    );
+    assert_eq!(
+        counter(&after, conflict),
+        counter(&before, conflict) + 1,
+        "{after}"
+    );
+    assert_eq!(
+        counter(&after, listed),
+        counter(&before, listed) + 1,
+        "{after}"
+    );
 }

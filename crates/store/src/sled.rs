@@ -1,11 +1,15 @@
-//! The sled backend: one global revision counter stored in the same atomic batch as each
-//! object, group-commit flushes before acknowledging, and commits published in revision order
-//! to the API server's watch cache. History is not kept: the watch cache's window is the
-//! history, so "compaction" is that window's bound.
+//! The sled backend: one global revision counter, group-commit flushes before acknowledging,
+//! and commits published in revision order to the API server's watch cache. History is not
+//! kept: the watch cache's window is the history, so "compaction" is that window's bound.
+//!
+//! Each value is stored with its revision in front, so the counter itself is only written
+//! (in the same atomic batch) by deletes, whose revision no value keeps; on open the counter
+//! is the larger of that and the newest value's. A map of every key's revision is kept in
+//! memory for compare-and-swap checks, so a write reads nothing from sled.
 
 use crate::{Committed, Expect, Feed, Op, Record, StoreError};
-use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot, Notify};
+use std::sync::{Arc, Condvar, Mutex};
+use tokio::sync::{mpsc, oneshot};
 
 const REV_KEY: &[u8] = b"\x00rev";
 
@@ -16,6 +20,10 @@ struct Pending {
 
 struct WriteState {
     rev: u64,
+    /// The store was dropped: the flusher ends.
+    closed: bool,
+    /// Every stored key's revision.
+    revs: std::collections::HashMap<Vec<u8>, u64>,
     pending: Vec<Pending>,
 }
 
@@ -23,8 +31,24 @@ struct WriteState {
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
+    shared: Arc<Shared>,
+}
+
+/// What the store and its flusher thread share (not the database, so dropping the store
+/// closes it).
+struct Shared {
     state: Mutex<WriteState>,
-    wake: Arc<Notify>,
+    /// Signalled when `state.pending` gains a write or the store closes.
+    wake: Condvar,
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.shared.state.lock() {
+            st.closed = true;
+        }
+        self.shared.wake.notify_all();
+    }
 }
 
 fn encode(rev: u64, bytes: &[u8]) -> Vec<u8> {
@@ -46,8 +70,8 @@ fn decode(key: &[u8], raw: &[u8]) -> Result<(u64, Vec<u8>), StoreError> {
 }
 
 impl SledStore {
-    /// Open (or create) the store in `dir`. Must be called inside a tokio runtime: it spawns
-    /// the flusher task. Committed writes are published on the returned receiver.
+    /// Open (or create) the store in `dir`; starts the flusher thread. Committed writes are
+    /// published on the returned receiver.
     pub fn open(
         dir: &std::path::Path,
     ) -> Result<(Arc<SledStore>, mpsc::UnboundedReceiver<Feed>), StoreError> {
@@ -56,7 +80,7 @@ impl SledStore {
             .mode(sled::Mode::HighThroughput)
             .open()?;
         let tree = db.open_tree("objects")?;
-        let rev = match tree.get(REV_KEY)? {
+        let mut rev = match tree.get(REV_KEY)? {
             Some(v) if v.len() == 8 => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&v);
@@ -64,23 +88,41 @@ impl SledStore {
             }
             _ => 0,
         };
+        let mut revs = std::collections::HashMap::new();
+        for item in tree.iter() {
+            let (k, raw) = item?;
+            if k.as_ref() == REV_KEY {
+                continue;
+            }
+            let (r, _) = decode(&k, &raw[..raw.len().min(8)])?;
+            rev = rev.max(r);
+            revs.insert(k.to_vec(), r);
+        }
         let store = Arc::new(SledStore {
             db,
             tree,
-            state: Mutex::new(WriteState {
-                rev,
-                pending: Vec::new(),
+            shared: Arc::new(Shared {
+                state: Mutex::new(WriteState {
+                    rev,
+                    closed: false,
+                    revs,
+                    pending: Vec::new(),
+                }),
+                wake: Condvar::new(),
             }),
-            wake: Arc::new(Notify::new()),
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(flusher(Arc::downgrade(&store), store.wake.clone(), tx));
+        let (weak, shared) = (Arc::downgrade(&store), store.shared.clone());
+        std::thread::Builder::new()
+            .name("sled-flusher".into())
+            .spawn(move || flusher(&shared, weak, tx))
+            .map_err(|e| StoreError::Sled(::sled::Error::Io(e)))?;
         Ok((store, rx))
     }
 
     /// The newest revision assigned (durable or about to be).
     pub fn current_rev(&self) -> u64 {
-        self.state.lock().map(|s| s.rev).unwrap_or(0)
+        self.shared.state.lock().map(|s| s.rev).unwrap_or(0)
     }
 
     /// Read one key: its revision and bytes.
@@ -115,11 +157,8 @@ impl SledStore {
     ) -> Result<(u64, Arc<[u8]>), StoreError> {
         let (ack_tx, ack_rx) = oneshot::channel();
         let (rev, value) = {
-            let mut st = self.state.lock().map_err(|_| StoreError::Closed)?;
-            let current = match self.tree.get(key)? {
-                Some(raw) => Some(decode(key, &raw)?.0),
-                None => None,
-            };
+            let mut st = self.shared.state.lock().map_err(|_| StoreError::Closed)?;
+            let current = st.revs.get(key).copied();
             match (expect, current) {
                 (Expect::Absent, Some(r)) => return Err(StoreError::AlreadyExists(r)),
                 (Expect::Present, None) | (Expect::Rev(_), None) => {
@@ -130,19 +169,21 @@ impl SledStore {
             }
             let rev = st.rev + 1;
             let op = build(rev);
-            let mut batch = sled::Batch::default();
-            batch.insert(REV_KEY, &rev.to_be_bytes());
             let (deleted, value) = match op {
                 Op::Put(bytes) => {
-                    batch.insert(key, encode(rev, &bytes));
+                    self.tree.insert(key, encode(rev, &bytes))?;
+                    st.revs.insert(key.to_vec(), rev);
                     (false, bytes)
                 }
                 Op::Delete(bytes) => {
+                    let mut batch = sled::Batch::default();
+                    batch.insert(REV_KEY, &rev.to_be_bytes());
                     batch.remove(key);
+                    self.tree.apply_batch(batch)?;
+                    st.revs.remove(key);
                     (true, bytes)
                 }
             };
-            self.tree.apply_batch(batch)?;
             st.rev = rev;
             let value: Arc<[u8]> = value.into();
             st.pending.push(Pending {
@@ -156,31 +197,37 @@ impl SledStore {
             });
             (rev, value)
         };
-        self.wake.notify_one();
+        self.shared.wake.notify_one();
         ack_rx.await.map_err(|_| StoreError::Closed)?;
         Ok((rev, value))
     }
 }
 
-/// Group commit: flush whatever is pending, then publish and acknowledge it in order.
-async fn flusher(
-    store: std::sync::Weak<SledStore>,
-    wake: Arc<Notify>,
-    tx: mpsc::UnboundedSender<Feed>,
-) {
+/// Group commit on its own thread: wait for pending writes, flush them with one blocking
+/// `flush` (sled's async flush would hop through its IO thread pool for every group), then
+/// publish and acknowledge them in order. Ends when the store is dropped.
+fn flusher(shared: &Shared, store: std::sync::Weak<SledStore>, tx: mpsc::UnboundedSender<Feed>) {
     loop {
-        let Some(s) = store.upgrade() else { return };
-        let batch = match s.state.lock() {
-            Ok(mut st) => std::mem::take(&mut st.pending),
-            Err(_) => return,
+        let batch = {
+            let Ok(mut st) = shared.state.lock() else {
+                return;
+            };
+            while st.pending.is_empty() && !st.closed {
+                st = match shared.wake.wait(st) {
+                    Ok(st) => st,
+                    Err(_) => return,
+                };
+            }
+            if st.pending.is_empty() {
+                return;
+            }
+            std::mem::take(&mut st.pending)
         };
-        if batch.is_empty() {
-            drop(s);
-            // Wake on the next write; re-check now and then so the task ends with the store.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified()).await;
-            continue;
-        }
-        if let Err(e) = s.db.flush_async().await {
+        // Writers hold the store while they wait for this batch, so it is alive.
+        let Some(s) = store.upgrade() else { return };
+        let flushed = s.db.flush();
+        drop(s);
+        if let Err(e) = flushed {
             tracing::error!(error = %e, "sled flush failed; writes not acknowledged");
             return;
         }
@@ -257,10 +304,31 @@ mod tests {
             }
             assert_eq!(seen, vec![1, 2, 3, 4]);
         }
+        {
+            // The last write was a delete: its revision survives in the counter key.
+            let (s, _rx) = SledStore::open(dir.path()).unwrap();
+            assert_eq!(s.current_rev(), 4);
+            assert_eq!(s.get(b"pods/default/a").unwrap(), Some((2, b"B2".to_vec())));
+            assert_eq!(s.get(b"pods/default/b").unwrap(), None);
+            assert_eq!(s.scan_prefix(b"pods/").unwrap().len(), 1);
+            let err = s
+                .commit(b"pods/default/a", Expect::Rev(1), |_| {
+                    Op::Put(b"X".to_vec())
+                })
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Conflict(2)), "{err:?}");
+            let r5 = s
+                .commit(b"pods/default/c", Expect::Absent, |_| {
+                    Op::Put(b"D".to_vec())
+                })
+                .await
+                .unwrap()
+                .0;
+            assert_eq!(r5, 5);
+        }
+        // The last write was a put: the counter is the newest value's revision.
         let (s, _rx) = SledStore::open(dir.path()).unwrap();
-        assert_eq!(s.current_rev(), 4);
-        assert_eq!(s.get(b"pods/default/a").unwrap(), Some((2, b"B2".to_vec())));
-        assert_eq!(s.get(b"pods/default/b").unwrap(), None);
-        assert_eq!(s.scan_prefix(b"pods/").unwrap().len(), 1);
+        assert_eq!(s.current_rev(), 5);
     }
 }
