@@ -247,6 +247,9 @@ pub struct Cache {
     inner: RwLock<Inner>,
     rev_tx: watch::Sender<u64>,
     capacity: usize,
+    /// Objects this server wrote, by revision, until their commit reaches the cache, so
+    /// they are not parsed again from their bytes.
+    built: std::sync::Mutex<BTreeMap<u64, Value>>,
 }
 
 /// The result of starting a watch.
@@ -280,7 +283,26 @@ impl Cache {
             }),
             rev_tx,
             capacity: capacity.max(16),
+            built: Default::default(),
         }
+    }
+
+    /// Keep the object written at `rev` (0: not known yet, ignored) for [`Cache::take_built`].
+    pub fn stash_built(&self, rev: u64, v: Value) {
+        if rev > 0 {
+            if let Ok(mut b) = self.built.lock() {
+                b.insert(rev, v);
+            }
+        }
+    }
+
+    /// The object stashed for `rev`, dropping any older ones (writes that failed).
+    pub fn take_built(&self, rev: u64) -> Option<Value> {
+        let mut b = self.built.lock().ok()?;
+        let newer = b.split_off(&(rev + 1));
+        let mine = b.remove(&rev);
+        *b = newer;
+        mine
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {

@@ -339,7 +339,9 @@ impl AppState {
             .commit(&store_key(r, ns, &name), Expect::Absent, |rev| {
                 let mut v = v;
                 v["metadata"]["resourceVersion"] = json!(rev.to_string());
-                Op::Put(serde_json::to_vec(&v).unwrap_or_default())
+                let out = serde_json::to_vec(&v).unwrap_or_default();
+                self.cache.stash_built(rev, v);
+                Op::Put(out)
             })
             .await
             .map_err(|e| store_error(r, &name, e))?;
@@ -364,7 +366,7 @@ impl AppState {
     ) -> Result<(Bytes, bool), ApiError> {
         let key = store_key(r, ns, name);
         for _ in 0..64 {
-            let (cur_rev, cur_bytes, current) = self.current(r, ns, name).await?;
+            let (cur_rev, cur_bytes, mut current) = self.current(r, ns, name).await?;
             let mut new = change(&current)?;
             check_type(r, &mut new)?;
             let given_rv = str_at(&new, "/metadata/resourceVersion").to_string();
@@ -421,11 +423,11 @@ impl AppState {
             if !internal_write {
                 strategy::validate_update(r, &current, &new)?;
             }
-            let mut cmp = current.clone();
-            if let Some(m) = cmp["metadata"].as_object_mut() {
+            // `current` is not needed after this: compare it without its resourceVersion.
+            if let Some(m) = current["metadata"].as_object_mut() {
                 m.remove("resourceVersion");
             }
-            if cmp == new {
+            if current == new {
                 return Ok((Bytes::from(cur_bytes), false));
             }
             let finalizers_gone = new["metadata"]["finalizers"]
@@ -444,6 +446,7 @@ impl AppState {
                     let mut v = new;
                     v["metadata"]["resourceVersion"] = json!(rev.to_string());
                     let out = serde_json::to_vec(&v).unwrap_or_default();
+                    self.cache.stash_built(rev, v);
                     if remove {
                         Op::Delete(out)
                     } else {
@@ -477,7 +480,9 @@ impl AppState {
             .commit(&store_key(r, ns, name), Expect::Rev(rev), |new_rev| {
                 let mut v = final_state;
                 v["metadata"]["resourceVersion"] = json!(new_rev.to_string());
-                Op::Delete(serde_json::to_vec(&v).unwrap_or_default())
+                let out = serde_json::to_vec(&v).unwrap_or_default();
+                self.cache.stash_built(new_rev, v);
+                Op::Delete(out)
             })
             .await
             .map_err(|e| store_error(r, name, e))?;

@@ -242,13 +242,14 @@ fn apply_committed(cache: &Cache, c: Committed) {
         tracing::error!(key = %String::from_utf8_lossy(&c.key), "committed key of no resource");
         return;
     };
-    let v: Value = match serde_json::from_slice(&c.value) {
+    let parsed = || match serde_json::from_slice(&c.value) {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "committed value is not JSON");
             Value::Null
         }
     };
+    let v: Value = cache.take_built(c.rev).unwrap_or_else(parsed);
     cache.apply(
         r,
         Obj::new(r, c.rev, &v, Bytes::copy_from_slice(&c.value)),

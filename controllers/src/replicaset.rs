@@ -235,8 +235,10 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
     let labeled = pods
         .iter()
         .filter(|p| {
-            let l = p.metadata.labels.clone().unwrap_or_default();
-            template_labels.iter().all(|(k, v)| l.get(k) == Some(v))
+            let l = p.metadata.labels.as_ref();
+            template_labels
+                .iter()
+                .all(|(k, v)| l.and_then(|l| l.get(k)) == Some(v))
         })
         .count() as i32;
     let status = ReplicaSetStatus {

@@ -489,14 +489,18 @@ pub fn pod_status(view: &PodView, rt: &SimRuntime, prev: Option<&PodStatus>, now
 
 /// Equal statuses, whatever the order of conditions.
 pub fn same(old: &PodStatus, new: &PodStatus) -> bool {
-    let norm = |s: &PodStatus| {
-        let mut v = serde_json::to_value(s).unwrap_or_default();
-        if let Some(cs) = v.get_mut("conditions").and_then(|c| c.as_array_mut()) {
-            cs.sort_by(|x, y| x["type"].as_str().cmp(&y["type"].as_str()));
-        }
-        v
+    fn by_type(s: &PodStatus) -> Vec<&PodCondition> {
+        let mut c: Vec<&PodCondition> = s.conditions.iter().flatten().collect();
+        c.sort_by(|x, y| x.type_.cmp(&y.type_));
+        c
+    }
+    let rest = |s: &PodStatus| PodStatus {
+        conditions: None,
+        ..s.clone()
     };
-    norm(old) == norm(new)
+    old.conditions.is_some() == new.conditions.is_some()
+        && by_type(old) == by_type(new)
+        && rest(old) == rest(new)
 }
 
 #[cfg(test)]
@@ -575,6 +579,31 @@ mod tests {
         );
         assert_eq!(phase("Never", true, true, &[]), "Failed");
         assert_eq!(phase("Always", true, true, &[]), "Pending");
+    }
+
+    #[test]
+    fn same_ignores_condition_order_only() {
+        let cond = |t: &str, st: &str| PodCondition {
+            type_: t.into(),
+            status: st.into(),
+            ..Default::default()
+        };
+        let a = PodStatus {
+            phase: Some("Running".into()),
+            conditions: Some(vec![cond("Ready", "True"), cond("Initialized", "True")]),
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        b.conditions = Some(vec![cond("Initialized", "True"), cond("Ready", "True")]);
+        assert!(same(&a, &b));
+        b.conditions = Some(vec![cond("Initialized", "True"), cond("Ready", "False")]);
+        assert!(!same(&a, &b));
+        let mut c = a.clone();
+        c.phase = Some("Succeeded".into());
+        assert!(!same(&a, &c));
+        c = a.clone();
+        c.conditions = None;
+        assert!(!same(&a, &c));
     }
 
     #[test]
