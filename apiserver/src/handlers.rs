@@ -365,12 +365,32 @@ impl AppState {
         change: &(dyn Fn(&Value) -> Result<Value, ApiError> + Send + Sync),
     ) -> Result<(Bytes, bool), ApiError> {
         let key = store_key(r, ns, name);
-        for _ in 0..64 {
-            let (cur_rev, cur_bytes, mut current) = self.current(r, ns, name).await?;
+        for attempt in 0..64 {
+            // First from the watch cache (no storage read); it can trail storage by the
+            // writes being flushed, and then the compare-and-swap fails and the retry reads
+            // storage.
+            let cached = (attempt == 0)
+                .then(|| self.cache.get(r, ns, name))
+                .flatten()
+                .and_then(|o| {
+                    Some((
+                        o.rev,
+                        o.bytes.to_vec(),
+                        serde_json::from_slice(&o.bytes).ok()?,
+                    ))
+                });
+            let from_cache = cached.is_some();
+            let (cur_rev, cur_bytes, mut current) = match cached {
+                Some(c) => c,
+                None => self.current(r, ns, name).await?,
+            };
             let mut new = change(&current)?;
             check_type(r, &mut new)?;
             let given_rv = str_at(&new, "/metadata/resourceVersion").to_string();
             if !given_rv.is_empty() && given_rv != cur_rev.to_string() {
+                if from_cache {
+                    continue; // the cache may trail: check against storage
+                }
                 return Err(ApiError::stale(r, name));
             }
             if str_at(&new, "/metadata/name") != name {

@@ -12,8 +12,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-fn labels<K: Object>(k: &K) -> std::collections::BTreeMap<String, String> {
-    k.metadata().labels.clone().unwrap_or_default()
+/// An object's labels, borrowed (a reconcile looks at every pod of its ReplicaSet).
+fn labels<K: Object>(k: &K) -> &std::collections::BTreeMap<String, String> {
+    static NONE: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    k.metadata().labels.as_ref().unwrap_or(&NONE)
 }
 
 fn refs_patch<K: Object>(k: &K, refs: Vec<Value>) -> Value {
@@ -44,7 +46,7 @@ where
     let owner_uid = owner.metadata().uid.clone().unwrap_or_default();
     let mut claimed = Vec::with_capacity(owned.len());
     for k in owned {
-        if !selector.is_empty() && selector.matches(&labels(&*k)) {
+        if !selector.is_empty() && selector.matches(labels(&*k)) {
             claimed.push(k);
             continue;
         }
@@ -67,7 +69,7 @@ where
     }
     for k in orphans {
         let m = k.metadata();
-        if m.deletion_timestamp.is_some() || !selector.matches(&labels(&*k)) {
+        if m.deletion_timestamp.is_some() || !selector.matches(labels(&*k)) {
             continue;
         }
         let name = m.name.clone().unwrap_or_default();

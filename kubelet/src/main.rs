@@ -87,6 +87,12 @@ async fn main() -> anyhow::Result<()> {
         .api_client
         .client(&args.server)
         .context("building the API client")?;
+    // Node heartbeats (Lease renewals, node status) go through their own client, as the
+    // kubelet's heartbeat client does, so a burst of pod work never delays them into NotReady.
+    let heartbeat_client = args
+        .api_client
+        .client(&args.server)
+        .context("building the heartbeat client")?;
     let config = match &args.runtime_config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -175,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
         ));
         managers.insert(cfg.name.clone(), pm);
         tokio::spawn(node::heartbeat(
-            client.clone(),
+            heartbeat_client.clone(),
             cfg.clone(),
             Duration::from_secs(args.lease_renew_seconds.max(1)),
             node_cache.clone(),

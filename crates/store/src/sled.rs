@@ -13,6 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 
 const REV_KEY: &[u8] = b"\x00rev";
 
+/// sled's page cache size.
+const SLED_CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 struct Pending {
     committed: Committed,
     ack: oneshot::Sender<()>,
@@ -78,6 +81,9 @@ impl SledStore {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            // Reads are served by the API server's watch cache; sled's own page cache only
+            // needs the pages being written (its default is 1 GiB).
+            .cache_capacity(SLED_CACHE_BYTES)
             .open()?;
         let tree = db.open_tree("objects")?;
         let mut rev = match tree.get(REV_KEY)? {
