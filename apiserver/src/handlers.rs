@@ -384,8 +384,19 @@ impl AppState {
                 Some(c) => c,
                 None => self.current(r, ns, name).await?,
             };
-            let mut new = change(&current)?;
-            check_type(r, &mut new)?;
+            // A verdict drawn from the cache's copy is checked against storage before it
+            // is returned.
+            macro_rules! or_recheck {
+                ($e:expr) => {
+                    match $e {
+                        Ok(v) => v,
+                        Err(_) if from_cache => continue,
+                        Err(e) => return Err(e),
+                    }
+                };
+            }
+            let mut new = or_recheck!(change(&current));
+            or_recheck!(check_type(r, &mut new));
             let given_rv = str_at(&new, "/metadata/resourceVersion").to_string();
             if !given_rv.is_empty() && given_rv != cur_rev.to_string() {
                 if from_cache {
@@ -439,15 +450,20 @@ impl AppState {
                 ownership::record_update(r, Some(&current), &mut new, m);
             }
             strategy::apply_defaults(r, &mut new);
-            strategy::validate(r, &new)?;
+            or_recheck!(strategy::validate(r, &new));
             if !internal_write {
-                strategy::validate_update(r, &current, &new)?;
+                or_recheck!(strategy::validate_update(r, &current, &new));
             }
             // `current` is not needed after this: compare it without its resourceVersion.
             if let Some(m) = current["metadata"].as_object_mut() {
                 m.remove("resourceVersion");
             }
             if current == new {
+                if from_cache {
+                    // "No change" must hold against storage: on etcd another API server's
+                    // acknowledged write may not have reached this cache yet.
+                    continue;
+                }
                 return Ok((Bytes::from(cur_bytes), false));
             }
             let finalizers_gone = new["metadata"]["finalizers"]
