@@ -1,5 +1,6 @@
-//! [`Recorder`]: writes core/v1 Events about objects (Scheduled, Pulling, SuccessfulCreate...),
-//! written in the background by a few workers, so `kubectl get events` tells what each component did. Like client-go's
+//! [`Recorder`]: writes core/v1 Events about objects (Scheduled, Pulling, SuccessfulCreate...)
+//! in the background, a few at a time, so `kubectl get events` tells what each component
+//! did without its events crowding out its own requests. Like client-go's
 //! event correlator, a repeat of the same event (same object, type, reason and message)
 //! bumps `count` and `lastTimestamp` of the existing Event instead of creating another.
 
@@ -44,13 +45,9 @@ impl Write {
 }
 
 /// Run queued writes, at most [`WRITERS`] at a time.
-async fn write_events(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Write>,
-    queued: Arc<std::sync::atomic::AtomicUsize>,
-) {
+async fn write_events(mut rx: tokio::sync::mpsc::Receiver<Write>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(WRITERS));
     while let Some(w) = rx.recv().await {
-        queued.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
@@ -69,8 +66,7 @@ pub struct Recorder {
     host: Option<String>,
     /// (object uid/name, field path, type, reason, message) -> (namespace, event name, count).
     seen: Seen,
-    writes: tokio::sync::mpsc::UnboundedSender<Write>,
-    queued: Arc<std::sync::atomic::AtomicUsize>,
+    writes: tokio::sync::mpsc::Sender<Write>,
 }
 
 /// A reference to the object an event is about.
@@ -91,28 +87,20 @@ impl Recorder {
     /// A recorder for `component` (e.g. `deployment-controller`), optionally on a host.
     /// Must be called inside a tokio runtime (it starts the background writer).
     pub fn new(client: &Client, component: &str, host: Option<&str>) -> Recorder {
-        let (writes, rx) = tokio::sync::mpsc::unbounded_channel();
-        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        tokio::spawn(write_events(rx, queued.clone()));
+        let (writes, rx) = tokio::sync::mpsc::channel(MAX_QUEUED);
+        tokio::spawn(write_events(rx));
         Recorder {
             client: client.clone(),
             component: component.to_string(),
             host: host.map(str::to_string),
             seen: Arc::default(),
             writes,
-            queued,
         }
     }
 
     fn enqueue(&self, w: Write) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if self.queued.fetch_add(1, Relaxed) >= MAX_QUEUED {
-            self.queued.fetch_sub(1, Relaxed);
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = self.writes.try_send(w) {
             tracing::warn!("event queue full ({MAX_QUEUED}); dropping an event");
-            return;
-        }
-        if self.writes.send(w).is_err() {
-            self.queued.fetch_sub(1, Relaxed);
         }
     }
 
