@@ -198,8 +198,8 @@ impl Store {
                     .map_err(|_| StoreError::Closed)?
                     .take()
                     .ok_or(StoreError::Closed)?;
-                let rev = store.current_rev();
-                Ok((store.scan_prefix(b"")?, rev, rx))
+                let (records, rev) = store.snapshot()?;
+                Ok((records, rev, rx))
             }
             Store::Etcd(e) => e.clone().list_and_watch().await,
         }

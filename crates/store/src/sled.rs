@@ -35,6 +35,9 @@ pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
     shared: Arc<Shared>,
+    /// The records read at open and their revision, until the first
+    /// [`SledStore::snapshot`].
+    initial: Mutex<Option<(Vec<Record>, u64)>>,
 }
 
 /// What the store and its flusher thread share (not the database, so dropping the store
@@ -59,6 +62,20 @@ fn encode(rev: u64, bytes: &[u8]) -> Vec<u8> {
     v.extend_from_slice(&rev.to_be_bytes());
     v.extend_from_slice(bytes);
     v
+}
+
+/// Every record under `prefix` with its revision and bytes, in key order.
+fn scan(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
+    let mut out = Vec::new();
+    for item in tree.scan_prefix(prefix) {
+        let (k, raw) = item?;
+        if k.as_ref() == REV_KEY {
+            continue;
+        }
+        let (rev, bytes) = decode(&k, &raw)?;
+        out.push((k.to_vec(), rev, bytes));
+    }
+    Ok(out)
 }
 
 fn decode(key: &[u8], raw: &[u8]) -> Result<(u64, Vec<u8>), StoreError> {
@@ -94,19 +111,18 @@ impl SledStore {
             }
             _ => 0,
         };
-        let mut revs = std::collections::HashMap::new();
-        for item in tree.iter() {
-            let (k, raw) = item?;
-            if k.as_ref() == REV_KEY {
-                continue;
-            }
-            let (r, _) = decode(&k, &raw[..raw.len().min(8)])?;
-            rev = rev.max(r);
-            revs.insert(k.to_vec(), r);
+        // One scan at open: the revisions for compare-and-swap, and the records the first
+        // `snapshot` hands to the API server's cache.
+        let records = scan(&tree, b"")?;
+        let mut revs = std::collections::HashMap::with_capacity(records.len());
+        for (k, r, _) in &records {
+            rev = rev.max(*r);
+            revs.insert(k.clone(), *r);
         }
         let store = Arc::new(SledStore {
             db,
             tree,
+            initial: Mutex::new(Some((records, rev))),
             shared: Arc::new(Shared {
                 state: Mutex::new(WriteState {
                     rev,
@@ -141,16 +157,19 @@ impl SledStore {
 
     /// Every key under `prefix` with its revision and bytes, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.tree.scan_prefix(prefix) {
-            let (k, raw) = item?;
-            if k.as_ref() == REV_KEY {
-                continue;
+        scan(&self.tree, prefix)
+    }
+
+    /// Every record and the revision they are current at: the first call returns those
+    /// read at open (no second scan).
+    pub fn snapshot(&self) -> Result<(Vec<Record>, u64), StoreError> {
+        match self.initial.lock().ok().and_then(|mut i| i.take()) {
+            Some(initial) => Ok(initial),
+            None => {
+                let rev = self.current_rev();
+                Ok((self.scan_prefix(b"")?, rev))
             }
-            let (rev, bytes) = decode(&k, &raw)?;
-            out.push((k.to_vec(), rev, bytes));
         }
-        Ok(out)
     }
 
     /// Write `key` if `expect` holds. `build` receives the revision the write will get (so the
@@ -336,5 +355,11 @@ mod tests {
         // The last write was a put: the counter is the newest value's revision.
         let (s, _rx) = SledStore::open(dir.path()).unwrap();
         assert_eq!(s.current_rev(), 5);
+        // The first snapshot is what open read; later ones scan again.
+        let (records, rev) = s.snapshot().unwrap();
+        let keys: Vec<&[u8]> = records.iter().map(|r| r.0.as_slice()).collect();
+        assert_eq!(keys, vec![&b"pods/default/a"[..], &b"pods/default/c"[..]]);
+        assert_eq!((rev, records[1].1), (5, 5));
+        assert_eq!(s.snapshot().unwrap().0, records);
     }
 }
