@@ -418,17 +418,32 @@ impl SchedCache {
         let mut g = self.lock();
         let mut info = NodeInfo::from_node(n);
         let name = info.name.clone();
-        let changed = g
-            .nodes
-            .get(&name)
-            .is_none_or(|old| scheduling_view(old) != scheduling_view(&info));
-        // Keep the aggregates: recompute from placed pods on this node.
-        for (node, p) in g.placed.values() {
-            if *node == name {
-                info.add(p, 1);
+        let changed = match g.nodes.get_mut(&name) {
+            Some(old) => {
+                // A known node (a heartbeat, a label): its pod aggregates carry over, so a
+                // status update costs nothing per pod.
+                let changed = scheduling_view(old) != scheduling_view(&info);
+                info.req_cpu = old.req_cpu;
+                info.req_mem = old.req_mem;
+                info.req_cpu_scored = old.req_cpu_scored;
+                info.req_mem_scored = old.req_mem_scored;
+                info.pods = old.pods;
+                info.owners = std::mem::take(&mut old.owners);
+                *old = info;
+                changed
             }
-        }
-        g.nodes.insert(name, info);
+            None => {
+                // A new node: count the pods already placed on it (a node deleted and
+                // re-registered while its pods stayed).
+                for (node, p) in g.placed.values() {
+                    if *node == name {
+                        info.add(p, 1);
+                    }
+                }
+                g.nodes.insert(name, info);
+                true
+            }
+        };
         changed
     }
 
@@ -489,5 +504,59 @@ impl SchedCache {
             g.next_start = last;
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(name: &str, ready: bool) -> Node {
+        serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "status": {
+                "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+                "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]
+            }
+        }))
+        .unwrap_or_default()
+    }
+
+    fn pod_on(owner: &str) -> PodInfo {
+        PodInfo {
+            cpu: 500,
+            mem: 1 << 20,
+            owner: Some(owner.into()),
+            namespace: "default".into(),
+            ..Default::default()
+        }
+    }
+
+    fn counted(c: &SchedCache, name: &str) -> (i64, i64, u32) {
+        let g = c.lock();
+        let n = &g.nodes[name];
+        (n.pods, n.req_cpu, n.owners.get("rs-1").copied().unwrap_or(0))
+    }
+
+    #[test]
+    fn node_updates_keep_the_pods_counted_on_it() {
+        let c = SchedCache::default();
+        assert!(c.set_node(&node("n1", true)), "a new node can make pods fit");
+        c.place("default/a", "n1", pod_on("rs-1"));
+        c.place("default/b", "n1", pod_on("rs-1"));
+        assert_eq!(counted(&c, "n1"), (2, 1000, 2));
+        // A heartbeat (same scheduling view) changes nothing and keeps the counts.
+        assert!(!c.set_node(&node("n1", true)));
+        assert_eq!(counted(&c, "n1"), (2, 1000, 2));
+        // A readiness change matters to scheduling, and still keeps the counts.
+        assert!(c.set_node(&node("n1", false)));
+        assert_eq!(counted(&c, "n1"), (2, 1000, 2));
+        c.unplace("default/a");
+        assert_eq!(counted(&c, "n1"), (1, 500, 1));
+        // Deleted and registered again: the pods still placed there are counted anew.
+        c.remove_node("n1");
+        assert!(c.set_node(&node("n1", true)));
+        assert_eq!(counted(&c, "n1"), (1, 500, 1));
     }
 }
