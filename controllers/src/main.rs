@@ -269,12 +269,25 @@ async fn main() -> anyhow::Result<()> {
             for uid in owner_refs(c) {
                 if let Some(rs) = rs_store.by_index("uid", &uid).first() {
                     let k = meta_key(&rs.metadata);
-                    match c {
+                    let now = match c {
                         Change::Applied { old: None, .. } => rs_ctx2.expectations.observed_add(&k),
                         Change::Deleted(_) => rs_ctx2.expectations.observed_delete(&k),
-                        _ => {}
+                        Change::Applied {
+                            old: Some(old),
+                            new,
+                        } => {
+                            util::is_active(old) != util::is_active(new)
+                                || old.metadata.labels != new.metadata.labels
+                                || old.metadata.owner_references != new.metadata.owner_references
+                                || old.metadata.deletion_timestamp.is_some()
+                                    != new.metadata.deletion_timestamp.is_some()
+                        }
+                    };
+                    if now {
+                        rq.add(k);
+                    } else {
+                        rq.add_after(k, replicaset::STATUS_BATCH);
                     }
-                    rq.add(k);
                     gq.add(gc::gc_key("ReplicaSet", &rs.metadata));
                 }
             }

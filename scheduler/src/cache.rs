@@ -81,6 +81,8 @@ pub struct PodInfo {
     pub tolerates_unschedulable: bool,
     /// Controller owner UID (for spreading).
     pub owner: Option<String>,
+    /// The owner's number in the cache (set when the pod is placed).
+    pub owner_id: Option<u32>,
     /// Namespace.
     pub namespace: String,
     /// Labels.
@@ -191,6 +193,7 @@ impl PodInfo {
                 .flatten()
                 .find(|r| r.controller == Some(true))
                 .map(|r| r.uid.clone()),
+            owner_id: None,
         }
     }
 }
@@ -224,8 +227,9 @@ pub struct NodeInfo {
     pub req_mem_scored: i64,
     /// Pods on it.
     pub pods: i64,
-    /// Pods on it per controller owner UID.
-    pub owners: HashMap<String, u32>,
+    /// Pods on it per controller owner (numbered by the cache: a score reads this for
+    /// every node it looks at, so it is a short list of integers, not a map of UIDs).
+    pub owners: Vec<(u32, u32)>,
 }
 
 impl NodeInfo {
@@ -265,14 +269,27 @@ impl NodeInfo {
         self.req_cpu_scored += sign * if p.cpu == 0 { 100 } else { p.cpu };
         self.req_mem_scored += sign * if p.mem == 0 { 200 * 1024 * 1024 } else { p.mem };
         self.pods += sign;
-        if let Some(o) = &p.owner {
-            let e = self.owners.entry(o.clone()).or_insert(0);
-            if sign > 0 {
-                *e += 1;
-            } else {
-                *e = e.saturating_sub(1);
+        if let Some(id) = p.owner_id {
+            match self.owners.iter().position(|(o, _)| *o == id) {
+                Some(i) if sign > 0 => self.owners[i].1 += 1,
+                Some(i) => {
+                    self.owners[i].1 = self.owners[i].1.saturating_sub(1);
+                    if self.owners[i].1 == 0 {
+                        self.owners.swap_remove(i);
+                    }
+                }
+                None if sign > 0 => self.owners.push((id, 1)),
+                None => {}
             }
         }
+    }
+
+    /// Pods on it of the owner numbered `id`.
+    pub fn owned_by(&self, id: u32) -> u32 {
+        self.owners
+            .iter()
+            .find(|(o, _)| *o == id)
+            .map_or(0, |(_, n)| *n)
     }
 }
 
@@ -287,6 +304,10 @@ struct Inner {
     with_anti: HashSet<String>,
     /// Where the next decision starts looking (kube-scheduler's `nextStartNodeIndex`).
     next_start: String,
+    /// Owner UID -> (its number, placed pods it owns).
+    owner_ids: HashMap<String, (u32, usize)>,
+    /// The next owner number.
+    next_owner_id: u32,
 }
 
 impl Inner {
@@ -302,7 +323,27 @@ impl Inner {
                 }
             }
             self.with_anti.remove(key);
+            if let Some(o) = &p.owner {
+                if let Some(e) = self.owner_ids.get_mut(o) {
+                    e.1 -= 1;
+                    if e.1 == 0 {
+                        self.owner_ids.remove(o);
+                    }
+                }
+            }
         }
+    }
+
+    /// The number of a placed pod's owner, counting one more pod of it.
+    fn intern_owner(&mut self, owner: &str) -> u32 {
+        if let Some(e) = self.owner_ids.get_mut(owner) {
+            e.1 += 1;
+            return e.0;
+        }
+        let id = self.next_owner_id;
+        self.next_owner_id = self.next_owner_id.wrapping_add(1);
+        self.owner_ids.insert(owner.to_string(), (id, 1));
+        id
     }
 
     /// The placed pods a term can match, with their node's labels.
@@ -342,6 +383,11 @@ impl Inner {
     /// Everything one scheduling attempt of `pod` needs beyond a single node.
     fn cycle<'a>(&self, pod: &'a PodInfo) -> Cycle<'a> {
         let mut c = Cycle::new(pod);
+        c.owner_id = pod
+            .owner
+            .as_ref()
+            .and_then(|o| self.owner_ids.get(o))
+            .map(|e| e.0);
         c.affinity = pod.affinity.iter().map(|t| self.term_counts(t)).collect();
         c.anti_affinity = pod
             .anti_affinity
@@ -453,9 +499,10 @@ impl SchedCache {
     }
 
     /// Count a pod on a node (bound, or assumed by us). Idempotent per pod key.
-    pub fn place(&self, key: &str, node: &str, p: PodInfo) {
+    pub fn place(&self, key: &str, node: &str, mut p: PodInfo) {
         let mut g = self.lock();
         g.unplace(key);
+        p.owner_id = p.owner.as_deref().map(|o| g.intern_owner(o));
         if let Some(n) = g.nodes.get_mut(node) {
             n.add(&p, 1);
         }
@@ -536,13 +583,17 @@ mod tests {
     fn counted(c: &SchedCache, name: &str) -> (i64, i64, u32) {
         let g = c.lock();
         let n = &g.nodes[name];
-        (n.pods, n.req_cpu, n.owners.get("rs-1").copied().unwrap_or(0))
+        let id = g.owner_ids.get("rs-1").map_or(u32::MAX, |e| e.0);
+        (n.pods, n.req_cpu, n.owned_by(id))
     }
 
     #[test]
     fn node_updates_keep_the_pods_counted_on_it() {
         let c = SchedCache::default();
-        assert!(c.set_node(&node("n1", true)), "a new node can make pods fit");
+        assert!(
+            c.set_node(&node("n1", true)),
+            "a new node can make pods fit"
+        );
         c.place("default/a", "n1", pod_on("rs-1"));
         c.place("default/b", "n1", pod_on("rs-1"));
         assert_eq!(counted(&c, "n1"), (2, 1000, 2));

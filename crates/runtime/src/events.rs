@@ -2,7 +2,10 @@
 //! in the background, a few at a time, so `kubectl get events` tells what each component
 //! did without its events crowding out its own requests. Like client-go's
 //! event correlator, a repeat of the same event (same object, type, reason and message)
-//! bumps `count` and `lastTimestamp` of the existing Event instead of creating another.
+//! bumps `count` and `lastTimestamp` of the existing Event instead of creating another, and
+//! like its spam filter, each source may write 25 events about one object at once and then
+//! one every 5 minutes (a ReplicaSet of 100,000 pods gets 25 `SuccessfulCreate` Events, not
+//! 100,000; each pod still gets its own few).
 
 use coxswain_client::{Api, Client, Object};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
@@ -25,6 +28,34 @@ const MAX_QUEUED: usize = 100_000;
 
 /// Aggregation key -> (namespace, event name, count).
 type Seen = Arc<Mutex<HashMap<String, (String, String, i32)>>>;
+
+/// Events a source may write about one object at once (client-go's `defaultSpamBurst`).
+const SPAM_BURST: f64 = 25.0;
+/// Tokens regained per second after that (client-go's `defaultSpamQPS`: one per 5 minutes).
+const SPAM_QPS: f64 = 1.0 / 300.0;
+
+/// Source + object -> (tokens left, when last counted): client-go's
+/// `EventSourceObjectSpamFilter`, a token bucket per key.
+#[derive(Default)]
+struct SpamFilter(HashMap<String, (f64, std::time::Instant)>);
+
+impl SpamFilter {
+    /// Whether one more event under `key` may be written now.
+    fn allow(&mut self, key: &str, now: std::time::Instant) -> bool {
+        if !self.0.contains_key(key) && self.0.len() >= REMEMBERED {
+            self.0.clear();
+        }
+        let (tokens, last) = self.0.entry(key.to_string()).or_insert((SPAM_BURST, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * SPAM_QPS).min(SPAM_BURST);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 /// One background write.
 enum Write {
@@ -66,6 +97,8 @@ pub struct Recorder {
     host: Option<String>,
     /// (object uid/name, field path, type, reason, message) -> (namespace, event name, count).
     seen: Seen,
+    /// Per-object rate limit of this source (component and host).
+    spam: Arc<Mutex<SpamFilter>>,
     writes: tokio::sync::mpsc::Sender<Write>,
 }
 
@@ -94,6 +127,7 @@ impl Recorder {
             component: component.to_string(),
             host: host.map(str::to_string),
             seen: Arc::default(),
+            spam: Arc::default(),
             writes,
         }
     }
@@ -109,6 +143,7 @@ impl Recorder {
         Recorder {
             host: Some(host.to_string()),
             seen: Arc::default(),
+            spam: Arc::default(),
             ..self.clone()
         }
     }
@@ -120,6 +155,22 @@ impl Recorder {
             .clone()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "default".to_string());
+        let spam_key = format!(
+            "{}\u{0}{}\u{0}{}\u{0}{}",
+            about.kind.as_deref().unwrap_or(""),
+            ns,
+            about.name.as_deref().unwrap_or(""),
+            about.uid.as_deref().unwrap_or(""),
+        );
+        let allowed = self
+            .spam
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow(&spam_key, std::time::Instant::now());
+        if !allowed {
+            tracing::debug!(reason, object = ?about.name, "event dropped: too many about this object");
+            return;
+        }
         let now = chrono::Utc::now();
         let agg_key = format!(
             "{}/{}\u{0}{}\u{0}{type_}\u{0}{reason}\u{0}{message}",
@@ -179,5 +230,26 @@ impl Recorder {
         }
         let api: Api<Event> = Api::namespaced(&self.client, &ns);
         self.enqueue(Write::Create(api, Box::new(ev)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn spam_filter_allows_a_burst_then_one_per_five_minutes() {
+        let mut f = SpamFilter::default();
+        let t0 = Instant::now();
+        let allowed = (0..100).filter(|_| f.allow("rs-a", t0)).count();
+        assert_eq!(allowed, 25, "the burst");
+        assert!(f.allow("rs-b", t0), "another object has its own bucket");
+        assert!(!f.allow("rs-a", t0 + Duration::from_secs(299)));
+        assert!(
+            f.allow("rs-a", t0 + Duration::from_secs(301)),
+            "one token back after 300 s"
+        );
+        assert!(!f.allow("rs-a", t0 + Duration::from_secs(302)));
     }
 }

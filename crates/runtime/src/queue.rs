@@ -1,11 +1,14 @@
 //! [`Queue`]: a work queue of object keys. A key is queued at most once however often it is
 //! added; a key being processed is not handed to another worker (if it is added meanwhile it
-//! is queued again when the worker calls `done`); failures back off per key.
+//! is queued again when the worker calls `done`); failures back off per key. A key added
+//! with a delay waits once: adding it again with a later time is a no-op, with an earlier
+//! time brings it forward (client-go's delaying queue keeps the earliest time too).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 #[derive(Default)]
 struct Inner {
@@ -13,6 +16,8 @@ struct Inner {
     dirty: HashSet<String>,
     processing: HashSet<String>,
     failures: HashMap<String, u32>,
+    /// Keys added with a delay and when they are due.
+    waiting: HashMap<String, Instant>,
 }
 
 /// The queue. Clone to share.
@@ -46,14 +51,40 @@ impl Queue {
         }
     }
 
-    /// Queue a key after a delay.
+    /// Queue a key after a delay (no-op if it already waits to be queued no later).
     pub fn add_after(&self, key: impl Into<String>, delay: Duration) {
-        let q = self.clone();
         let key = key.into();
+        let due = Instant::now() + delay;
+        {
+            let mut g = self.lock();
+            match g.waiting.get_mut(&key) {
+                Some(d) if *d <= due => return,
+                Some(d) => *d = due,
+                None => {
+                    g.waiting.insert(key.clone(), due);
+                }
+            }
+        }
+        let q = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep_until(due).await;
+            {
+                let mut g = q.lock();
+                // Gone: an earlier timer of the same key queued it already.
+                match g.waiting.get(&key) {
+                    Some(d) if *d <= Instant::now() => {
+                        g.waiting.remove(&key);
+                    }
+                    _ => return,
+                }
+            }
             q.add(key);
         });
+    }
+
+    /// Keys waiting for their delay.
+    pub fn delayed(&self) -> usize {
+        self.lock().waiting.len()
     }
 
     /// Queue a key after its per-key backoff (5 ms doubling, at most 30 s).
@@ -134,5 +165,27 @@ mod tests {
         assert_eq!(q.pop().await, "b");
         q.done("a");
         assert_eq!(q.pop().await, "a");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delayed_key_waits_once_at_its_earliest_time() {
+        let q = Queue::new();
+        q.add_after("a", Duration::from_secs(10));
+        q.add_after("a", Duration::from_secs(20)); // later: no-op
+        q.add_after("a", Duration::from_secs(1)); // earlier: brought forward
+        assert_eq!(q.delayed(), 1);
+        assert!(q.is_empty());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(q.len(), 1, "due after 1 s");
+        assert_eq!(q.delayed(), 0);
+        assert_eq!(q.pop().await, "a");
+        q.done("a");
+        // The 10 s timer finds nothing waiting and queues nothing.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(q.is_empty());
+        // Waiting again after it fired works as before.
+        q.add_after("a", Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(q.len(), 1);
     }
 }

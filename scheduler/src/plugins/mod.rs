@@ -30,6 +30,8 @@ pub struct Cycle<'a> {
     pub forbidden: HashSet<(String, String)>,
     /// Per spread constraint: every eligible domain -> matching pods (zeros included).
     pub spread: Vec<HashMap<String, i64>>,
+    /// The number the cache gave the pod's controller owner, if any of its pods is placed.
+    pub owner_id: Option<u32>,
 }
 
 impl<'a> Cycle<'a> {
@@ -42,6 +44,7 @@ impl<'a> Cycle<'a> {
             preferred: Vec::new(),
             forbidden: HashSet::new(),
             spread: Vec::new(),
+            owner_id: None,
         }
     }
 }

@@ -12,10 +12,10 @@ impl Score for SelectorSpread {
         "SelectorSpread"
     }
     fn score(&self, c: &Cycle, n: &NodeInfo) -> i64 {
-        let Some(owner) = &c.pod.owner else {
+        // No owner, or none of its pods placed yet: every node is as good.
+        let Some(id) = c.owner_id else {
             return 100;
         };
-        let same = n.owners.get(owner).copied().unwrap_or(0);
-        100 / (1 + same as i64)
+        100 / (1 + n.owned_by(id) as i64)
     }
 }
