@@ -11,6 +11,7 @@
 use bytes::Bytes;
 use coxswain_api::resources::{ResourceInfo, RESOURCES};
 use coxswain_api::selector::{FieldSelector, LabelSelector};
+use coxswain_api::At;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -38,7 +39,7 @@ impl Obj {
     pub fn new(r: &ResourceInfo, rev: u64, v: &Value, bytes: Bytes) -> Obj {
         let meta = &v["metadata"];
         let s = |p: &str| {
-            v.pointer(p)
+            v.at(p)
                 .and_then(|x| match x {
                     Value::String(s) => Some(s.clone()),
                     Value::Bool(b) => Some(b.to_string()),

@@ -17,6 +17,7 @@ use coxswain_api::patch;
 use coxswain_api::resources::{by_plural, ResourceInfo};
 use coxswain_api::selector::{FieldSelector, LabelSelector};
 use coxswain_api::status::{ApiError, Cause};
+use coxswain_api::At;
 use coxswain_store::{Expect, Op, StoreError};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -166,7 +167,7 @@ fn now() -> String {
 }
 
 fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
-    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+    v.at(p).and_then(Value::as_str).unwrap_or("")
 }
 
 /// Check `apiVersion`/`kind` against the URL (filling them in when absent).
@@ -239,15 +240,15 @@ fn random_suffix() -> String {
 
 fn qos_class(pod: &Value) -> &'static str {
     let cs = pod
-        .pointer("/spec/containers")
+        .at("/spec/containers")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
     let mut any = false;
     let mut guaranteed = !cs.is_empty();
     for c in &cs {
-        let req = c.pointer("/resources/requests");
-        let lim = c.pointer("/resources/limits");
+        let req = c.at("/resources/requests");
+        let lim = c.at("/resources/limits");
         if req.is_some_and(|r| r.as_object().is_some_and(|m| !m.is_empty()))
             || lim.is_some_and(|l| l.as_object().is_some_and(|m| !m.is_empty()))
         {
@@ -302,7 +303,7 @@ impl AppState {
             None => Err(ApiError::namespace_not_found(ns)),
             Some(o) => {
                 let v: Value = serde_json::from_slice(&o.bytes).unwrap_or_default();
-                if v.pointer("/metadata/deletionTimestamp").is_some() {
+                if v.at("/metadata/deletionTimestamp").is_some() {
                     Err(ApiError::forbidden(format!(
                         "unable to create new content in namespace {ns} because it is being terminated"
                     )))
@@ -441,8 +442,8 @@ impl AppState {
                 }
                 new["metadata"]["generation"] = json!(g);
             }
-            if new.pointer("/metadata/managedFields").is_none() {
-                if let Some(mf) = current.pointer("/metadata/managedFields") {
+            if new.at("/metadata/managedFields").is_none() {
+                if let Some(mf) = current.at("/metadata/managedFields") {
                     new["metadata"]["managedFields"] = mf.clone();
                 }
             }
@@ -836,17 +837,14 @@ fn merge_for_subresource(
     if status_only {
         let mut out = cur.clone();
         out["status"] = new.get("status").cloned().unwrap_or(json!({}));
-        if let Some(rv) = new.pointer("/metadata/resourceVersion") {
+        if let Some(rv) = new.at("/metadata/resourceVersion") {
             out["metadata"]["resourceVersion"] = rv.clone();
         }
         return out;
     }
     if finalize {
         let mut out = cur.clone();
-        out["spec"]["finalizers"] = new
-            .pointer("/spec/finalizers")
-            .cloned()
-            .unwrap_or(json!([]));
+        out["spec"]["finalizers"] = new.at("/spec/finalizers").cloned().unwrap_or(json!([]));
         return out;
     }
     if r.has_status {
@@ -1009,7 +1007,7 @@ fn mark_deleting(r: &ResourceInfo, cur: &Value, o: &DeleteOptions) -> Option<Val
         && !matches!(str_at(cur, "/status/phase"), "Succeeded" | "Failed");
     let grace = if bound_pod {
         o.grace.unwrap_or_else(|| {
-            cur.pointer("/spec/terminationGracePeriodSeconds")
+            cur.at("/spec/terminationGracePeriodSeconds")
                 .and_then(Value::as_i64)
                 .unwrap_or(30)
         })
@@ -1072,7 +1070,7 @@ pub async fn delete(
     for _ in 0..64 {
         let (rev, bytes, cur) = st.current(r, &ns, name).await?;
         let uid = str_at(&cur, "/metadata/uid");
-        if let Some(want) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
+        if let Some(want) = opts.at("/preconditions/uid").and_then(Value::as_str) {
             if want != uid {
                 return Err(ApiError::conflict(
                     r,
@@ -1084,7 +1082,7 @@ pub async fn delete(
             }
         }
         if let Some(want) = opts
-            .pointer("/preconditions/resourceVersion")
+            .at("/preconditions/resourceVersion")
             .and_then(Value::as_str)
         {
             if want != rev.to_string() {
@@ -1132,7 +1130,7 @@ pub async fn scale(
     let ns = t.namespace.clone().unwrap_or_default();
     let to_scale = |v: &Value| -> Value {
         let sel = v
-            .pointer("/spec/selector/matchLabels")
+            .at("/spec/selector/matchLabels")
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
@@ -1145,8 +1143,8 @@ pub async fn scale(
             "metadata": {"name": v["metadata"]["name"], "namespace": v["metadata"]["namespace"],
                 "uid": v["metadata"]["uid"], "resourceVersion": v["metadata"]["resourceVersion"],
                 "creationTimestamp": v["metadata"]["creationTimestamp"]},
-            "spec": {"replicas": v.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
-            "status": {"replicas": v.pointer("/status/replicas").cloned().unwrap_or(json!(0)), "selector": sel}})
+            "spec": {"replicas": v.at("/spec/replicas").cloned().unwrap_or(json!(0))},
+            "status": {"replicas": v.at("/status/replicas").cloned().unwrap_or(json!(0)), "selector": sel}})
     };
     if method == axum::http::Method::GET {
         let o = st
@@ -1168,7 +1166,7 @@ pub async fn scale(
         } else {
             patch::merge_patch(&mut s, &p);
         }
-        let replicas = s.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+        let replicas = s.at("/spec/replicas").cloned().unwrap_or(json!(0));
         if replicas.as_i64().is_none_or(|n| n < 0) {
             return Err(ApiError::invalid(
                 r,
@@ -1182,10 +1180,7 @@ pub async fn scale(
         }
         let mut out = cur.clone();
         out["spec"]["replicas"] = replicas;
-        if let Some(rv) = s
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-        {
+        if let Some(rv) = s.at("/metadata/resourceVersion").and_then(Value::as_str) {
             if is_put && !rv.is_empty() {
                 out["metadata"]["resourceVersion"] = json!(rv);
             }
@@ -1237,7 +1232,7 @@ pub async fn bind(
         let mut out = cur.clone();
         out["spec"]["nodeName"] = json!(node);
         let mut conds: Vec<Value> = cur
-            .pointer("/status/conditions")
+            .at("/status/conditions")
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();

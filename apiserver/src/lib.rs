@@ -39,6 +39,7 @@ use axum::Router;
 use cache::{Cache, Obj};
 use coxswain_api::resources::by_plural;
 use coxswain_api::status::ApiError;
+use coxswain_api::At;
 use coxswain_store::{Committed, Feed, Store};
 use error::{error_response, json_response};
 use handlers::Query;
@@ -194,7 +195,7 @@ async fn expire_events(st: Arc<AppState>, ttl: std::time::Duration) {
                 "/metadata/creationTimestamp",
             ]
             .iter()
-            .filter_map(|p| v.pointer(p).and_then(Value::as_str))
+            .filter_map(|p| v.at(p).and_then(Value::as_str))
             .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&chrono::Utc))
             .max();

@@ -9,6 +9,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use coxswain_api::resources::by_plural;
 use coxswain_api::status::ApiError;
+use coxswain_api::At;
 use serde_json::Value;
 
 /// Proxy a container's log from its kubelet.
@@ -21,7 +22,7 @@ pub async fn logs(st: &AppState, t: &Target, name: &str, q: &Query) -> Result<Re
     let pod: Value =
         serde_json::from_slice(&pod.bytes).map_err(|e| ApiError::internal(e.to_string()))?;
     let containers: Vec<String> = pod
-        .pointer("/spec/containers")
+        .at("/spec/containers")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -45,7 +46,7 @@ pub async fn logs(st: &AppState, t: &Target, name: &str, q: &Query) -> Result<Re
         }
     };
     let node = pod
-        .pointer("/spec/nodeName")
+        .at("/spec/nodeName")
         .and_then(Value::as_str)
         .unwrap_or("");
     if node.is_empty() {
@@ -61,14 +62,14 @@ pub async fn logs(st: &AppState, t: &Target, name: &str, q: &Query) -> Result<Re
     let n: Value =
         serde_json::from_slice(&n.bytes).map_err(|e| ApiError::internal(e.to_string()))?;
     let ip = n
-        .pointer("/status/addresses")
+        .at("/status/addresses")
         .and_then(Value::as_array)
         .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
         .and_then(|x| x["address"].as_str())
         .unwrap_or("127.0.0.1")
         .to_string();
     let port = n
-        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
+        .at("/status/daemonEndpoints/kubeletEndpoint/Port")
         .and_then(Value::as_u64)
         .unwrap_or(10250);
     let mut url = format!("http://{ip}:{port}/containerLogs/{ns}/{name}/{container}?");

@@ -7,6 +7,7 @@ use coxswain_api::managed::{self, FieldSet};
 use coxswain_api::patch;
 use coxswain_api::resources::ResourceInfo;
 use coxswain_api::status::{ApiError, Cause};
+use coxswain_api::At;
 use serde_json::{json, Value};
 
 fn now() -> String {
@@ -21,7 +22,7 @@ struct Entry {
 }
 
 fn entries(obj: &Value) -> Vec<Entry> {
-    obj.pointer("/metadata/managedFields")
+    obj.at("/metadata/managedFields")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()

@@ -7,6 +7,7 @@ use coxswain_api::validation::{
     is_dns1123_label, is_dns1123_subdomain, is_label_value, DNS1123_LABEL_MSG,
     DNS1123_SUBDOMAIN_MSG,
 };
+use coxswain_api::At;
 use serde_json::{json, Map, Value};
 
 fn obj<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
@@ -154,10 +155,7 @@ fn default_pod_admission(spec: &mut Value) {
 /// Validate an object about to be stored; every problem is one cause naming its field.
 pub fn validate(r: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
     let mut causes = Vec::new();
-    let name = v
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let name = v.at("/metadata/name").and_then(Value::as_str).unwrap_or("");
     if name.is_empty() {
         causes.push(Cause {
             reason: "FieldValueRequired".into(),
@@ -179,7 +177,7 @@ pub fn validate(r: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
             DNS1123_SUBDOMAIN_MSG,
         ));
     }
-    if let Some(labels) = v.pointer("/metadata/labels").and_then(Value::as_object) {
+    if let Some(labels) = v.at("/metadata/labels").and_then(Value::as_object) {
         for (k, val) in labels {
             match val.as_str() {
                 Some(s) if is_label_value(s) => {}
@@ -254,7 +252,7 @@ fn validate_pod_spec(spec: Option<&Value>, path: &str, causes: &mut Vec<Cause>) 
 }
 
 fn validate_workload(v: &Value, causes: &mut Vec<Cause>) {
-    match v.pointer("/spec/replicas") {
+    match v.at("/spec/replicas") {
         Some(Value::Number(n)) if n.as_i64().is_some_and(|x| x >= 0) => {}
         Some(Value::Number(n)) => causes.push(Cause::invalid(
             "spec.replicas",
@@ -264,7 +262,7 @@ fn validate_workload(v: &Value, causes: &mut Vec<Cause>) {
         Some(other) => causes.push(Cause::invalid("spec.replicas", other, "must be an integer")),
         None => {}
     }
-    let selector = v.pointer("/spec/selector");
+    let selector = v.at("/spec/selector");
     let match_labels = selector
         .and_then(|s| s.get("matchLabels"))
         .and_then(Value::as_object);
@@ -276,7 +274,7 @@ fn validate_workload(v: &Value, causes: &mut Vec<Cause>) {
         causes.push(Cause::required("spec.selector"));
     }
     let tmpl_labels = v
-        .pointer("/spec/template/metadata/labels")
+        .at("/spec/template/metadata/labels")
         .and_then(Value::as_object);
     if let Some(ml) = match_labels {
         let ok = ml
@@ -290,11 +288,7 @@ fn validate_workload(v: &Value, causes: &mut Vec<Cause>) {
             ));
         }
     }
-    validate_pod_spec(
-        v.pointer("/spec/template/spec"),
-        "spec.template.spec",
-        causes,
-    );
+    validate_pod_spec(v.at("/spec/template/spec"), "spec.template.spec", causes);
 }
 
 /// Whether spec-like content changed (the fields that bump `metadata.generation`).
@@ -337,8 +331,8 @@ fn qos_class(spec: Option<&Value>) -> &'static str {
         .flatten();
     let (mut any, mut guaranteed) = (false, true);
     for c in containers {
-        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
-        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+        let requests = c.at("/resources/requests").and_then(Value::as_object);
+        let limits = c.at("/resources/limits").and_then(Value::as_object);
         let has = |m: Option<&Map<String, Value>>| m.is_some_and(|m| !m.is_empty());
         any |= has(requests) || has(limits);
         for res in ["cpu", "memory"] {
@@ -372,7 +366,7 @@ fn qos_class(spec: Option<&Value>) -> &'static str {
 /// Rules on what an update may change.
 pub fn validate_update(r: &ResourceInfo, old: &Value, new: &Value) -> Result<(), ApiError> {
     let name = new
-        .pointer("/metadata/name")
+        .at("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("");
     match r.plural {
@@ -405,7 +399,7 @@ pub fn validate_update(r: &ResourceInfo, old: &Value, new: &Value) -> Result<(),
             }
         }
         "deployments" | "replicasets" => {
-            let (a, b) = (old.pointer("/spec/selector"), new.pointer("/spec/selector"));
+            let (a, b) = (old.at("/spec/selector"), new.at("/spec/selector"));
             if a != b {
                 return Err(ApiError::invalid(
                     r,

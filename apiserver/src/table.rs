@@ -3,6 +3,7 @@
 
 use crate::cache::Obj;
 use coxswain_api::resources::ResourceInfo;
+use coxswain_api::At;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -63,7 +64,7 @@ fn age(ts: &Value) -> String {
 }
 
 fn s(v: &Value, p: &str) -> String {
-    match v.pointer(p) {
+    match v.at(p) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::Bool(b)) => b.to_string(),
@@ -72,7 +73,7 @@ fn s(v: &Value, p: &str) -> String {
 }
 
 fn n(v: &Value, p: &str) -> i64 {
-    v.pointer(p).and_then(Value::as_i64).unwrap_or(0)
+    v.at(p).and_then(Value::as_i64).unwrap_or(0)
 }
 
 fn or_none(x: String) -> String {
@@ -90,7 +91,7 @@ fn col(name: &str, ty: &str, priority: u8) -> Value {
 
 fn containers_images_selector(v: &Value) -> [String; 3] {
     let cs = v
-        .pointer("/spec/template/spec/containers")
+        .at("/spec/template/spec/containers")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
@@ -105,7 +106,7 @@ fn containers_images_selector(v: &Value) -> [String; 3] {
         .collect::<Vec<_>>()
         .join(",");
     let sel = v
-        .pointer("/spec/selector/matchLabels")
+        .at("/spec/selector/matchLabels")
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
@@ -127,7 +128,7 @@ pub fn pod_status_and_restarts(v: &Value) -> (String, String) {
         reason = r;
     }
     let list = |p: &str| {
-        v.pointer(p)
+        v.at(p)
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default()
@@ -137,7 +138,7 @@ pub fn pod_status_and_restarts(v: &Value) -> (String, String) {
     fn note_restart(c: &Value, restarts: &mut i64, last: &mut Option<String>) {
         *restarts += n(c, "/restartCount");
         if let Some(t) = c
-            .pointer("/lastState/terminated/finishedAt")
+            .at("/lastState/terminated/finishedAt")
             .and_then(Value::as_str)
         {
             if last.as_deref().is_none_or(|cur| t > cur) {
@@ -147,15 +148,13 @@ pub fn pod_status_and_restarts(v: &Value) -> (String, String) {
     }
     let init = list("/status/initContainerStatuses");
     let init_total = v
-        .pointer("/spec/initContainers")
+        .at("/spec/initContainers")
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
     let mut initializing = false;
     for (i, c) in init.iter().enumerate() {
         note_restart(c, &mut restarts, &mut last_restart);
-        let code = c
-            .pointer("/state/terminated/exitCode")
-            .and_then(Value::as_i64);
+        let code = c.at("/state/terminated/exitCode").and_then(Value::as_i64);
         let t = s(c, "/state/terminated/reason");
         let w = s(c, "/state/waiting/reason");
         match code {
@@ -174,7 +173,7 @@ pub fn pod_status_and_restarts(v: &Value) -> (String, String) {
         break;
     }
     let initialized = v
-        .pointer("/status/conditions")
+        .at("/status/conditions")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -191,15 +190,15 @@ pub fn pod_status_and_restarts(v: &Value) -> (String, String) {
                 reason = w;
             } else if !t.is_empty() {
                 reason = t;
-            } else if let Some(code) = c.pointer("/state/terminated/exitCode") {
+            } else if let Some(code) = c.at("/state/terminated/exitCode") {
                 reason = format!("ExitCode:{code}");
-            } else if c.pointer("/state/running").is_some() && c["ready"].as_bool() == Some(true) {
+            } else if c.at("/state/running").is_some() && c["ready"].as_bool() == Some(true) {
                 running = true;
             }
         }
         if reason == "Completed" && running {
             let ready = v
-                .pointer("/status/conditions")
+                .at("/status/conditions")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
@@ -208,7 +207,7 @@ pub fn pod_status_and_restarts(v: &Value) -> (String, String) {
         }
     }
     let phase = s(v, "/status/phase");
-    if v.pointer("/metadata/deletionTimestamp").is_some() {
+    if v.at("/metadata/deletionTimestamp").is_some() {
         if s(v, "/status/reason") == "NodeLost" {
             reason = "Unknown".into();
         } else if phase != "Succeeded" && phase != "Failed" {
@@ -228,12 +227,12 @@ fn columns_and_cells(r: &ResourceInfo, v: &Value) -> (Vec<Value>, Vec<Value>) {
     match r.plural {
         "pods" => {
             let statuses = v
-                .pointer("/status/containerStatuses")
+                .at("/status/containerStatuses")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
             let total = v
-                .pointer("/spec/containers")
+                .at("/spec/containers")
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
             let ready = statuses.iter().filter(|c| c["ready"] == true).count();
@@ -319,7 +318,7 @@ fn columns_and_cells(r: &ResourceInfo, v: &Value) -> (Vec<Value>, Vec<Value>) {
         }
         "nodes" => {
             let ready = v
-                .pointer("/status/conditions")
+                .at("/status/conditions")
                 .and_then(Value::as_array)
                 .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
                 .map(|c| match c["status"].as_str() {
@@ -328,11 +327,11 @@ fn columns_and_cells(r: &ResourceInfo, v: &Value) -> (Vec<Value>, Vec<Value>) {
                 })
                 .unwrap_or("Unknown");
             let mut status = ready.to_string();
-            if v.pointer("/spec/unschedulable") == Some(&json!(true)) {
+            if v.at("/spec/unschedulable") == Some(&json!(true)) {
                 status.push_str(",SchedulingDisabled");
             }
             let roles = v
-                .pointer("/metadata/labels")
+                .at("/metadata/labels")
                 .and_then(Value::as_object)
                 .map(|m| {
                     m.keys()
@@ -342,7 +341,7 @@ fn columns_and_cells(r: &ResourceInfo, v: &Value) -> (Vec<Value>, Vec<Value>) {
                 })
                 .unwrap_or_default();
             let addr = |t: &str| {
-                v.pointer("/status/addresses")
+                v.at("/status/addresses")
                     .and_then(Value::as_array)
                     .and_then(|a| a.iter().find(|x| x["type"] == t))
                     .map(|x| s(x, "/address"))

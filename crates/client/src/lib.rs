@@ -251,10 +251,7 @@ impl Client {
         path: &str,
         query: Vec<(&str, String)>,
     ) -> Result<impl Stream<Item = Result<WatchEvent<Value>>>> {
-        let mut q = query;
-        q.push(("watch", "true".into()));
-        let chunks = self.stream(path, &q, "application/json").await?;
-        Ok(lines(chunks).map(|line| {
+        Ok(self.watch_lines(path, query).await?.map(|line| {
             let line = line?;
             let ev: WatchEvent<Value> = serde_json::from_slice(&line)?;
             if ev.type_ == "ERROR" {
@@ -263,48 +260,81 @@ impl Client {
             Ok(ev)
         }))
     }
+
+    /// Watch a path: its event lines, undecoded.
+    pub async fn watch_lines(
+        &self,
+        path: &str,
+        query: Vec<(&str, String)>,
+    ) -> Result<impl Stream<Item = Result<Bytes>>> {
+        let mut q = query;
+        q.push(("watch", "true".into()));
+        let chunks = self.stream(path, &q, "application/json").await?;
+        Ok(lines(chunks))
+    }
 }
 
-/// Split a chunk stream into lines (without the newline).
-pub fn lines(chunks: impl Stream<Item = Result<Bytes>>) -> impl Stream<Item = Result<Vec<u8>>> {
+/// Split a chunk stream into lines (without the newline). A line is a slice of the buffer it
+/// arrived in: no copy, and no shifting of the rest of the buffer per line.
+pub fn lines(chunks: impl Stream<Item = Result<Bytes>>) -> impl Stream<Item = Result<Bytes>> {
+    struct St<S> {
+        chunks: std::pin::Pin<Box<S>>,
+        buf: bytes::BytesMut,
+        /// Bytes of `buf` already known to hold no newline.
+        scanned: usize,
+        done: bool,
+    }
+    let blank = |b: &[u8]| b.iter().all(u8::is_ascii_whitespace);
     futures::stream::unfold(
-        (Box::pin(chunks), Vec::<u8>::new(), false),
-        |(mut chunks, mut buf, done)| async move {
+        St {
+            chunks: Box::pin(chunks),
+            buf: bytes::BytesMut::new(),
+            scanned: 0,
+            done: false,
+        },
+        move |mut st| async move {
             loop {
-                if let Some(i) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=i).take(i).collect();
-                    if line.iter().all(u8::is_ascii_whitespace) {
+                if let Some(i) = st.buf[st.scanned..].iter().position(|b| *b == b'\n') {
+                    let mut line = st.buf.split_to(st.scanned + i + 1);
+                    st.scanned = 0;
+                    line.truncate(line.len() - 1);
+                    if blank(&line) {
                         continue;
                     }
-                    return Some((Ok(line), (chunks, buf, done)));
+                    return Some((Ok(line.freeze()), st));
                 }
-                if done {
-                    if buf.iter().all(u8::is_ascii_whitespace) {
+                st.scanned = st.buf.len();
+                if st.done {
+                    if blank(&st.buf) {
                         return None;
                     }
-                    let rest = std::mem::take(&mut buf);
-                    return Some((Ok(rest), (chunks, buf, true)));
+                    let rest = st.buf.split().freeze();
+                    st.scanned = 0;
+                    return Some((Ok(rest), st));
                 }
-                match chunks.next().await {
-                    Some(Ok(c)) => buf.extend_from_slice(&c),
-                    Some(Err(e)) => return Some((Err(e), (chunks, buf, true))),
-                    None => return self_done(chunks, buf),
+                match st.chunks.next().await {
+                    Some(Ok(c)) => st.buf.extend_from_slice(&c),
+                    Some(Err(e)) => {
+                        st.done = true;
+                        st.buf.clear();
+                        st.scanned = 0;
+                        return Some((Err(e), st));
+                    }
+                    None => st.done = true,
                 }
             }
         },
     )
 }
 
-#[allow(clippy::type_complexity)]
-fn self_done<S>(
-    chunks: std::pin::Pin<Box<S>>,
-    buf: Vec<u8>,
-) -> Option<(Result<Vec<u8>>, (std::pin::Pin<Box<S>>, Vec<u8>, bool))> {
-    if buf.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        Some((Ok(buf), (chunks, Vec::new(), true)))
-    }
+/// A watch line with its object left undecoded, so the object is decoded once, straight into
+/// its type (not into a `Value` first).
+#[derive(Deserialize)]
+struct RawEvent<'a> {
+    #[serde(rename = "type")]
+    type_: &'a str,
+    #[serde(borrow)]
+    object: &'a serde_json::value::RawValue,
 }
 
 /// A k8s-openapi object type the client can address.
@@ -528,23 +558,68 @@ impl<K: Object> Api<K> {
         let mut q = p.query();
         q.push(("resourceVersion", resource_version.to_string()));
         q.push(("allowWatchBookmarks", "true".into()));
-        let s = self.client.watch_values(&self.collection(), q).await?;
-        Ok(s.map(|ev| {
-            let ev = ev?;
-            if ev.type_ == "BOOKMARK" {
-                // Bookmarks carry only metadata: the revision to resume from.
-                let rv = ev.object["metadata"]["resourceVersion"].clone();
-                let k = serde_json::json!({"apiVersion": K::API_VERSION, "kind": K::KIND,
-                    "metadata": {"resourceVersion": rv}});
-                return Ok(WatchEvent {
-                    type_: ev.type_,
-                    object: serde_json::from_value(k)?,
-                });
+        let s = self.client.watch_lines(&self.collection(), q).await?;
+        Ok(s.map(|line| {
+            let line = line?;
+            let ev: RawEvent = serde_json::from_slice(&line)?;
+            match ev.type_ {
+                "ERROR" => {
+                    let status: Value = serde_json::from_str(ev.object.get())?;
+                    Err(Error::Api(Box::new(ApiError::from_status(0, &status))))
+                }
+                "BOOKMARK" => {
+                    // Bookmarks carry only metadata: the revision to resume from.
+                    let o: Value = serde_json::from_str(ev.object.get())?;
+                    let rv = o["metadata"]["resourceVersion"].clone();
+                    let k = serde_json::json!({"apiVersion": K::API_VERSION, "kind": K::KIND,
+                        "metadata": {"resourceVersion": rv}});
+                    Ok(WatchEvent {
+                        type_: ev.type_.to_string(),
+                        object: serde_json::from_value(k)?,
+                    })
+                }
+                t => Ok(WatchEvent {
+                    type_: t.to_string(),
+                    object: serde_json::from_str(ev.object.get())?,
+                }),
             }
-            Ok(WatchEvent {
-                type_: ev.type_,
-                object: serde_json::from_value(ev.object)?,
-            })
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(parts: &[&'static str]) -> impl Stream<Item = Result<Bytes>> {
+        futures::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p.as_bytes())))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[tokio::test]
+    async fn lines_split_across_chunks_skip_blanks_and_keep_a_last_unterminated_line() {
+        let got: Vec<String> = lines(chunks(&["{\"a\":1}\n{\"b\"", ":2}\n\n  \n{\"c\"", ":3}"]))
+            .map(|l| {
+                String::from_utf8(l.map(|b| b.to_vec()).unwrap_or_default()).unwrap_or_default()
+            })
+            .collect()
+            .await;
+        assert_eq!(got, vec!["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"]);
+        let none: Vec<Result<Bytes>> = lines(chunks(&["\n", " \n"])).collect().await;
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn a_raw_event_leaves_its_object_for_the_typed_decode() {
+        let line = br#"{"type":"MODIFIED","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","resourceVersion":"7"}}}"#;
+        let ev: RawEvent = serde_json::from_slice(line).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ev.type_, "MODIFIED");
+        let pod: k8s_openapi::api::core::v1::Pod =
+            serde_json::from_str(ev.object.get()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(pod.metadata.resource_version.as_deref(), Some("7"));
     }
 }
