@@ -2,16 +2,87 @@
 //! not have are found by decoding the body into the exact k8s-openapi type and listing what it
 //! ignored. Strict answers 400 (`strict decoding error: unknown field "spec.replicax"`), Warn
 //! (the default) answers with a `Warning` header per field, Ignore says nothing.
+//!
+//! Most bodies repeat a few shapes (every status patch of a kubelet, every pod a ReplicaSet
+//! creates), so the shapes found clean are remembered: a body whose shape (its keys and the
+//! kinds of its values, not the values) was clean before skips the typed decode.
 
 use coxswain_api::resources::ResourceInfo;
 use coxswain_api::status::ApiError;
 use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coord, core::v1 as core};
 use serde_json::Value;
 
-fn collect<T: serde::de::DeserializeOwned>(v: &Value) -> Vec<String> {
+/// Unknown fields of `v` as `T`, and whether `v` decoded as `T` at all (a body that did not
+/// may not have been walked to its end, so its shape is not remembered as clean).
+fn collect<T: serde::de::DeserializeOwned>(v: &Value) -> (Vec<String>, bool) {
     let mut out = Vec::new();
-    let _ = serde_ignored::deserialize::<_, _, T>(v, |path| out.push(render(&path.to_string())));
-    out
+    let decoded =
+        serde_ignored::deserialize::<_, _, T>(v, |path| out.push(render(&path.to_string())))
+            .is_ok();
+    (out, decoded)
+}
+
+/// Shapes remembered as clean at most; the set starts over when full.
+const CLEAN_SHAPES: usize = 4096;
+
+/// Hashes of shapes (resource and body) that decoded with no unknown field. The hasher's keys
+/// are random per process, so a body cannot be built to collide with a remembered shape.
+struct Clean {
+    hasher: std::collections::hash_map::RandomState,
+    seen: std::sync::Mutex<std::collections::HashSet<u64>>,
+}
+
+/// The hash of `v`'s shape as a body for `r`.
+fn shape_of(r: &ResourceInfo, v: &Value) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = clean().hasher.build_hasher();
+    h.write(r.plural.as_bytes());
+    hash_shape(v, &mut h);
+    h.finish()
+}
+
+/// Whether a shape decoded clean before.
+fn remembered(shape: u64) -> bool {
+    clean()
+        .seen
+        .lock()
+        .map(|s| s.contains(&shape))
+        .unwrap_or(false)
+}
+
+fn clean() -> &'static Clean {
+    static CLEAN: std::sync::OnceLock<Clean> = std::sync::OnceLock::new();
+    CLEAN.get_or_init(|| Clean {
+        hasher: std::collections::hash_map::RandomState::new(),
+        seen: std::sync::Mutex::new(std::collections::HashSet::new()),
+    })
+}
+
+/// Feed the shape of `v` to `h`: object keys in order, array elements' shapes, and a tag per
+/// scalar kind. Two bodies with one shape have the same unknown fields.
+fn hash_shape(v: &Value, h: &mut impl std::hash::Hasher) {
+    match v {
+        Value::Null => h.write_u8(0),
+        Value::Bool(_) => h.write_u8(1),
+        Value::Number(_) => h.write_u8(2),
+        Value::String(_) => h.write_u8(3),
+        Value::Array(a) => {
+            h.write_u8(4);
+            h.write_usize(a.len());
+            for x in a {
+                hash_shape(x, h);
+            }
+        }
+        Value::Object(m) => {
+            h.write_u8(5);
+            h.write_usize(m.len());
+            for (k, x) in m {
+                h.write(k.as_bytes());
+                h.write_u8(0xff);
+                hash_shape(x, h);
+            }
+        }
+    }
 }
 
 /// `spec.template.spec.containers.0.imagex` -> `spec.template.spec.containers[0].imagex`.
@@ -33,7 +104,12 @@ fn render(p: &str) -> String {
 /// Fields of `v` that the resource's schema does not know (strategic-merge directives such
 /// as `$setElementOrder/containers` or `$patch` are not fields and are not reported).
 pub fn unknown(r: &ResourceInfo, v: &Value) -> Vec<String> {
-    let all = match r.plural {
+    let c = clean();
+    let shape = shape_of(r, v);
+    if remembered(shape) {
+        return Vec::new();
+    }
+    let (all, decoded) = match r.plural {
         "pods" => collect::<core::Pod>(v),
         "nodes" => collect::<core::Node>(v),
         "namespaces" => collect::<core::Namespace>(v),
@@ -42,11 +118,21 @@ pub fn unknown(r: &ResourceInfo, v: &Value) -> Vec<String> {
         "deployments" => collect::<apps::Deployment>(v),
         "replicasets" => collect::<apps::ReplicaSet>(v),
         "leases" => collect::<coord::Lease>(v),
-        _ => Vec::new(),
+        _ => (Vec::new(), false),
     };
-    all.into_iter()
+    let found: Vec<String> = all
+        .into_iter()
         .filter(|p| !p.split(['.', '[']).any(|seg| seg.starts_with('$')))
-        .collect()
+        .collect();
+    if decoded && found.is_empty() {
+        if let Ok(mut s) = c.seen.lock() {
+            if s.len() >= CLEAN_SHAPES {
+                s.clear();
+            }
+            s.insert(shape);
+        }
+    }
+    found
 }
 
 /// What to do about unknown fields, from `fieldValidation`.
@@ -173,5 +259,48 @@ mod tests {
         assert_eq!(w["spec"]["template"]["spec"]["containers"][0]["image"], "i");
         let ok = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}});
         assert!(unknown(d, &ok).is_empty());
+    }
+
+    #[test]
+    fn a_remembered_clean_shape_still_finds_new_fields() {
+        let p = by_plural("", "v1", "pods").unwrap();
+        let pod = |extra: Option<(&str, Value)>| {
+            let mut c = json!({"name": "c", "image": "nginx"});
+            if let Some((k, v)) = extra {
+                c[k] = v;
+            }
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
+                "spec": {"containers": [c]}})
+        };
+        // The same shape twice (the second from the remembered set), other values.
+        assert!(unknown(p, &pod(None)).is_empty());
+        let mut again = pod(None);
+        again["spec"]["containers"][0]["image"] = json!("redis");
+        assert!(unknown(p, &again).is_empty());
+        // A key the schema lacks changes the shape: found every time.
+        for _ in 0..2 {
+            assert_eq!(
+                unknown(p, &pod(Some(("imagex", json!("x"))))),
+                vec!["spec.containers[0].imagex"]
+            );
+        }
+        // A second container with an unknown field, after one-container pods were clean.
+        let mut two = pod(None);
+        two["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "d", "image": "i", "portz": 1}));
+        assert_eq!(unknown(p, &two), vec!["spec.containers[1].portz"]);
+        assert!(remembered(shape_of(p, &again)));
+        assert!(!remembered(shape_of(p, &two)));
+        // A body that does not decode (a string where a list belongs) may not have been walked
+        // to its end: its shape is not remembered, so it is checked in full each time.
+        let bad = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
+            "spec": {"containers": "x", "nodeNamex": "n"}});
+        unknown(p, &bad);
+        assert!(!remembered(shape_of(p, &bad)));
+        // The same shape for another resource is another entry.
+        let cm = by_plural("", "v1", "configmaps").unwrap();
+        assert!(!remembered(shape_of(cm, &again)));
     }
 }

@@ -158,8 +158,41 @@ async fn watch_pods(
     Ok((path, Box::pin(watch)))
 }
 
-/// The `startup` scenario.
-pub async fn startup(client: &Client, pods: usize, timeout: Duration) -> anyhow::Result<Value> {
+/// CPU seconds of each named process now.
+fn cpu_now(pids: &[(&str, u32)]) -> Vec<(String, f64)> {
+    pids.iter()
+        .filter_map(|(n, pid)| Some((n.to_string(), proc_usage(*pid)?.1)))
+        .collect()
+}
+
+/// What each process spent from `before` to now, and the share of the machine's cores they
+/// kept busy over `wall` seconds: near 1 means the run was bound by CPU, not by waiting.
+fn cpu_spent(before: &[(String, f64)], pids: &[(&str, u32)], wall: f64) -> Value {
+    let after = cpu_now(pids);
+    let mut per = serde_json::Map::new();
+    let mut total = 0.0;
+    for (n, t) in &after {
+        let t0 = before
+            .iter()
+            .find(|(b, _)| b == n)
+            .map(|(_, t)| *t)
+            .unwrap_or(0.0);
+        total += t - t0;
+        per.insert(n.clone(), json!(((t - t0) * 100.0).round() / 100.0));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    json!({"cpu_s_until_running": per, "cpu_s_until_running_total": (total * 100.0).round() / 100.0,
+        "cores_busy_share": ((total / (cores * wall.max(1e-9))) * 100.0).round() / 100.0})
+}
+
+/// The `startup` scenario. `pids` name the processes whose CPU time up to all-Running is
+/// reported (none when targeting a running cluster).
+pub async fn startup(
+    client: &Client,
+    pods: usize,
+    timeout: Duration,
+    pids: &[(&str, u32)],
+) -> anyhow::Result<Value> {
     let ns = "bench-startup";
     let (_, mut watch) = watch_pods(client, ns).await?;
     let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench"},
@@ -168,6 +201,7 @@ pub async fn startup(client: &Client, pods: usize, timeout: Duration) -> anyhow:
                 "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}}}});
     let counts0 = request_counts(client).await;
+    let cpu0 = cpu_now(pids);
     let t0 = Instant::now();
     let wall0 = chrono::Utc::now();
     client
@@ -210,6 +244,7 @@ pub async fn startup(client: &Client, pods: usize, timeout: Duration) -> anyhow:
         }
     }
     let total = t0.elapsed().as_secs_f64();
+    let cpu = cpu_spent(&cpu0, pids, total);
     let (p50, p90, p99) = percentiles(running.values().copied().collect());
     let events_s = events_drained(client, t0, deadline).await;
     // Counted once the background Event writes are done too.
@@ -224,11 +259,15 @@ pub async fn startup(client: &Client, pods: usize, timeout: Duration) -> anyhow:
             None,
         )
         .await;
-    Ok(
-        json!({"scenario": "startup", "pods": pods, "all_running_s": total,
+    let mut out = json!({"scenario": "startup", "pods": pods, "all_running_s": total,
         "pods_per_s": pods as f64 / total, "startup_p50_ms": p50, "startup_p90_ms": p90, "startup_p99_ms": p99,
-        "events_written_s": events_s, "requests_per_pod": per_pod}),
-    )
+        "events_written_s": events_s, "requests_per_pod": per_pod});
+    if let (Some(o), Value::Object(c)) = (out.as_object_mut(), cpu) {
+        if !pids.is_empty() {
+            o.extend(c);
+        }
+    }
+    Ok(out)
 }
 
 async fn ensure_namespace(client: &Client, ns: &str) -> anyhow::Result<()> {

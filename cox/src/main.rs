@@ -212,7 +212,12 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
     let want = |s: &str| b.scenario == "all" || b.scenario == s;
     let run = async {
         if want("startup") {
-            results.push(bench::startup(&client, pods, Duration::from_secs(600)).await?);
+            let mut started: Vec<(&str, u32)> =
+                pids.iter().filter_map(|(n, p)| Some((*n, (*p)?))).collect();
+            if cluster.is_some() {
+                started.push(("bench", std::process::id()));
+            }
+            results.push(bench::startup(&client, pods, Duration::from_secs(600), &started).await?);
         }
         if want("api") {
             results.push(bench::api(&client, clients, ops).await?);
