@@ -132,19 +132,45 @@ fn s<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
 }
 
+/// The few fields of a pod the scenarios read. The bench watches every pod while it
+/// measures, on the cluster's cores: decoding only these keeps its own share small.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct PodBrief {
+    metadata: BriefMeta,
+    status: BriefStatus,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct BriefMeta {
+    name: String,
+    creation_timestamp: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct BriefStatus {
+    phase: String,
+}
+
+/// One watch event line, with the pod's few fields (an `ERROR` event's `Status` decodes to
+/// empty fields; its type says what it is).
+#[derive(serde::Deserialize)]
+struct BriefEvent {
+    #[serde(rename = "type")]
+    type_: String,
+    #[serde(default)]
+    object: PodBrief,
+}
+
 /// Create namespace `ns` if needed and watch its pods from now on; returns the pods path.
 async fn watch_pods(
     client: &Client,
     ns: &str,
 ) -> anyhow::Result<(
     String,
-    std::pin::Pin<
-        Box<
-            impl futures::Stream<
-                Item = Result<coxswain_api::watch::WatchEvent<Value>, coxswain_client::Error>,
-            >,
-        >,
-    >,
+    std::pin::Pin<Box<impl futures::Stream<Item = anyhow::Result<PodBrief>>>>,
 )> {
     ensure_namespace(client, ns).await?;
     let path = format!("/api/v1/namespaces/{ns}/pods");
@@ -153,8 +179,15 @@ async fn watch_pods(
         .await?;
     let rv = s(&list, "/metadata/resourceVersion").to_string();
     let watch = client
-        .watch_values(&path, vec![("resourceVersion", rv)])
-        .await?;
+        .watch_lines(&path, vec![("resourceVersion", rv)])
+        .await?
+        .map(|line| {
+            let ev: BriefEvent = serde_json::from_slice(&line?)?;
+            if ev.type_ == "ERROR" {
+                bail!("the pods watch failed");
+            }
+            Ok(ev.object)
+        });
     Ok((path, Box::pin(watch)))
 }
 
@@ -225,14 +258,12 @@ pub async fn startup(
                 running.len()
             ),
         };
-        let o = &ev.object;
-        if s(o, "/status/phase") == "Running" {
-            let name = s(o, "/metadata/name").to_string();
-            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(name) {
-                let created =
-                    chrono::DateTime::parse_from_rfc3339(s(o, "/metadata/creationTimestamp"))
-                        .map(|t| t.with_timezone(&chrono::Utc))
-                        .unwrap_or(wall0);
+        if ev.status.phase == "Running" {
+            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(ev.metadata.name)
+            {
+                let created = chrono::DateTime::parse_from_rfc3339(&ev.metadata.creation_timestamp)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .unwrap_or(wall0);
                 // creationTimestamp has second resolution: never earlier than the create call.
                 let created = created.max(wall0);
                 let lat = (chrono::Utc::now() - created)
@@ -723,9 +754,8 @@ pub async fn pace(client: &Client, rate: u64, secs: u64) -> anyhow::Result<Value
             Ok(None) => bail!("watch ended"),
             Err(_) => bail!("only {} of {total} pods Running in time", lat.len()),
         };
-        let o = &ev.object;
-        if s(o, "/status/phase") == "Running" {
-            let name = s(o, "/metadata/name").to_string();
+        if ev.status.phase == "Running" {
+            let name = ev.metadata.name;
             let start = sent.lock().ok().and_then(|m| m.get(&name).copied());
             if let (Some(start), false) = (start, lat.contains_key(&name)) {
                 lat.insert(name, start.elapsed().as_secs_f64() * 1000.0);
