@@ -127,6 +127,17 @@ fn owner_refs<K: k8s_openapi::Metadata<Ty = ObjectMeta>>(c: &Change<K>) -> Vec<S
     uids
 }
 
+/// Whether an update left everything but the status as it was: same generation (a spec
+/// change bumps it), labels, annotations, owners, finalizers and deletion state.
+fn status_only(old: &ObjectMeta, new: &ObjectMeta) -> bool {
+    old.generation == new.generation
+        && old.labels == new.labels
+        && old.annotations == new.annotations
+        && old.owner_references == new.owner_references
+        && old.finalizers == new.finalizers
+        && old.deletion_timestamp == new.deletion_timestamp
+}
+
 fn changed_meta<K: k8s_openapi::Metadata<Ty = ObjectMeta>>(c: &Change<K>) -> &ObjectMeta {
     match c {
         Change::Applied { new, .. } => new.metadata(),
@@ -231,9 +242,27 @@ async fn main() -> anyhow::Result<()> {
         let (dq, rq, gq) = (dq.clone(), rq.clone(), gq.clone());
         let deps = ctx.deployments.clone();
         let pod_store = ctx.pods.clone();
+        let pods_of = ctx.pods.clone();
         replicasets.on_change(move |c| {
             let m = changed_meta(c);
-            rq.add(meta_key(m));
+            // A change only to the status (most often this controller's own status write)
+            // does not change what the ReplicaSet wants: recount after the status batch
+            // instead of at once, or each status write would start the next count of all
+            // its pods.
+            if let Change::Applied {
+                old: Some(old),
+                new,
+            } = c
+            {
+                if status_only(&old.metadata, &new.metadata) {
+                    let n = pods_of.count_index("controller", m.uid.as_deref().unwrap_or(""));
+                    rq.add_after(meta_key(m), replicaset::status_batch(n));
+                } else {
+                    rq.add(meta_key(m));
+                }
+            } else {
+                rq.add(meta_key(m));
+            }
             gq.add(gc::gc_key("ReplicaSet", m));
             for k in adopters(m, &deps, |d: &Deployment| {
                 d.spec.as_ref().map(|s| &s.selector)
@@ -257,6 +286,7 @@ async fn main() -> anyhow::Result<()> {
     {
         let (rq, gq) = (rq.clone(), gq.clone());
         let rs_store = ctx.replicasets.clone();
+        let pod_store = ctx.pods.clone();
         let rs_ctx2 = rs_ctx.clone();
         pods.on_change(move |c| {
             let m = changed_meta(c);
@@ -286,7 +316,9 @@ async fn main() -> anyhow::Result<()> {
                     if now {
                         rq.add(k);
                     } else {
-                        rq.add_after(k, replicaset::STATUS_BATCH);
+                        let uid = rs.metadata.uid.as_deref().unwrap_or("");
+                        let n = pod_store.count_index("controller", uid);
+                        rq.add_after(k, replicaset::status_batch(n));
                     }
                     gq.add(gc::gc_key("ReplicaSet", &rs.metadata));
                 }
@@ -347,4 +379,48 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("shutting down");
     coxswain_runtime::leader::release(lease).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_only_tells_a_status_write_from_a_change_of_intent() {
+        let old = ObjectMeta {
+            name: Some("web-1".into()),
+            generation: Some(1),
+            resource_version: Some("10".into()),
+            labels: Some([("app".to_string(), "web".to_string())].into()),
+            ..Default::default()
+        };
+        // A status write: only the resourceVersion moved.
+        let status_write = ObjectMeta {
+            resource_version: Some("11".into()),
+            ..old.clone()
+        };
+        assert!(status_only(&old, &status_write));
+        // A spec change bumps the generation; labels, finalizers and deletion are intent too.
+        let scaled = ObjectMeta {
+            generation: Some(2),
+            ..old.clone()
+        };
+        let relabeled = ObjectMeta {
+            labels: None,
+            ..old.clone()
+        };
+        let finalized = ObjectMeta {
+            finalizers: Some(vec!["example.com/hold".into()]),
+            ..old.clone()
+        };
+        let deleting = ObjectMeta {
+            deletion_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                chrono::Utc::now(),
+            )),
+            ..old.clone()
+        };
+        for changed in [scaled, relabeled, finalized, deleting] {
+            assert!(!status_only(&old, &changed), "{changed:?}");
+        }
+    }
 }

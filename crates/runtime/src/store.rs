@@ -117,6 +117,15 @@ impl<K> Store<K> {
             .unwrap_or_default()
     }
 
+    /// How many objects index `name` has under `value` (no copy of them).
+    pub fn count_index(&self, name: &str, value: &str) -> usize {
+        self.read()
+            .indexes
+            .get(name)
+            .and_then(|ix| ix.get(value))
+            .map_or(0, |objs| objs.len())
+    }
+
     /// Whether the first list has been loaded.
     pub fn is_ready(&self) -> bool {
         *self.ready_rx.borrow()
@@ -189,5 +198,36 @@ impl<K> Store<K> {
     /// Keys currently cached.
     pub(crate) fn keys(&self) -> Vec<ObjectKey> {
         self.read().objects.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_counts_follow_updates_and_deletes() {
+        // Objects are `owner:name` strings, indexed by owner.
+        let s: Store<String> = Store::default();
+        s.add_index(
+            "owner",
+            Arc::new(|o: &String| vec![o.split(':').next().unwrap_or("").to_string()]),
+        );
+        for (k, v) in [("a", "rs1:a"), ("b", "rs1:b"), ("c", "rs2:c")] {
+            s.apply(k.to_string(), Arc::new(v.to_string()));
+        }
+        assert_eq!(s.count_index("owner", "rs1"), 2);
+        assert_eq!(s.count_index("owner", "rs2"), 1);
+        assert_eq!(s.count_index("owner", "none"), 0);
+        assert_eq!(s.count_index("no-such-index", "rs1"), 0);
+        // `b` moves to rs2; `a` goes.
+        s.apply("b".to_string(), Arc::new("rs2:b".to_string()));
+        s.delete("a");
+        assert_eq!(s.count_index("owner", "rs1"), 0);
+        assert_eq!(s.count_index("owner", "rs2"), 2);
+        assert_eq!(
+            s.count_index("owner", "rs2"),
+            s.by_index("owner", "rs2").len()
+        );
     }
 }
