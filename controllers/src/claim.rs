@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// An object's labels, borrowed (a reconcile looks at every pod of its ReplicaSet).
-fn labels<K: Object>(k: &K) -> &std::collections::BTreeMap<String, String> {
+/// An object's labels (empty when it has none).
+pub fn labels<K: Object>(k: &K) -> &std::collections::BTreeMap<String, String> {
     static NONE: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
     k.metadata().labels.as_ref().unwrap_or(&NONE)
 }

@@ -3,7 +3,7 @@
 //! `spec.replicas`, creating pods in slow-start batches and deleting the least useful first,
 //! with expectations so a lagging cache never causes double creation; then writes status.
 
-use crate::claim::claim;
+use crate::claim::{claim, labels};
 use crate::util::{controller_ref, is_active, is_ready, ready_since};
 use crate::Ctx;
 use coxswain_api::selector::LabelSelector;
@@ -133,6 +133,53 @@ fn deletion_rank(
     (assigned, phase, is_ready(p), std::cmp::Reverse(created))
 }
 
+/// What a ReplicaSet's status counts, gathered one pod at a time.
+struct Census<'a> {
+    template_labels: &'a std::collections::BTreeMap<String, String>,
+    /// When each ready pod became ready.
+    ready_since: Vec<chrono::DateTime<chrono::Utc>>,
+    /// Pods carrying every label of the pod template.
+    labeled: i32,
+}
+
+impl<'a> Census<'a> {
+    fn new(template_labels: &'a std::collections::BTreeMap<String, String>) -> Self {
+        Census {
+            template_labels,
+            ready_since: Vec::new(),
+            labeled: 0,
+        }
+    }
+
+    fn add(&mut self, p: &Pod) {
+        let l = p.metadata.labels.as_ref();
+        if self
+            .template_labels
+            .iter()
+            .all(|(k, v)| l.and_then(|l| l.get(k)) == Some(v))
+        {
+            self.labeled += 1;
+        }
+        self.ready_since.extend(ready_since(p));
+    }
+
+    /// Pods ready for at least `min_ready` at `now`, and when the next one will be.
+    fn available(
+        &self,
+        min_ready: chrono::Duration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (i32, Option<Duration>) {
+        let (mut available, mut recheck) = (0, None::<Duration>);
+        for since in &self.ready_since {
+            match (*since + min_ready - now).to_std() {
+                Ok(d) if !d.is_zero() => recheck = Some(recheck.map_or(d, |r| r.min(d))),
+                _ => available += 1,
+            }
+        }
+        (available, recheck)
+    }
+}
+
 /// Reconcile one ReplicaSet.
 pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
     let Some(rs) = ctx.replicasets.get(&key) else {
@@ -148,15 +195,35 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         .as_ref()
         .and_then(|s| LabelSelector::from_k8s(&s.selector).ok())
         .unwrap_or_default();
-    let active = |v: Vec<Arc<Pod>>| v.into_iter().filter(|p| is_active(p)).collect();
-    let mut pods: Vec<Arc<Pod>> = claim(
-        &pod_api,
-        &*rs,
-        &selector,
-        active(ctx.pods.by_index("controller", &uid)),
-        active(ctx.pods.by_index("orphan", ns)),
-    )
-    .await;
+    let template_labels = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let mut census = Census::new(&template_labels);
+    // One pass over the owned pods (a ReplicaSet may have 100,000): the active ones whose
+    // labels still match are kept and counted for the status; the others go to `claim`,
+    // which releases them, with the orphans it may adopt.
+    let (mut pods, mut unmatched) = (Vec::new(), Vec::new());
+    for p in ctx.pods.by_index("controller", &uid) {
+        if !is_active(&p) {
+            continue;
+        }
+        if !selector.is_empty() && selector.matches(labels(&*p)) {
+            census.add(&p);
+            pods.push(p);
+        } else {
+            unmatched.push(p);
+        }
+    }
+    let orphans = ctx.pods.by_index("orphan", ns);
+    let orphans = orphans.into_iter().filter(|p| is_active(p)).collect();
+    for p in claim(&pod_api, &*rs, &selector, unmatched, orphans).await {
+        census.add(&p);
+        pods.push(p);
+    }
     let desired = rs
         .spec
         .as_ref()
@@ -228,45 +295,13 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
             }
         }
     }
-    let template_labels = rs
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.as_ref())
-        .and_then(|t| t.metadata.as_ref())
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
-    // Available: ready for at least minReadySeconds; recheck when the next one will be.
-    let min_ready = rs
-        .spec
-        .as_ref()
-        .and_then(|s| s.min_ready_seconds)
-        .unwrap_or(0) as i64;
-    let now = chrono::Utc::now();
-    let (mut ready, mut available, mut labeled) = (0, 0, 0);
-    let mut recheck: Option<std::time::Duration> = None;
-    // One pass over the pods (a ReplicaSet may have 100,000).
-    for p in &pods {
-        let l = p.metadata.labels.as_ref();
-        if template_labels
-            .iter()
-            .all(|(k, v)| l.and_then(|l| l.get(k)) == Some(v))
-        {
-            labeled += 1;
-        }
-        let Some(since) = ready_since(p) else {
-            continue;
-        };
-        ready += 1;
-        let left = since + chrono::Duration::seconds(min_ready) - now;
-        match left.to_std() {
-            Ok(d) if !d.is_zero() => recheck = Some(recheck.map_or(d, |r| r.min(d))),
-            _ => available += 1,
-        }
-    }
+    let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds);
+    let min_ready = chrono::Duration::seconds(i64::from(min_ready.unwrap_or(0)));
+    let (available, recheck) = census.available(min_ready, chrono::Utc::now());
     let status = ReplicaSetStatus {
         replicas: pods.len() as i32,
-        fully_labeled_replicas: Some(labeled),
-        ready_replicas: Some(ready),
+        fully_labeled_replicas: Some(census.labeled),
+        ready_replicas: Some(census.ready_since.len() as i32),
         available_replicas: Some(available),
         observed_generation: rs.metadata.generation,
         conditions: None,
@@ -283,6 +318,51 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn census_counts_ready_available_and_labeled() {
+        use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let template: std::collections::BTreeMap<String, String> =
+            [("app".into(), "web".into()), ("tier".into(), "fe".into())].into();
+        let pod = |labels: &[(&str, &str)], ready_secs_ago: Option<i64>| Pod {
+            metadata: ObjectMeta {
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            status: Some(PodStatus {
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: if ready_secs_ago.is_some() {
+                        "True"
+                    } else {
+                        "False"
+                    }
+                    .into(),
+                    last_transition_time: Some(Time(
+                        chrono::Utc::now() - chrono::Duration::seconds(ready_secs_ago.unwrap_or(0)),
+                    )),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut c = Census::new(&template);
+        c.add(&pod(&[("app", "web"), ("tier", "fe")], Some(60))); // available
+        c.add(&pod(&[("app", "web"), ("tier", "fe")], Some(4))); // ready, available in ~6 s
+        c.add(&pod(&[("app", "web")], None)); // not ready, lacks a template label
+        let min_ready = chrono::Duration::seconds(10);
+        let (available, recheck) = c.available(min_ready, chrono::Utc::now());
+        assert_eq!((c.ready_since.len(), available, c.labeled), (2, 1, 2));
+        let recheck = recheck.expect("a pod becomes available later");
+        assert!(recheck > Duration::from_secs(5) && recheck <= Duration::from_secs(6));
+    }
 
     #[test]
     fn status_batch_grows_with_the_replicaset() {

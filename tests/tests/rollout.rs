@@ -302,7 +302,10 @@ fn pause_holds_the_rollout_and_a_stuck_rollout_exceeds_its_deadline() {
 fn min_ready_seconds_delays_availability() {
     let c = TestCluster::start(1);
     let mut d = deployment("slow", 2, json!({"type": "RollingUpdate"}));
-    d["spec"]["minReadySeconds"] = json!(2);
+    // 3 s: `lastTransitionTime` has whole seconds, so a pod that turned Ready late in a second
+    // counts as ready up to 1 s earlier, and the ReplicaSet reports readiness after its
+    // status batch; availability still comes well over 1 s after readiness is seen.
+    d["spec"]["minReadySeconds"] = json!(3);
     assert_eq!(c.post(DEPLOYS, &d).0, 201);
     let became_ready = eventually(T, "2 ready pods", || {
         let (_, d) = c.get(&format!("{DEPLOYS}/slow"));
