@@ -138,6 +138,11 @@ fn status_only(old: &ObjectMeta, new: &ObjectMeta) -> bool {
         && old.deletion_timestamp == new.deletion_timestamp
 }
 
+/// The status batch of a ReplicaSet, from the number of pods it controls.
+fn status_batch_of(pods: &coxswain_runtime::Store<Pod>, rs: &ObjectMeta) -> std::time::Duration {
+    replicaset::status_batch(pods.count_index("controller", rs.uid.as_deref().unwrap_or("")))
+}
+
 fn changed_meta<K: k8s_openapi::Metadata<Ty = ObjectMeta>>(c: &Change<K>) -> &ObjectMeta {
     match c {
         Change::Applied { new, .. } => new.metadata(),
@@ -242,24 +247,16 @@ async fn main() -> anyhow::Result<()> {
         let (dq, rq, gq) = (dq.clone(), rq.clone(), gq.clone());
         let deps = ctx.deployments.clone();
         let pod_store = ctx.pods.clone();
-        let pods_of = ctx.pods.clone();
         replicasets.on_change(move |c| {
             let m = changed_meta(c);
             // A change only to the status (most often this controller's own status write)
             // does not change what the ReplicaSet wants: recount after the status batch
             // instead of at once, or each status write would start the next count of all
             // its pods.
-            if let Change::Applied {
-                old: Some(old),
-                new,
-            } = c
-            {
-                if status_only(&old.metadata, &new.metadata) {
-                    let n = pods_of.count_index("controller", m.uid.as_deref().unwrap_or(""));
-                    rq.add_after(meta_key(m), replicaset::status_batch(n));
-                } else {
-                    rq.add(meta_key(m));
-                }
+            let status_write = matches!(c, Change::Applied { old: Some(old), new }
+                if status_only(&old.metadata, &new.metadata));
+            if status_write {
+                rq.add_after(meta_key(m), status_batch_of(&pod_store, m));
             } else {
                 rq.add(meta_key(m));
             }
@@ -316,9 +313,7 @@ async fn main() -> anyhow::Result<()> {
                     if now {
                         rq.add(k);
                     } else {
-                        let uid = rs.metadata.uid.as_deref().unwrap_or("");
-                        let n = pod_store.count_index("controller", uid);
-                        rq.add_after(k, replicaset::status_batch(n));
+                        rq.add_after(k, status_batch_of(&pod_store, &rs.metadata));
                     }
                     gq.add(gc::gc_key("ReplicaSet", &rs.metadata));
                 }
