@@ -32,6 +32,8 @@ pub struct Obj {
     pub labels: BTreeMap<String, String>,
     /// Selectable fields (`spec.nodeName`, `status.phase`, ...), for field selectors.
     pub fields: Vec<(&'static str, String)>,
+    /// The value of the kind's indexed field, when set (a pod's node).
+    pub indexed: Option<String>,
 }
 
 impl Obj {
@@ -56,10 +58,15 @@ impl Obj {
                     .collect()
             })
             .unwrap_or_default();
-        let mut fields = Vec::new();
-        for (name, pointer) in selectable_fields(r) {
-            fields.push((*name, s(pointer)));
-        }
+        let kind = crate::kinds::of(r);
+        let fields = crate::kinds::field_values(kind, v);
+        let indexed = kind.indexed_field().and_then(|f| {
+            fields
+                .iter()
+                .find(|(k, _)| *k == f)
+                .map(|(_, v)| v.clone())
+                .filter(|v| !v.is_empty())
+        });
         Obj {
             rev,
             namespace: s("/metadata/namespace"),
@@ -67,6 +74,7 @@ impl Obj {
             bytes,
             labels,
             fields,
+            indexed,
         }
     }
 
@@ -82,49 +90,6 @@ impl Obj {
                 .map(|(_, v)| v.clone()),
         }
     }
-
-    /// The pod's node, if this is a bound pod.
-    fn node_name(&self) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| *k == "spec.nodeName")
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    }
-}
-
-/// Field selectors each resource supports, with the JSON pointer they read.
-pub fn selectable_fields(r: &ResourceInfo) -> &'static [(&'static str, &'static str)] {
-    match r.plural {
-        "pods" => &[
-            ("spec.nodeName", "/spec/nodeName"),
-            ("spec.schedulerName", "/spec/schedulerName"),
-            ("spec.restartPolicy", "/spec/restartPolicy"),
-            ("status.phase", "/status/phase"),
-            ("status.podIP", "/status/podIP"),
-            ("status.nominatedNodeName", "/status/nominatedNodeName"),
-        ],
-        "events" => &[
-            ("involvedObject.kind", "/involvedObject/kind"),
-            ("involvedObject.namespace", "/involvedObject/namespace"),
-            ("involvedObject.name", "/involvedObject/name"),
-            ("involvedObject.uid", "/involvedObject/uid"),
-            ("involvedObject.apiVersion", "/involvedObject/apiVersion"),
-            (
-                "involvedObject.resourceVersion",
-                "/involvedObject/resourceVersion",
-            ),
-            ("involvedObject.fieldPath", "/involvedObject/fieldPath"),
-            ("reason", "/reason"),
-            ("reportingComponent", "/reportingComponent"),
-            ("source", "/source/component"),
-            ("type", "/type"),
-        ],
-        "nodes" => &[("spec.unschedulable", "/spec/unschedulable")],
-        "namespaces" => &[("status.phase", "/status/phase")],
-        "replicasets" | "deployments" => &[("status.replicas", "/status/replicas")],
-        _ => &[],
-    }
 }
 
 /// Watch event type.
@@ -139,7 +104,8 @@ pub enum EventType {
 }
 
 impl EventType {
-    fn as_str(self) -> &'static str {
+    /// `ADDED`, `MODIFIED`, `DELETED`.
+    pub fn as_str(self) -> &'static str {
         match self {
             EventType::Added => "ADDED",
             EventType::Modified => "MODIFIED",
@@ -175,6 +141,8 @@ pub struct Event {
     line: Bytes,
     as_added: OnceLock<Bytes>,
     as_deleted: OnceLock<Bytes>,
+    /// The lines with the object's metadata only, by type (for metadata watchers).
+    as_metadata: [OnceLock<Bytes>; 3],
 }
 
 impl Event {
@@ -200,6 +168,19 @@ impl Event {
             EventType::Modified => self.line.clone(),
         }
     }
+
+    /// The wire line of type `t` carrying only the object's `PartialObjectMetadata`
+    /// (encoded at most once per event and type, shared by every metadata watcher).
+    pub fn metadata_line_as(&self, t: EventType) -> Bytes {
+        self.as_metadata[t as usize]
+            .get_or_init(|| {
+                event_line(
+                    t.as_str(),
+                    &crate::verbs::partial_metadata_bytes(&self.obj.bytes),
+                )
+            })
+            .clone()
+    }
 }
 
 /// What a list or watch selects.
@@ -221,12 +202,12 @@ impl Filter {
             && self.fields.matches(|f| o.field(f))
     }
 
-    /// A node name the field selector pins (`spec.nodeName=N`), to use the node index.
-    fn node_name(&self) -> Option<&str> {
+    /// The value the field selector pins `field` to (`spec.nodeName=N`), to use an index.
+    fn pinned(&self, field: &str) -> Option<&str> {
         self.fields
             .terms
             .iter()
-            .find(|(k, _, eq)| k == "spec.nodeName" && *eq)
+            .find(|(k, _, eq)| k == field && *eq)
             .map(|(_, v, _)| v.as_str())
     }
 }
@@ -239,7 +220,8 @@ struct Inner {
     /// Every event after this revision is in the window.
     floor: u64,
     objects: HashMap<&'static str, BTreeMap<Key, Arc<Obj>>>,
-    pods_by_node: HashMap<String, BTreeSet<Key>>,
+    /// Keys by (resource, value of the kind's indexed field): pods by node.
+    by_index: HashMap<(&'static str, String), BTreeSet<Key>>,
     window: VecDeque<Arc<Event>>,
 }
 
@@ -270,6 +252,30 @@ fn res_id(r: &ResourceInfo) -> &'static str {
         .find(|x| x.group == r.group && x.plural == r.plural)
         .map(|x| x.plural)
         .unwrap_or("")
+}
+
+impl Inner {
+    /// Move `key` in the index from `old` to `new` (values of the indexed field).
+    fn reindex(&mut self, res: &'static str, key: &Key, old: Option<&str>, new: Option<&str>) {
+        if old == new {
+            return;
+        }
+        if let Some(o) = old {
+            let ik = (res, o.to_string());
+            if let Some(set) = self.by_index.get_mut(&ik) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_index.remove(&ik);
+                }
+            }
+        }
+        if let Some(n) = new {
+            self.by_index
+                .entry((res, n.to_string()))
+                .or_default()
+                .insert(key.clone());
+        }
+    }
 }
 
 impl Cache {
@@ -318,14 +324,8 @@ impl Cache {
     pub fn load(&self, r: &'static ResourceInfo, obj: Obj) {
         let mut g = self.write();
         let key = (obj.namespace.clone(), obj.name.clone());
-        if r.plural == "pods" {
-            if let Some(n) = obj.node_name() {
-                g.pods_by_node
-                    .entry(n.to_string())
-                    .or_default()
-                    .insert(key.clone());
-            }
-        }
+        let res = res_id(r);
+        g.reindex(res, &key, None, obj.indexed.as_deref());
         g.objects
             .entry(res_id(r))
             .or_default()
@@ -358,7 +358,8 @@ impl Cache {
         if rev <= g.rev {
             return;
         }
-        let map = g.objects.entry(res_id(r)).or_default();
+        let res = res_id(r);
+        let map = g.objects.entry(res).or_default();
         let type_ = if deleted {
             EventType::Deleted
         } else if map.contains_key(&key) {
@@ -377,29 +378,9 @@ impl Cache {
         } else {
             map.insert(key.clone(), obj.clone())
         };
-        if r.plural == "pods" {
-            let old_node = prev
-                .as_ref()
-                .and_then(|p| p.node_name())
-                .map(str::to_string);
-            let new_node = (!deleted).then(|| obj.node_name()).flatten();
-            if old_node.as_deref() != new_node {
-                if let Some(n) = &old_node {
-                    if let Some(set) = g.pods_by_node.get_mut(n) {
-                        set.remove(&key);
-                        if set.is_empty() {
-                            g.pods_by_node.remove(n);
-                        }
-                    }
-                }
-                if let Some(n) = new_node {
-                    g.pods_by_node
-                        .entry(n.to_string())
-                        .or_default()
-                        .insert(key.clone());
-                }
-            }
-        }
+        let old = prev.as_ref().and_then(|p| p.indexed.clone());
+        let new = (!deleted).then(|| obj.indexed.as_deref()).flatten();
+        g.reindex(res, &key, old.as_deref(), new);
         let ev = Arc::new(Event {
             rev,
             resource: r,
@@ -409,6 +390,7 @@ impl Cache {
             prev,
             as_added: OnceLock::new(),
             as_deleted: OnceLock::new(),
+            as_metadata: Default::default(),
         });
         g.window.push_back(ev);
         while g.window.len() > self.capacity {
@@ -470,28 +452,31 @@ impl Cache {
             Some(a) if *a >= k => Bound::Excluded(a.clone()),
             _ => Bound::Included(k),
         };
-        let mut it: Box<dyn Iterator<Item = &Arc<Obj>>> =
-            if let (Some(node), "pods") = (f.node_name(), r.plural) {
-                let keys = g.pods_by_node.get(node);
-                Box::new(
-                    keys.into_iter()
-                        .flat_map(move |set| {
-                            set.range((lower((String::new(), String::new())), Bound::Unbounded))
-                        })
-                        .filter_map(|k| map.get(k)),
-                )
-            } else if let Some(ns) = &f.namespace {
-                Box::new(
-                    map.range((lower((ns.clone(), String::new())), Bound::Unbounded))
-                        .take_while(move |((n, _), _)| n == ns)
-                        .map(|(_, o)| o),
-                )
-            } else {
-                Box::new(
-                    map.range((lower((String::new(), String::new())), Bound::Unbounded))
-                        .map(|(_, o)| o),
-                )
-            };
+        let pinned = crate::kinds::of(r)
+            .indexed_field()
+            .and_then(|field| f.pinned(field));
+        let res = res_id(r);
+        let mut it: Box<dyn Iterator<Item = &Arc<Obj>>> = if let Some(value) = pinned {
+            let keys = g.by_index.get(&(res, value.to_string()));
+            Box::new(
+                keys.into_iter()
+                    .flat_map(move |set| {
+                        set.range((lower((String::new(), String::new())), Bound::Unbounded))
+                    })
+                    .filter_map(|k| map.get(k)),
+            )
+        } else if let Some(ns) = &f.namespace {
+            Box::new(
+                map.range((lower((ns.clone(), String::new())), Bound::Unbounded))
+                    .take_while(move |((n, _), _)| n == ns)
+                    .map(|(_, o)| o),
+            )
+        } else {
+            Box::new(
+                map.range((lower((String::new(), String::new())), Bound::Unbounded))
+                    .map(|(_, o)| o),
+            )
+        };
         let items: Vec<Arc<Obj>> = it
             .by_ref()
             .filter(|o| f.matches(o))

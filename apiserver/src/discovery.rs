@@ -2,6 +2,7 @@
 //! legacy forms), `/api/v1`, `/apis/G/V`, and the minimal `/openapi/v3` kubectl validates with.
 
 use crate::error::value_response;
+use crate::kinds;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use coxswain_api::resources::{group_versions, ResourceInfo, RESOURCES};
@@ -50,20 +51,14 @@ fn aggregated(h: &HeaderMap) -> Option<&'static str> {
 }
 
 fn subresources(r: &ResourceInfo) -> Vec<Value> {
-    let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
-    let mut subs = Vec::new();
-    if r.has_status {
-        subs.push(json!({"subresource": "status", "responseKind": gvk, "verbs": ["get", "patch", "update"]}));
-    }
-    if r.has_scale {
-        subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
-    }
-    if r.plural == "pods" {
-        subs.push(json!({"subresource": "binding", "responseKind": {"group": "", "version": "v1", "kind": "Binding"}, "verbs": ["create"]}));
-        subs.push(json!({"subresource": "log", "responseKind": {"group": "", "version": "v1", "kind": "Pod"}, "verbs": ["get"]}));
-        subs.push(json!({"subresource": "eviction", "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"}, "verbs": ["create"]}));
-    }
-    subs
+    kinds::subresources(kinds::of(r))
+        .into_iter()
+        .map(|sub| {
+            let (g, v, k) = sub.response_kind().unwrap_or((r.group, r.version, r.kind));
+            json!({"subresource": sub.name(), "responseKind": {"group": g, "version": v, "kind": k},
+                "verbs": sub.verbs()})
+        })
+        .collect()
 }
 
 fn group_discovery(group: &str, version: &str) -> Value {
@@ -145,6 +140,7 @@ pub fn apis(h: &HeaderMap) -> Response {
 pub fn resource_list(group: &str, version: &str) -> Option<Response> {
     let rs: Vec<&ResourceInfo> = RESOURCES
         .iter()
+        .copied()
         .filter(|r| r.group == group && r.version == version)
         .collect();
     if rs.is_empty() {
@@ -154,21 +150,17 @@ pub fn resource_list(group: &str, version: &str) -> Option<Response> {
     for r in rs {
         out.push(json!({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
             "kind": r.kind, "verbs": VERBS, "shortNames": r.short_names, "categories": r.categories}));
-        if r.has_status {
-            out.push(json!({"name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced,
-                "kind": r.kind, "verbs": ["get", "patch", "update"]}));
-        }
-        if r.has_scale {
-            out.push(json!({"name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced,
-                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
-        }
-        if r.plural == "pods" {
-            out.push(json!({"name": "pods/binding", "singularName": "", "namespaced": true, "kind": "Binding", "verbs": ["create"]}));
-            out.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
-            out.push(json!({"name": "pods/eviction", "singularName": "", "namespaced": true, "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
-        }
-        if r.plural == "namespaces" {
-            out.push(json!({"name": "namespaces/finalize", "singularName": "", "namespaced": false, "kind": "Namespace", "verbs": ["update"]}));
+        for sub in kinds::subresources(kinds::of(r)) {
+            let mut entry = json!({"name": format!("{}/{}", r.plural, sub.name()), "singularName": "",
+                "namespaced": r.namespaced, "kind": r.kind, "verbs": sub.verbs()});
+            if let Some((g, v, k)) = sub.response_kind() {
+                entry["kind"] = json!(k);
+                if (g, v) != (r.group, r.version) {
+                    entry["group"] = json!(g);
+                    entry["version"] = json!(v);
+                }
+            }
+            out.push(entry);
         }
     }
     let gv = if group.is_empty() {

@@ -9,12 +9,11 @@
 
 use coxswain_api::resources::ResourceInfo;
 use coxswain_api::status::ApiError;
-use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coord, core::v1 as core};
 use serde_json::Value;
 
 /// Unknown fields of `v` as `T`, and whether `v` decoded as `T` at all (a body that did not
 /// may not have been walked to its end, so its shape is not remembered as clean).
-fn collect<T: serde::de::DeserializeOwned>(v: &Value) -> (Vec<String>, bool) {
+pub fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> (Vec<String>, bool) {
     let mut out = Vec::new();
     let decoded =
         serde_ignored::deserialize::<_, _, T>(v, |path| out.push(render(&path.to_string())))
@@ -109,17 +108,7 @@ pub fn unknown(r: &ResourceInfo, v: &Value) -> Vec<String> {
     if remembered(shape) {
         return Vec::new();
     }
-    let (all, decoded) = match r.plural {
-        "pods" => collect::<core::Pod>(v),
-        "nodes" => collect::<core::Node>(v),
-        "namespaces" => collect::<core::Namespace>(v),
-        "events" => collect::<core::Event>(v),
-        "configmaps" => collect::<core::ConfigMap>(v),
-        "deployments" => collect::<apps::Deployment>(v),
-        "replicasets" => collect::<apps::ReplicaSet>(v),
-        "leases" => collect::<coord::Lease>(v),
-        _ => (Vec::new(), false),
-    };
+    let (all, decoded) = crate::kinds::of(r).typed_check(v);
     let found: Vec<String> = all
         .into_iter()
         .filter(|p| !p.split(['.', '[']).any(|seg| seg.starts_with('$')))

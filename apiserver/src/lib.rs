@@ -3,9 +3,13 @@
 //!
 //! Layout:
 //! - [`routes`]: path -> (resource, namespace, name, subresource).
+//! - [`request`]: query parameters, bodies by content type, the representation accepted.
+//! - [`verbs`]: one module per verb (create, get/list, update, patch/apply,
+//!   delete/evict/deletecollection, scale, bind).
+//! - [`state`]: [`AppState`] and the one write path every verb goes through.
+//! - [`kinds`]: one module per kind: defaulting, validation, update rules, subresources,
+//!   Table columns, field selectors.
 //! - [`fields`]: unknown-field validation (Strict/Warn/Ignore) against the exact schemas.
-//! - [`handlers`]: the verbs; every write is one compare-and-swap loop ([`AppState::write`]).
-//! - [`strategy`]: per-resource defaulting, validation and update rules.
 //! - [`cache`]: the watch cache all reads and watches are served from.
 //! - [`watch`]: watch streams.
 //! - [`ownership`]: managedFields and server-side apply.
@@ -22,13 +26,15 @@ pub mod cache;
 pub mod discovery;
 pub mod error;
 pub mod fields;
-pub mod handlers;
+pub mod kinds;
 pub mod logs;
 pub mod metrics;
 pub mod ownership;
+pub mod request;
 pub mod routes;
-pub mod strategy;
+pub mod state;
 pub mod table;
+pub mod verbs;
 pub mod watch;
 
 use axum::body::Bytes;
@@ -37,13 +43,14 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::Router;
 use cache::{Cache, Obj};
-use coxswain_api::resources::by_plural;
 use coxswain_api::status::ApiError;
-use coxswain_api::At;
 use coxswain_store::{Committed, Feed, Store};
 use error::{error_response, json_response};
-use handlers::Query;
+use kinds::Sub;
+use request::Query;
 use serde_json::{json, Value};
+pub use state::AppState;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -73,23 +80,12 @@ pub struct Config {
     pub watch_cache_size: usize,
     /// Events older than this are deleted (Kubernetes' `--event-ttl`, default 1 h).
     pub event_ttl: std::time::Duration,
+    /// How long watches may go on after a shutdown signal before they are ended
+    /// (Kubernetes' `--shutdown-watch-termination-grace-period`, default 0).
+    pub watch_termination_grace: std::time::Duration,
 }
 
-/// Shared state of all handlers.
-pub struct AppState {
-    /// Durable storage (writes and compare-and-swap reads; other reads come from the cache).
-    pub store: Arc<Store>,
-    /// In-memory objects and recent events.
-    pub cache: Arc<Cache>,
-    /// Client for proxying to kubelets.
-    pub http: reqwest::Client,
-    /// Request counters for `/metrics`.
-    pub metrics: metrics::Metrics,
-}
-
-/// Namespaces that exist from the start.
-pub const SYSTEM_NAMESPACES: &[&str] =
-    &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub use kinds::namespace::SYSTEM_NAMESPACES;
 
 /// Write `rev` into an object's `metadata.resourceVersion` (the etcd backend's reads).
 fn stamp(bytes: &[u8], rev: u64) -> Vec<u8> {
@@ -103,7 +99,11 @@ fn stamp(bytes: &[u8], rev: u64) -> Vec<u8> {
 }
 
 /// Open storage, fill the cache, create the system namespaces, and start feeding the cache.
-pub async fn open(config: &Config) -> anyhow::Result<Arc<AppState>> {
+/// Watch streams end when `stopping` becomes `true`.
+pub async fn open(
+    config: &Config,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Arc<AppState>> {
     use anyhow::Context;
     let store = match &config.storage {
         Storage::Sled(dir) => {
@@ -152,65 +152,15 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<AppState>> {
         cache,
         http: reqwest::Client::new(),
         metrics: metrics::Metrics::default(),
+        stopping,
     });
-    let nsr = by_plural("", "v1", "namespaces").context("namespaces resource")?;
-    for ns in SYSTEM_NAMESPACES {
-        if st.cache.get(nsr, "", ns).is_none() {
-            let t = routes::Target {
-                resource: nsr,
-                namespace: None,
-                name: None,
-                sub: None,
-            };
-            let body = serde_json::to_vec(&json!({"metadata": {"name": ns}}))?;
-            let res = handlers::create(&st, &t, &Query::default(), &HeaderMap::new(), &body).await;
-            if let Err(e) = res {
-                if e.reason != "AlreadyExists" {
-                    anyhow::bail!("creating namespace {ns}: {e}");
-                }
-            }
-        }
-    }
+    kinds::namespace::create_system_namespaces(&st).await?;
     Ok(st)
-}
-
-/// Delete Events older than `ttl`, checking every `ttl / 10` (at most every minute).
-async fn expire_events(st: Arc<AppState>, ttl: std::time::Duration) {
-    let Some(r) = by_plural("", "v1", "events") else {
-        return;
-    };
-    let period = (ttl / 10).clamp(
-        std::time::Duration::from_millis(200),
-        std::time::Duration::from_secs(60),
-    );
-    loop {
-        tokio::time::sleep(period).await;
-        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(ttl).unwrap_or_default();
-        let (events, _) = st.cache.list(r, &cache::Filter::default());
-        for e in events {
-            let v: Value = serde_json::from_slice(&e.bytes).unwrap_or_default();
-            let last = [
-                "/lastTimestamp",
-                "/eventTime",
-                "/metadata/creationTimestamp",
-            ]
-            .iter()
-            .filter_map(|p| v.at(p).and_then(Value::as_str))
-            .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .max();
-            if last.is_some_and(|t| t < cutoff) {
-                if let Err(err) = st.remove(r, &e.namespace, &e.name, e.rev, v).await {
-                    tracing::debug!(error = %err, "expiring event");
-                }
-            }
-        }
-    }
 }
 
 fn load_records(cache: &Cache, records: Vec<coxswain_store::Record>) {
     for (key, rev, bytes) in records {
-        let Some(r) = handlers::resource_of_key(&key) else {
+        let Some(r) = state::resource_of_key(&key) else {
             continue;
         };
         match serde_json::from_slice::<Value>(&bytes) {
@@ -239,7 +189,7 @@ async fn compact_periodically(store: Arc<Store>, interval: std::time::Duration) 
 }
 
 fn apply_committed(cache: &Cache, c: Committed) {
-    let Some(r) = handlers::resource_of_key(&c.key) else {
+    let Some(r) = state::resource_of_key(&c.key) else {
         tracing::error!(key = %String::from_utf8_lossy(&c.key), "committed key of no resource");
         return;
     };
@@ -266,18 +216,49 @@ pub fn router(st: Arc<AppState>) -> Router {
         .with_state(st)
 }
 
-/// Serve until `shutdown` resolves.
+/// Serve until `shutdown` resolves, then stop: no new connections, watch streams end after
+/// `watch_termination_grace`, requests in flight finish (at most a minute more, Kubernetes'
+/// shutdown timeout). Every write acknowledged before is durable: a write is acknowledged
+/// only once storage has it.
 pub async fn run(
     listener: tokio::net::TcpListener,
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let st = open(&config).await?;
-    tokio::spawn(expire_events(st.clone(), config.event_ttl));
-    axum::serve(listener, router(st))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let st = open(&config, stop_rx).await?;
+    tokio::spawn(kinds::event::expire(st.clone(), config.event_ttl));
+    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
+    let grace = config.watch_termination_grace;
+    let signal = async move {
+        shutdown.await;
+        tracing::info!(?grace, "shutting down: no new connections; ending watches");
+        let _ = fired_tx.send(());
+        tokio::time::sleep(grace).await;
+        stop_tx.send_replace(true);
+        // Keep the sender alive until the process ends, so watchers see `true`, not a
+        // closed channel.
+        std::mem::forget(stop_tx);
+    };
+    let server = axum::serve(listener, router(st))
+        .with_graceful_shutdown(signal)
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => return Ok(r?),
+        Ok(()) = fired_rx => {}
+    }
+    let limit = grace + std::time::Duration::from_secs(60);
+    match tokio::time::timeout(limit, server).await {
+        Ok(r) => Ok(r?),
+        Err(_) => {
+            tracing::warn!(
+                ?limit,
+                "requests still in flight after the shutdown timeout; exiting"
+            );
+            Ok(())
+        }
+    }
 }
 
 async fn dispatch(
@@ -388,33 +369,33 @@ async fn route(
             }
         }
     }
-    let r = t.resource;
+    let kind = kinds::of(t.resource);
+    let sub = match t.sub.as_deref() {
+        None => None,
+        Some(s) => Some(kinds::subresource(kind, s).ok_or_else(ApiError::no_route)?),
+    };
     let name = t.name.clone();
-    match (method.as_str(), name.as_deref(), t.sub.as_deref()) {
+    match (method.as_str(), name.as_deref(), sub) {
         ("GET", None, None) if q.flag("watch")? => watch::watch(st, &t, &q, h),
-        ("GET", None, None) => handlers::list(st, &t, &q, h).await,
-        ("POST", None, None) => handlers::create(st, &t, &q, h, body).await,
-        ("GET", Some(n), None) if q.flag("watch")? => {
-            let mut t2 = t.clone();
-            t2.name = Some(n.to_string());
-            watch::watch(st, &t2, &q, h)
+        ("GET", None, None) => verbs::read::list(st, &t, &q, h).await,
+        ("POST", None, None) => verbs::create::create(st, &t, &q, h, body).await,
+        ("DELETE", None, None) => verbs::delete::delete_collection(st, &t, &q, h, body).await,
+        ("GET", Some(_), None) if q.flag("watch")? => watch::watch(st, &t, &q, h),
+        ("GET", Some(n), None | Some(Sub::Status)) => verbs::read::get(st, &t, n, &q, h).await,
+        ("PUT", Some(n), None | Some(Sub::Status | Sub::Finalize)) => {
+            verbs::update::update(st, &t, n, sub, &q, h, body).await
         }
-        ("GET", Some(n), None | Some("status")) => handlers::get(st, &t, n, &q, h).await,
-        ("PUT", Some(n), None | Some("status")) => handlers::update(st, &t, n, &q, h, body).await,
-        ("PUT", Some(n), Some("finalize")) if r.plural == "namespaces" => {
-            handlers::update(st, &t, n, &q, h, body).await
+        ("PATCH", Some(n), None | Some(Sub::Status)) => {
+            verbs::patch::patch(st, &t, n, sub, &q, h, body).await
         }
-        ("PATCH", Some(n), None | Some("status")) => handlers::patch(st, &t, n, &q, h, body).await,
-        ("DELETE", Some(n), None) => handlers::delete(st, &t, n, &q, h, body).await,
-        ("GET" | "PUT" | "PATCH", Some(n), Some("scale")) if r.has_scale => {
-            handlers::scale(st, &t, n, method, &q, h, body).await
+        ("DELETE", Some(n), None) => verbs::delete::delete(st, &t, n, &q, h, body).await,
+        ("GET" | "PUT" | "PATCH", Some(n), Some(Sub::Scale)) => {
+            verbs::scale::scale(st, &t, n, method, &q, h, body).await
         }
-        ("POST", Some(n), Some("binding")) if r.plural == "pods" => {
-            handlers::bind(st, &t, n, h, body).await
-        }
-        ("GET", Some(n), Some("log")) if r.plural == "pods" => logs::logs(st, &t, n, &q).await,
-        ("POST", Some(n), Some("eviction")) if r.plural == "pods" => {
-            handlers::evict(st, &t, n, &q, h, body).await
+        ("POST", Some(n), Some(Sub::Binding)) => verbs::bind::bind(st, &t, n, &q, h, body).await,
+        ("GET", Some(n), Some(Sub::Log)) => logs::logs(st, &t, n, &q).await,
+        ("POST", Some(n), Some(Sub::Eviction)) => {
+            verbs::delete::evict(st, &t, n, &q, h, body).await
         }
         (_, _, Some(_)) => Err(ApiError::no_route()),
         (m, _, _) => Err(ApiError::method_not_allowed(format!(

@@ -1,13 +1,13 @@
 //! `GET pods/NAME/log`: found on the pod's node and proxied from its kubelet, streaming when
 //! `follow=true`, as the real API server does.
 
-use crate::handlers::Query;
+use crate::request::Query;
 use crate::routes::Target;
 use crate::AppState;
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use coxswain_api::resources::by_plural;
+use coxswain_api::resources::NODES;
 use coxswain_api::status::ApiError;
 use coxswain_api::At;
 use serde_json::Value;
@@ -54,11 +54,10 @@ pub async fn logs(st: &AppState, t: &Target, name: &str, q: &Query) -> Result<Re
             "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
         )));
     }
-    let nodes = by_plural("", "v1", "nodes").ok_or_else(|| ApiError::internal("no nodes"))?;
     let n = st
         .cache
-        .get(nodes, "", node)
-        .ok_or_else(|| ApiError::not_found(nodes, node))?;
+        .get(&NODES, "", node)
+        .ok_or_else(|| ApiError::not_found(&NODES, node))?;
     let n: Value =
         serde_json::from_slice(&n.bytes).map_err(|e| ApiError::internal(e.to_string()))?;
     let ip = n

@@ -38,6 +38,28 @@ struct Args {
     /// How long Events are kept, in seconds (Kubernetes' default is one hour).
     #[arg(long, default_value_t = 3600)]
     event_ttl_seconds: u64,
+    /// How long watches may go on after SIGTERM before they are ended, so the server can
+    /// exit (Kubernetes' flag and default: `0s`). A duration: `0s`, `500ms`, `5s`, `1m`.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    shutdown_watch_termination_grace_period: std::time::Duration,
+}
+
+/// A Go-style duration with one unit (`ms`, `s`, `m`, `h`).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {s:?}: use e.g. 0s, 500ms, 5s, 1m");
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    std::time::Duration::try_from_secs_f64(secs).map_err(|_| bad())
 }
 
 fn default_data_dir() -> std::path::PathBuf {
@@ -78,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
         storage,
         watch_cache_size: args.watch_cache_size,
         event_ttl: std::time::Duration::from_secs(args.event_ttl_seconds.max(1)),
+        watch_termination_grace: args.shutdown_watch_termination_grace_period,
     };
     cox_apiserver::run(listener, config, shutdown_signal()).await
 }

@@ -25,7 +25,8 @@ pub fn verb(method: &str, named: bool, watch: bool, apply: bool) -> &'static str
         "PUT" => "PUT",
         "PATCH" if apply => "APPLY",
         "PATCH" => "PATCH",
-        "DELETE" => "DELETE",
+        "DELETE" if named => "DELETE",
+        "DELETE" => "DELETECOLLECTION",
         _ => "OTHER",
     }
 }

@@ -1,6 +1,6 @@
 //! Parsing a request path into the resource, namespace, name and subresource it addresses.
 
-use coxswain_api::resources::{by_plural, ResourceInfo};
+use coxswain_api::resources::{by_plural, ResourceInfo, NAMESPACES};
 
 /// What a resource path names.
 #[derive(Debug, Clone)]
@@ -32,7 +32,10 @@ pub fn parse(path: &str) -> Result<Target, PathError> {
     };
     let find = |plural: &str| by_plural(group, version, plural).ok_or(PathError::NotFound);
     let t = match rest {
-        ["namespaces", ns, plural, tail @ ..] if find(plural).is_ok_and(|r| r.namespaced) => {
+        // `/namespaces/NS/...`: the path grammar names the namespaces resource.
+        [seg, ns, plural, tail @ ..]
+            if *seg == NAMESPACES.plural && find(plural).is_ok_and(|r| r.namespaced) =>
+        {
             let r = find(plural)?;
             match tail {
                 [] => (r, Some(*ns), None, None),

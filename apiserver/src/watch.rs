@@ -5,10 +5,12 @@
 //! window of shared events after its position, sends the matching lines (no re-encoding unless
 //! the client asked for Tables), and sleeps until the cache advances. A client that reads too
 //! slowly falls behind the window and gets one `ERROR` 410 event, then the stream ends; it must
-//! relist. Nothing is buffered per watcher beyond a small channel.
+//! relist. Nothing is buffered per watcher beyond a small channel. Metadata-only watchers
+//! share lines encoded once per event too. When the server shuts down every stream ends, so
+//! the process can exit; clients resume from their last revision.
 
 use crate::cache::{event_line, Event, EventType, Filter, WatchStart};
-use crate::handlers::{wants_table, Query};
+use crate::request::{accept, Accept, Query};
 use crate::routes::Target;
 use crate::{table, AppState};
 use axum::body::Body;
@@ -27,7 +29,7 @@ use tokio::sync::mpsc;
 struct Watcher {
     resource: &'static ResourceInfo,
     filter: Filter,
-    table: bool,
+    accept: Accept,
     full: bool,
 }
 
@@ -47,15 +49,20 @@ impl Watcher {
             (_, true, false) => EventType::Deleted,
             (_, false, false) => return None,
         };
-        if self.table {
-            let name = match t {
-                EventType::Added => "ADDED",
-                EventType::Modified => "MODIFIED",
-                EventType::Deleted => "DELETED",
-            };
-            return Some(self.table_line(name, &ev.obj.bytes));
+        Some(match self.accept {
+            Accept::Table => self.table_line(t.as_str(), &ev.obj.bytes),
+            Accept::Metadata => ev.metadata_line_as(t),
+            Accept::Object => ev.line_as(t),
+        })
+    }
+
+    /// The ADDED line of an object of the initial state.
+    fn added_line(&self, bytes: &[u8]) -> Bytes {
+        match self.accept {
+            Accept::Table => self.table_line("ADDED", bytes),
+            Accept::Metadata => event_line("ADDED", &crate::verbs::partial_metadata_bytes(bytes)),
+            Accept::Object => event_line("ADDED", bytes),
         }
-        Some(ev.line_as(t))
     }
 
     fn table_line(&self, t: &str, bytes: &[u8]) -> Bytes {
@@ -89,24 +96,20 @@ pub fn watch(
     let w = Watcher {
         resource: t.resource,
         filter,
-        table: wants_table(h),
+        accept: accept(h),
         full: q.full_objects(),
     };
     let rv = q.get("resourceVersion").unwrap_or("");
-    let timeout = q.int("timeoutSeconds")?.filter(|s| *s > 0);
+    // Capped so that adding it to the clock cannot overflow (a year is longer than any
+    // client waits).
+    let timeout = q
+        .int("timeoutSeconds")?
+        .filter(|s| *s > 0)
+        .map(|s| s.min(365 * 24 * 3600));
     let bookmarks = q.flag("allowWatchBookmarks")?;
     let (initial, start) = if rv.is_empty() || rv == "0" {
         let (objs, rev) = st.cache.snapshot(t.resource, &w.filter);
-        let lines: Vec<Bytes> = objs
-            .iter()
-            .map(|o| {
-                if w.table {
-                    w.table_line("ADDED", &o.bytes)
-                } else {
-                    event_line("ADDED", &o.bytes)
-                }
-            })
-            .collect();
+        let lines: Vec<Bytes> = objs.iter().map(|o| w.added_line(&o.bytes)).collect();
         (lines, rev)
     } else {
         let n: u64 = rv.parse().map_err(|_| {
@@ -118,6 +121,7 @@ pub fn watch(
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let cache = st.cache.clone();
+    let mut stopping = st.stopping.clone();
     let kind = t.resource.kind;
     let api_version = t.resource.api_version();
     tokio::spawn(async move {
@@ -158,10 +162,14 @@ pub fn watch(
                     None => std::future::pending().await,
                 }
             };
+            if *stopping.borrow() {
+                return;
+            }
             tokio::select! {
                 r = changes.changed() => if r.is_err() { return },
                 _ = sleep => return,
                 _ = tx.closed() => return,
+                _ = stopping.changed() => return,
                 _ = tick.tick(), if bookmarks => {
                     let obj = json!({"kind": kind, "apiVersion": api_version,
                         "metadata": {"resourceVersion": pos.to_string()}});

@@ -419,8 +419,25 @@ fn chrono_free_rfc3339(secs: i64) -> String {
     )
 }
 
-/// Decode a protobuf request body into a JSON object with `apiVersion` and `kind`.
-pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
+/// The schema of one top-level message (a kind's `generated.proto` message).
+#[derive(Clone, Copy)]
+pub struct Schema(&'static [Field]);
+
+/// `apps/v1` Deployment.
+pub const DEPLOYMENT_SCHEMA: Schema = Schema(DEPLOYMENT);
+/// `v1` Namespace.
+pub const NAMESPACE_SCHEMA: Schema = Schema(NAMESPACE);
+/// `v1` Pod.
+pub const POD_SCHEMA: Schema = Schema(POD);
+/// `v1` ConfigMap.
+pub const CONFIG_MAP_SCHEMA: Schema = Schema(CONFIG_MAP);
+
+/// Decode a protobuf request body into a JSON object with `apiVersion` and `kind`;
+/// `schema_of(apiVersion, kind)` names the message schema of the kinds that have one.
+pub fn decode(
+    body: &[u8],
+    schema_of: impl Fn(&str, &str) -> Option<Schema>,
+) -> Result<Value, ProtoError> {
     let rest = body
         .strip_prefix(b"k8s\0")
         .ok_or_else(|| ProtoError("missing the k8s protobuf magic prefix".into()))?;
@@ -440,16 +457,10 @@ pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
         .unwrap_or_default()
         .to_string();
     let kind = type_meta["kind"].as_str().unwrap_or_default().to_string();
-    let schema = match (api_version.as_str(), kind.as_str()) {
-        ("apps/v1", "Deployment") => DEPLOYMENT,
-        ("v1", "Namespace") => NAMESPACE,
-        ("v1", "Pod") => POD,
-        ("v1", "ConfigMap") => CONFIG_MAP,
-        _ => {
-            return Err(ProtoError(format!(
-                "protobuf bodies of {api_version} {kind} are not supported; send JSON"
-            )))
-        }
+    let Some(Schema(schema)) = schema_of(&api_version, &kind) else {
+        return Err(ProtoError(format!(
+            "protobuf bodies of {api_version} {kind} are not supported; send JSON"
+        )));
     };
     let mut v = decode_msg(raw, schema, &kind)?;
     if let Value::Object(m) = &mut v {
@@ -498,14 +509,17 @@ mod tests {
         let mut body = b"k8s\0".to_vec();
         ld(1, &tm, &mut body);
         ld(2, &ns, &mut body);
-        let v = decode(&body).unwrap();
+        let ns_only =
+            |av: &str, k: &str| (av == "v1" && k == "Namespace").then_some(NAMESPACE_SCHEMA);
+        let v = decode(&body, ns_only).unwrap();
         assert_eq!(
             v,
             json!({"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": "shop", "labels": {"team": "a"}}, "spec": {}})
         );
-        assert!(decode(b"nope").is_err());
-        assert!(decode(&body[..body.len() - 2]).is_err());
+        assert!(decode(b"nope", ns_only).is_err());
+        assert!(decode(&body[..body.len() - 2], ns_only).is_err());
+        assert!(decode(&body, |_, _| None).is_err());
     }
 
     #[test]

@@ -82,110 +82,135 @@ impl ResourceInfo {
 
 const ALL: &[&str] = &["all"];
 
+/// `namespaces` (Namespace).
+pub static NAMESPACES: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Namespace",
+    plural: "namespaces",
+    singular: "namespace",
+    namespaced: false,
+    short_names: &["ns"],
+    categories: &[],
+    has_status: true,
+    has_scale: false,
+};
+
+/// `nodes` (Node).
+pub static NODES: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Node",
+    plural: "nodes",
+    singular: "node",
+    namespaced: false,
+    short_names: &["no"],
+    categories: &[],
+    has_status: true,
+    has_scale: false,
+};
+
+/// `pods` (Pod).
+pub static PODS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Pod",
+    plural: "pods",
+    singular: "pod",
+    namespaced: true,
+    short_names: &["po"],
+    categories: ALL,
+    has_status: true,
+    has_scale: false,
+};
+
+/// `configmaps` (ConfigMap).
+pub static CONFIGMAPS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "ConfigMap",
+    plural: "configmaps",
+    singular: "configmap",
+    namespaced: true,
+    short_names: &["cm"],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
+/// `events` (Event).
+pub static EVENTS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Event",
+    plural: "events",
+    singular: "event",
+    namespaced: true,
+    short_names: &["ev"],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
+/// `deployments` (Deployment).
+pub static DEPLOYMENTS: ResourceInfo = ResourceInfo {
+    group: "apps",
+    version: "v1",
+    kind: "Deployment",
+    plural: "deployments",
+    singular: "deployment",
+    namespaced: true,
+    short_names: &["deploy"],
+    categories: ALL,
+    has_status: true,
+    has_scale: true,
+};
+
+/// `replicasets` (ReplicaSet).
+pub static REPLICASETS: ResourceInfo = ResourceInfo {
+    group: "apps",
+    version: "v1",
+    kind: "ReplicaSet",
+    plural: "replicasets",
+    singular: "replicaset",
+    namespaced: true,
+    short_names: &["rs"],
+    categories: ALL,
+    has_status: true,
+    has_scale: true,
+};
+
+/// `leases` (Lease).
+pub static LEASES: ResourceInfo = ResourceInfo {
+    group: "coordination.k8s.io",
+    version: "v1",
+    kind: "Lease",
+    plural: "leases",
+    singular: "lease",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
 /// Every resource the API server serves, core group first (the order discovery lists them).
-pub const RESOURCES: &[ResourceInfo] = &[
-    ResourceInfo {
-        group: "",
-        version: "v1",
-        kind: "Namespace",
-        plural: "namespaces",
-        singular: "namespace",
-        namespaced: false,
-        short_names: &["ns"],
-        categories: &[],
-        has_status: true,
-        has_scale: false,
-    },
-    ResourceInfo {
-        group: "",
-        version: "v1",
-        kind: "Node",
-        plural: "nodes",
-        singular: "node",
-        namespaced: false,
-        short_names: &["no"],
-        categories: &[],
-        has_status: true,
-        has_scale: false,
-    },
-    ResourceInfo {
-        group: "",
-        version: "v1",
-        kind: "Pod",
-        plural: "pods",
-        singular: "pod",
-        namespaced: true,
-        short_names: &["po"],
-        categories: ALL,
-        has_status: true,
-        has_scale: false,
-    },
-    ResourceInfo {
-        group: "",
-        version: "v1",
-        kind: "ConfigMap",
-        plural: "configmaps",
-        singular: "configmap",
-        namespaced: true,
-        short_names: &["cm"],
-        categories: &[],
-        has_status: false,
-        has_scale: false,
-    },
-    ResourceInfo {
-        group: "",
-        version: "v1",
-        kind: "Event",
-        plural: "events",
-        singular: "event",
-        namespaced: true,
-        short_names: &["ev"],
-        categories: &[],
-        has_status: false,
-        has_scale: false,
-    },
-    ResourceInfo {
-        group: "apps",
-        version: "v1",
-        kind: "Deployment",
-        plural: "deployments",
-        singular: "deployment",
-        namespaced: true,
-        short_names: &["deploy"],
-        categories: ALL,
-        has_status: true,
-        has_scale: true,
-    },
-    ResourceInfo {
-        group: "apps",
-        version: "v1",
-        kind: "ReplicaSet",
-        plural: "replicasets",
-        singular: "replicaset",
-        namespaced: true,
-        short_names: &["rs"],
-        categories: ALL,
-        has_status: true,
-        has_scale: true,
-    },
-    ResourceInfo {
-        group: "coordination.k8s.io",
-        version: "v1",
-        kind: "Lease",
-        plural: "leases",
-        singular: "lease",
-        namespaced: true,
-        short_names: &[],
-        categories: &[],
-        has_status: false,
-        has_scale: false,
-    },
+pub static RESOURCES: &[&ResourceInfo] = &[
+    &NAMESPACES,
+    &NODES,
+    &PODS,
+    &CONFIGMAPS,
+    &EVENTS,
+    &DEPLOYMENTS,
+    &REPLICASETS,
+    &LEASES,
 ];
 
 /// The resource served at `group`/`version`/`plural`.
 pub fn by_plural(group: &str, version: &str, plural: &str) -> Option<&'static ResourceInfo> {
     RESOURCES
         .iter()
+        .copied()
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
@@ -193,6 +218,7 @@ pub fn by_plural(group: &str, version: &str, plural: &str) -> Option<&'static Re
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo> {
     RESOURCES
         .iter()
+        .copied()
         .find(|r| r.api_version() == api_version && r.kind == kind)
 }
 
@@ -203,7 +229,7 @@ pub fn by_user_name(name: &str) -> Option<&'static ResourceInfo> {
         Some((b, g)) => (b.to_string(), Some(g.to_string())),
         None => (lower, None),
     };
-    RESOURCES.iter().find(|r| {
+    RESOURCES.iter().copied().find(|r| {
         let name_ok = r.plural == base
             || r.singular == base
             || r.kind.eq_ignore_ascii_case(&base)

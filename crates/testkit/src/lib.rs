@@ -394,6 +394,75 @@ impl TestCluster {
         self.procs.retain(|p| p.name != name);
     }
 
+    /// Send SIGTERM to a component and wait up to `limit` for it to exit; returns how long
+    /// it took, or `None` if it was still running (then it is killed).
+    pub fn terminate(&mut self, name: &str, limit: Duration) -> Option<Duration> {
+        let mut took = None;
+        for p in self.procs.iter_mut().filter(|p| p.name == name) {
+            let started = std::time::Instant::now();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(p.child.id().to_string())
+                .status();
+            while started.elapsed() < limit {
+                if matches!(p.child.try_wait(), Ok(Some(_))) {
+                    took = Some(started.elapsed());
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+        self.procs.retain(|p| p.name != name);
+        took
+    }
+
+    /// Start the real kubectl in the background (e.g. `get pods -w`), its output piped.
+    pub fn kubectl_spawn(&self, args: &[&str]) -> Child {
+        let cache = self.dir.path().join("kube-cache");
+        Command::new("kubectl")
+            .arg("--server")
+            .arg(&self.server)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(args)
+            .env("KUBECONFIG", "/dev/null")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting kubectl")
+    }
+
+    /// GET with an `Accept` header.
+    pub fn get_accept(&self, path: &str, accept: &str) -> (u16, Value) {
+        self.send(
+            self.http
+                .get(format!("{}{path}", self.server))
+                .header("Accept", accept),
+        )
+    }
+
+    /// Send a body with a method, content type and `Accept` header.
+    pub fn send_accept(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        accept: &str,
+        body: &str,
+    ) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        self.send(
+            self.http
+                .request(m, format!("{}{path}", self.server))
+                .header("Content-Type", content_type)
+                .header("Accept", accept)
+                .body(body.to_string()),
+        )
+    }
+
     /// Wait until `n` nodes report Ready.
     pub fn wait_nodes_ready(&self, n: usize) {
         eventually(Duration::from_secs(30), &format!("{n} nodes Ready"), || {
@@ -483,6 +552,17 @@ impl TestCluster {
         &self,
         path_and_query: &str,
         timeout: Duration,
+        until: impl FnMut(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        self.watch_lines_accept(path_and_query, "application/json", timeout, until)
+    }
+
+    /// [`TestCluster::watch_lines`] with an `Accept` header.
+    pub fn watch_lines_accept(
+        &self,
+        path_and_query: &str,
+        accept: &str,
+        timeout: Duration,
         mut until: impl FnMut(&[Value]) -> bool,
     ) -> Vec<Value> {
         use std::io::BufRead;
@@ -492,6 +572,7 @@ impl TestCluster {
             .expect("client");
         let resp = http
             .get(format!("{}{path_and_query}", self.server))
+            .header("Accept", accept)
             .send()
             .expect("watch request");
         let mut out = Vec::new();

@@ -1,0 +1,110 @@
+//! Helpers the kinds share: defaulting one key of an object, and the rules of the kinds that
+//! own pods through a selector and a pod template (Deployment, ReplicaSet).
+
+use crate::table::s;
+use coxswain_api::status::Cause;
+use coxswain_api::At;
+use serde_json::{json, Map, Value};
+
+/// The object at `v[key]`, made an empty object first if it is missing or not an object.
+pub fn obj<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
+    if !v.get(key).is_some_and(Value::is_object) {
+        v.as_object_mut()?.insert(key.to_string(), json!({}));
+    }
+    v.get_mut(key)?.as_object_mut()
+}
+
+/// Set `m[key]` to `val` when it is missing or null.
+pub fn default(m: &mut Map<String, Value>, key: &str, val: Value) {
+    if m.get(key).is_none_or(Value::is_null) {
+        m.insert(key.to_string(), val);
+    }
+}
+
+/// Defaults of a pod template (`spec.template`): its pod spec's, and no creation timestamp.
+pub fn default_template(v: &mut Value) {
+    if let Some(spec) = v.pointer_mut("/spec/template/spec") {
+        super::pod::default_pod_spec(spec);
+    }
+    if let Some(m) = v
+        .pointer_mut("/spec/template/metadata")
+        .and_then(Value::as_object_mut)
+    {
+        m.remove("creationTimestamp");
+    }
+}
+
+/// `spec.replicas`, `spec.selector` (required, matching the template's labels) and the pod
+/// template of a workload.
+pub fn validate_workload(v: &Value, causes: &mut Vec<Cause>) {
+    match v.at("/spec/replicas") {
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|x| x >= 0) => {}
+        Some(Value::Number(n)) => causes.push(Cause::invalid(
+            "spec.replicas",
+            n,
+            "must be greater than or equal to 0",
+        )),
+        Some(other) => causes.push(Cause::invalid("spec.replicas", other, "must be an integer")),
+        None => {}
+    }
+    let selector = v.at("/spec/selector");
+    let match_labels = selector
+        .and_then(|s| s.get("matchLabels"))
+        .and_then(Value::as_object);
+    let has_exprs = selector
+        .and_then(|s| s.get("matchExpressions"))
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    if match_labels.is_none_or(|m| m.is_empty()) && !has_exprs {
+        causes.push(Cause::required("spec.selector"));
+    }
+    let tmpl_labels = v
+        .at("/spec/template/metadata/labels")
+        .and_then(Value::as_object);
+    if let Some(ml) = match_labels {
+        let ok = ml
+            .iter()
+            .all(|(k, val)| tmpl_labels.and_then(|t| t.get(k)) == Some(val));
+        if !ml.is_empty() && !ok {
+            causes.push(Cause::invalid(
+                "spec.template.metadata.labels",
+                json!(tmpl_labels).to_string(),
+                "`selector` does not match template `labels`",
+            ));
+        }
+    }
+    super::pod::validate_pod_spec(v.at("/spec/template/spec"), "spec.template.spec", causes);
+}
+
+/// A workload's selector is immutable (apps/v1).
+pub fn selector_immutable(old: &Value, new: &Value, causes: &mut Vec<Cause>) {
+    let (a, b) = (old.at("/spec/selector"), new.at("/spec/selector"));
+    if a != b {
+        causes.push(Cause::invalid(
+            "spec.selector",
+            json!(b).to_string(),
+            "field is immutable",
+        ));
+    }
+}
+
+/// The Containers, Images and Selector cells of a workload (`-o wide`).
+pub fn containers_images_selector(v: &Value) -> [String; 3] {
+    let cs = v
+        .at("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let join = |p: &str| cs.iter().map(|c| s(c, p)).collect::<Vec<_>>().join(",");
+    let sel = v
+        .at("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    [join("/name"), join("/image"), sel]
+}

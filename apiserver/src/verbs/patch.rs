@@ -1,0 +1,132 @@
+//! PATCH of an object or its `status`: JSON merge patch, strategic merge patch, JSON patch,
+//! and server-side apply (`application/apply-patch+yaml`, which creates a missing object).
+//! Every form goes through the write path, dry runs included.
+
+use super::object_response;
+use crate::fields;
+use crate::kinds::{self, Sub};
+use crate::ownership;
+use crate::request::{content_type, decode_body, Query};
+use crate::routes::Target;
+use crate::state::{
+    check_type, internal, merge_for_subresource, store_key, AppState, WriteOptions,
+};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use coxswain_api::patch;
+use coxswain_api::status::{ApiError, Cause};
+use coxswain_api::At;
+use serde_json::{json, Value};
+
+/// PATCH an object, or (with `sub`) its `status`.
+pub async fn patch(
+    st: &AppState,
+    t: &Target,
+    name: &str,
+    sub: Option<Sub>,
+    q: &Query,
+    h: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let r = t.resource;
+    let kind = kinds::of(r);
+    let ct = content_type(h);
+    let mut p = decode_body(h, body)?;
+    let ns = t.namespace.clone().unwrap_or_default();
+    let owns = sub.and_then(Sub::owns);
+    let mode = fields::Mode::parse(q.get("fieldValidation"))?;
+    let warnings = if ct == "application/json-patch+json" {
+        Vec::new()
+    } else {
+        fields::check(r, &mut p, mode)?
+    };
+    if ct == "application/apply-patch+yaml" {
+        let mut resp = server_side_apply(st, t, name, q, h, p).await?;
+        fields::add_warnings(&mut resp, &warnings);
+        return Ok(resp);
+    }
+    let change = move |cur: &Value| -> Result<Value, ApiError> {
+        let mut target = cur.clone();
+        if let Some(m) = target["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+        }
+        match ct.as_str() {
+            "application/json-patch+json" => patch::json_patch(&mut target, &p)
+                .map_err(|e| ApiError::invalid(r, name, vec![Cause::invalid("patch", "", &e.0)]))?,
+            "application/strategic-merge-patch+json" => {
+                patch::strategic_merge_patch(&mut target, &p)
+                    .map_err(|e| ApiError::bad_request(e.0))?
+            }
+            "application/merge-patch+json" => patch::merge_patch(&mut target, &p),
+            other => return Err(ApiError::unsupported_media_type(other)),
+        }
+        Ok(merge_for_subresource(kind, cur, target, owns))
+    };
+    let opts = WriteOptions {
+        manager: q.get("fieldManager"),
+        dry_run: q.dry_run(),
+        ..Default::default()
+    };
+    let (bytes, _) = st.write(r, &ns, name, opts, &change).await?;
+    let mut resp = object_response(h, 200, bytes);
+    fields::add_warnings(&mut resp, &warnings);
+    Ok(resp)
+}
+
+/// PATCH with `application/apply-patch+yaml`: create the object if it is missing, else apply
+/// the configuration as its field manager (conflicts are 409 unless `force=true`).
+async fn server_side_apply(
+    st: &AppState,
+    t: &Target,
+    name: &str,
+    q: &Query,
+    h: &HeaderMap,
+    config: Value,
+) -> Result<Response, ApiError> {
+    let r = t.resource;
+    let kind = kinds::of(r);
+    let ns = t.namespace.clone().unwrap_or_default();
+    let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
+        return Err(ApiError::invalid_options(
+            "PatchOptions.meta.k8s.io",
+            vec![Cause {
+                reason: "FieldValueRequired".into(),
+                message: "Required value: is required for apply patch".into(),
+                field: "fieldManager".into(),
+            }],
+        ));
+    };
+    let mut config = config;
+    check_type(r, &mut config)?;
+    if config
+        .at("/metadata/name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        config["metadata"]["name"] = json!(name);
+    }
+    if st
+        .store
+        .get(&store_key(r, &ns, name))
+        .await
+        .map_err(internal)?
+        .is_none()
+    {
+        return super::create::create_as(st, t, q, h, config, Some((manager, "Apply"))).await;
+    }
+    let force = q.flag("force")?;
+    let change = move |cur: &Value| -> Result<Value, ApiError> {
+        let mut base = cur.clone();
+        if let Some(m) = base["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+        }
+        let applied = ownership::apply(r, name, &base, &config, manager, force)?;
+        Ok(merge_for_subresource(kind, cur, applied, None))
+    };
+    let opts = WriteOptions {
+        dry_run: q.dry_run(),
+        ..Default::default()
+    };
+    let (bytes, _) = st.write(r, &ns, name, opts, &change).await?;
+    Ok(object_response(h, 200, bytes))
+}
