@@ -11,16 +11,19 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod algorithm;
 mod cache;
+mod framework;
 mod plugins;
 
 use anyhow::Context;
-use cache::{PodInfo, SchedCache};
+use cache::SchedCache;
 use clap::Parser;
 use coxswain_client::{Api, Client, ListParams};
 use coxswain_runtime::events::{object_ref, Recorder};
 use coxswain_runtime::store::{key_of, split_key};
 use coxswain_runtime::{controller, Action, Change, Informer, Queue, Store};
+use framework::PodInfo;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -52,17 +55,6 @@ struct Args {
     leader: coxswain_runtime::leader::LeaderElection,
 }
 
-/// How many feasible nodes to find before scoring (kube-scheduler's adaptive
-/// `percentageOfNodesToScore`: all of up to 100 nodes, then 50 % minus 1 % per 125 nodes,
-/// at least 5 % and at least 100), so a decision does not visit all 5,000 nodes.
-fn feasible_nodes_to_find(all: usize) -> usize {
-    if all < 100 {
-        return all.max(1);
-    }
-    let percentage = 50usize.saturating_sub(all / 125).max(5);
-    (all * percentage / 100).max(100)
-}
-
 /// How long a pod that failed `attempts` times waits before the next try.
 fn backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
     let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(16));
@@ -73,8 +65,7 @@ struct Sched {
     client: Client,
     pods: Store<Pod>,
     cache: SchedCache,
-    filters: plugins::Filters,
-    scores: plugins::Scores,
+    profile: algorithm::Profile,
     recorder: Recorder,
     /// Pods that fit nowhere: failed attempts and when the last one was.
     unschedulable: Mutex<HashMap<String, (u32, Instant)>>,
@@ -154,49 +145,12 @@ impl Sched {
         let (ns, name) = split_key(&key);
         let ns = ns.unwrap_or("default").to_string();
         let guard = self.choose.lock().await;
-        let (choice, total, reasons) = self.cache.decide(&info, |cycle, nodes, total| {
-            let mut reasons: BTreeMap<String, (usize, bool)> = BTreeMap::new();
-            let mut feasible = Vec::new();
-            let enough = feasible_nodes_to_find(total);
-            let mut last = None;
-            for n in nodes {
-                if feasible.len() >= enough {
-                    break;
-                }
-                last = Some(n);
-                let rejected = self.filters.iter().find_map(|f| {
-                    f.filter(cycle, n)
-                        .err()
-                        .map(|r| {
-                            let help = f.preemption_could_help(&r);
-                            (f.name(), r, help)
-                        })
-                });
-                match rejected {
-                    Some((plugin, reason, could_help)) => {
-                        tracing::trace!(pod = %key, node = %n.name, plugin, reason = %reason, "filtered out");
-                        let e = reasons.entry(reason).or_insert((0, could_help));
-                        e.0 += 1;
-                    }
-                    None => feasible.push(n),
-                }
-            }
-            let mut totals = vec![0i64; feasible.len()];
-            for (plugin, weight) in &self.scores {
-                let mut scores: Vec<i64> = feasible.iter().map(|n| plugin.score(cycle, n)).collect();
-                plugin.normalize(&mut scores);
-                tracing::trace!(pod = %key, plugin = plugin.name(), ?scores, "scored");
-                for (t, s) in totals.iter_mut().zip(scores) {
-                    *t += weight * s;
-                }
-            }
-            let best = totals
-                .iter()
-                .enumerate()
-                .max_by_key(|(i, t)| (**t, std::cmp::Reverse(*i)))
-                .map(|(i, _)| feasible[i].name.clone());
-            ((best, total, reasons), last.map(|n| n.name.clone()))
+        let decision = self.cache.decide(&info, |cycle, nodes, total| {
+            let d = algorithm::choose(&self.profile, cycle, nodes, total);
+            let last = d.last.clone();
+            (d, last)
         });
+        let (choice, total, reasons) = (decision.node, decision.total, decision.reasons);
         let Some(node) = choice else {
             drop(guard);
             let msg = unschedulable_message(total, &reasons);
@@ -313,8 +267,7 @@ async fn main() -> anyhow::Result<()> {
         client: client.clone(),
         pods: pods.store(),
         cache: SchedCache::default(),
-        filters,
-        scores,
+        profile: algorithm::Profile { filters, scores },
         recorder: Recorder::new(&client, "default-scheduler", None),
         unschedulable: Mutex::new(HashMap::new()),
         initial_backoff: Duration::from_secs_f64(args.pod_initial_backoff_seconds.max(0.0)),

@@ -4,7 +4,7 @@
 //! preferred terms score by weight times matching pods in the domain.
 
 use super::{normalize_min_max, Cycle, Filter, Score};
-use crate::cache::NodeInfo;
+use crate::framework::NodeInfo;
 
 /// Filter and score.
 pub struct InterPodAffinity;
@@ -63,5 +63,65 @@ impl Score for InterPodAffinity {
     }
     fn normalize(&self, scores: &mut [i64]) {
         normalize_min_max(scores);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::testing::{node, pod};
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    fn term(kind: &str) -> serde_json::Value {
+        json!({"containers": [], "affinity": {kind: {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}]}}})
+    }
+
+    #[test]
+    fn affinity_anti_affinity_and_existing_pods() {
+        let a = node("a", &[("zone", "a")]);
+        let b = node("b", &[("zone", "b")]);
+        let counts: HashMap<String, i64> = [("a".to_string(), 1)].into();
+        // Affinity: only where a matching pod runs.
+        let p = pod(term("podAffinity"), json!({"app": "web"}));
+        let mut c = Cycle::new(&p);
+        c.affinity = vec![counts.clone()];
+        assert_eq!(InterPodAffinity.filter(&c, &a), Ok(()));
+        assert_eq!(InterPodAffinity.filter(&c, &b), Err(AFFINITY.into()));
+        assert!(!InterPodAffinity.preemption_could_help(AFFINITY));
+        // Anti-affinity: never where one runs.
+        let p = pod(term("podAntiAffinity"), json!({"app": "web"}));
+        let mut c = Cycle::new(&p);
+        c.anti_affinity = vec![counts];
+        assert!(InterPodAffinity.filter(&c, &a).is_err());
+        assert_eq!(InterPodAffinity.filter(&c, &b), Ok(()));
+        // An existing pod's anti-affinity forbids its domain.
+        let plain = pod(json!({"containers": []}), json!({"app": "db"}));
+        let mut c = Cycle::new(&plain);
+        c.forbidden.insert(("zone".into(), "b".into()));
+        assert_eq!(InterPodAffinity.filter(&c, &a), Ok(()));
+        assert_eq!(
+            InterPodAffinity.filter(&c, &b),
+            Err("node(s) didn't satisfy existing pods anti-affinity rules".into())
+        );
+    }
+
+    #[test]
+    fn preferred_terms_score() {
+        let p = pod(
+            json!({"containers": [], "affinity": {"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 50, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}}]}}}),
+            json!({}),
+        );
+        let mut c = Cycle::new(&p);
+        c.preferred = vec![[("b".to_string(), 2)].into()];
+        let mut scores = vec![
+            InterPodAffinity.score(&c, &node("a", &[("zone", "a")])),
+            InterPodAffinity.score(&c, &node("b", &[("zone", "b")])),
+        ];
+        assert_eq!(scores, [0, 100]);
+        InterPodAffinity.normalize(&mut scores);
+        assert_eq!(scores, [0, 100]);
     }
 }

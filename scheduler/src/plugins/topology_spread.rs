@@ -4,7 +4,7 @@
 //! `ScheduleAnyway` constraints score emptier domains higher.
 
 use super::{normalize_max, Cycle, Filter, Score};
-use crate::cache::NodeInfo;
+use crate::framework::NodeInfo;
 
 /// Filter and score.
 pub struct PodTopologySpread;
@@ -64,5 +64,45 @@ impl Score for PodTopologySpread {
     }
     fn normalize(&self, scores: &mut [i64]) {
         normalize_max(scores, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::testing::{node, pod};
+    use serde_json::json;
+
+    fn spread(when: &str) -> serde_json::Value {
+        json!({"containers": [], "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone",
+            "whenUnsatisfiable": when, "labelSelector": {"matchLabels": {"app": "web"}}}]})
+    }
+
+    #[test]
+    fn max_skew_filters_and_soft_constraints_score() {
+        let a = node("a", &[("zone", "a")]);
+        let b = node("b", &[("zone", "b")]);
+        let p = pod(spread("DoNotSchedule"), json!({"app": "web"}));
+        let mut c = Cycle::new(&p);
+        c.spread = vec![[("a".to_string(), 2), ("b".to_string(), 1)].into()];
+        // Zone a would have 3 against b's 1: skew 2 > 1.
+        assert_eq!(
+            PodTopologySpread.filter(&c, &a),
+            Err("node(s) didn't match pod topology spread constraints".into())
+        );
+        assert_eq!(PodTopologySpread.filter(&c, &b), Ok(()));
+        assert!(PodTopologySpread
+            .filter(&c, &node("n", &[]))
+            .is_err_and(|r| !PodTopologySpread.preemption_could_help(&r)));
+        let p = pod(spread("ScheduleAnyway"), json!({"app": "web"}));
+        let mut c = Cycle::new(&p);
+        c.spread = vec![[("a".to_string(), 2), ("b".to_string(), 1)].into()];
+        assert_eq!(PodTopologySpread.filter(&c, &a), Ok(()));
+        let mut scores = vec![
+            PodTopologySpread.score(&c, &a),
+            PodTopologySpread.score(&c, &b),
+        ];
+        PodTopologySpread.normalize(&mut scores);
+        assert_eq!(scores, [0, 50]);
     }
 }
