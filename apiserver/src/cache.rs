@@ -454,7 +454,8 @@ impl Cache {
         };
         let pinned = crate::kinds::of(r)
             .indexed_field()
-            .and_then(|field| f.pinned(field));
+            .and_then(|field| f.pinned(field))
+            .filter(|v| !v.is_empty()); // unset values are not indexed
         let res = res_id(r);
         let mut it: Box<dyn Iterator<Item = &Arc<Obj>>> = if let Some(value) = pinned {
             let keys = g.by_index.get(&(res, value.to_string()));

@@ -8,17 +8,6 @@ use axum::response::Response;
 use coxswain_api::resources::{group_versions, ResourceInfo, RESOURCES};
 use serde_json::{json, Value};
 
-const VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
-
 /// `GET /version`.
 pub fn version() -> Response {
     value_response(
@@ -69,7 +58,7 @@ fn group_discovery(group: &str, version: &str) -> Value {
             json!({"resource": r.plural,
                 "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
                 "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
-                "singularResource": r.singular, "verbs": VERBS, "shortNames": r.short_names,
+                "singularResource": r.singular, "verbs": kinds::of(r).verbs(), "shortNames": r.short_names,
                 "categories": r.categories, "subresources": subresources(r)})
         })
         .collect();
@@ -149,7 +138,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Response> {
     let mut out = Vec::new();
     for r in rs {
         out.push(json!({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-            "kind": r.kind, "verbs": VERBS, "shortNames": r.short_names, "categories": r.categories}));
+            "kind": r.kind, "verbs": kinds::of(r).verbs(), "shortNames": r.short_names, "categories": r.categories}));
         for sub in kinds::subresources(kinds::of(r)) {
             let mut entry = json!({"name": format!("{}/{}", r.plural, sub.name()), "singularName": "",
                 "namespaced": r.namespaced, "kind": r.kind, "verbs": sub.verbs()});

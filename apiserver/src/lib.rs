@@ -234,11 +234,10 @@ pub async fn run(
         shutdown.await;
         tracing::info!(?grace, "shutting down: no new connections; ending watches");
         let _ = fired_tx.send(());
-        tokio::time::sleep(grace).await;
-        stop_tx.send_replace(true);
-        // Keep the sender alive until the process ends, so watchers see `true`, not a
-        // closed channel.
-        std::mem::forget(stop_tx);
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            stop_tx.send_replace(true);
+        });
     };
     let server = axum::serve(listener, router(st))
         .with_graceful_shutdown(signal)
@@ -379,7 +378,14 @@ async fn route(
         ("GET", None, None) if q.flag("watch")? => watch::watch(st, &t, &q, h),
         ("GET", None, None) => verbs::read::list(st, &t, &q, h).await,
         ("POST", None, None) => verbs::create::create(st, &t, &q, h, body).await,
-        ("DELETE", None, None) => verbs::delete::delete_collection(st, &t, &q, h, body).await,
+        // As in Kubernetes: only within a namespace for namespaced resources, and only for
+        // kinds that have the verb.
+        ("DELETE", None, None)
+            if kind.verbs().contains(&"deletecollection")
+                && (t.namespace.is_some() || !t.resource.namespaced) =>
+        {
+            verbs::delete::delete_collection(st, &t, &q, h, body).await
+        }
         ("GET", Some(_), None) if q.flag("watch")? => watch::watch(st, &t, &q, h),
         ("GET", Some(n), None | Some(Sub::Status)) => verbs::read::get(st, &t, n, &q, h).await,
         ("PUT", Some(n), None | Some(Sub::Status | Sub::Finalize)) => {

@@ -92,7 +92,13 @@ pub async fn logs(st: &AppState, t: &Target, name: &str, q: &Query) -> Result<Re
         let text = resp.text().await.unwrap_or_default();
         return Err(ApiError::bad_request(text));
     }
-    let mut out = Response::new(Body::from_stream(resp.bytes_stream()));
+    // A followed log ends when the server stops, like a watch.
+    let mut stopping = st.stopping.clone();
+    let stop = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    let stream = futures::StreamExt::take_until(resp.bytes_stream(), stop);
+    let mut out = Response::new(Body::from_stream(stream));
     out.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(out)

@@ -122,15 +122,25 @@ pub fn watch(
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let cache = st.cache.clone();
     let mut stopping = st.stopping.clone();
-    let kind = t.resource.kind;
-    let api_version = t.resource.api_version();
+    let (kind, api_version) = match w.accept {
+        Accept::Metadata => ("PartialObjectMetadata", "meta.k8s.io/v1".to_string()),
+        _ => (t.resource.kind, t.resource.api_version()),
+    };
     tokio::spawn(async move {
+        // Send a line, unless the client is gone or the server is stopping (a client that
+        // does not read must not hold the server up).
+        macro_rules! send {
+            ($line:expr) => {
+                tokio::select! {
+                    r = tx.send(Ok($line)) => if r.is_err() { return },
+                    _ = stopping.wait_for(|s| *s) => return,
+                }
+            };
+        }
         let deadline = timeout.map(|s| tokio::time::Instant::now() + Duration::from_secs(s as u64));
         let mut changes = cache.subscribe();
         for line in initial {
-            if tx.send(Ok(line)).await.is_err() {
-                return;
-            }
+            send!(line);
         }
         let mut pos = start;
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -142,15 +152,13 @@ pub fn watch(
                         "too old resource version: {pos} ({})",
                         oldest.saturating_sub(1)
                     ));
-                    let _ = tx.send(Ok(error_line(&e))).await;
+                    send!(error_line(&e));
                     return;
                 }
                 WatchStart::Events(evs, upto) => {
                     for ev in &evs {
                         if let Some(line) = w.render(ev) {
-                            if tx.send(Ok(line)).await.is_err() {
-                                return;
-                            }
+                            send!(line);
                         }
                     }
                     pos = pos.max(upto);
@@ -174,7 +182,7 @@ pub fn watch(
                     let obj = json!({"kind": kind, "apiVersion": api_version,
                         "metadata": {"resourceVersion": pos.to_string()}});
                     let line = event_line("BOOKMARK", &serde_json::to_vec(&obj).unwrap_or_default());
-                    if tx.send(Ok(line)).await.is_err() { return }
+                    send!(line);
                 }
             }
         }

@@ -2,7 +2,6 @@
 //! `tailLines` and `timestamps`, which the API server proxies `pods/log` to.
 
 use crate::pods::PodManager;
-use crate::runtime::ContainerRuntime;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;

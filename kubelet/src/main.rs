@@ -10,6 +10,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod behaviour;
+mod lifecycle;
 mod logserver;
 mod node;
 mod pods;
@@ -174,7 +175,7 @@ async fn main() -> anyhow::Result<()> {
             client.clone(),
             &cfg.name,
             &cfg.ip,
-            runtime::SimRuntime::new(&cfg.name),
+            std::sync::Arc::new(runtime::SimRuntime::new(&cfg.name)),
             recorder.on_host(&cfg.name),
             config.clone(),
             timing,

@@ -6,8 +6,10 @@
 //! first; restartPolicy decides restarts; Succeeded/Failed pods are left as they are.
 
 use crate::behaviour::{RuntimeConfig, ANNOTATION_PREFIX};
-use crate::runtime::{ms, ContainerInfo, ContainerRuntime, SimRuntime, Ts};
-use crate::status::{self, Slot, Stage};
+pub use crate::lifecycle::Timing;
+use crate::lifecycle::{Driver, Note, Slot};
+use crate::runtime::{ms, ContainerRuntime, Ts};
+use crate::status;
 use coxswain_client::{Api, Client, DeleteParams};
 use coxswain_runtime::events::{object_ref, Recorder};
 use coxswain_runtime::store::split_key;
@@ -17,19 +19,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// Timings of the kubelet's own behaviour.
-#[derive(Debug, Clone, Copy)]
-pub struct Timing {
-    /// Default image pull time.
-    pub pull_ms: u64,
-    /// Default container start time.
-    pub start_ms: u64,
-    /// First back-off of a crashing container or failing pull (Kubernetes: 10 s).
-    pub backoff_initial_ms: u64,
-    /// Back-off cap (Kubernetes: 300 s).
-    pub backoff_max_ms: u64,
-}
 
 /// What a pod worker is fed: the latest pod, `None` once it is gone.
 type PodInput = watch::Sender<Option<Arc<Pod>>>;
@@ -44,8 +33,8 @@ pub struct PodManager {
     pub node: String,
     /// Node IP.
     pub host_ip: String,
-    /// The runtime.
-    pub runtime: SimRuntime,
+    /// The container runtime.
+    pub runtime: Arc<dyn ContainerRuntime>,
     /// Events.
     pub recorder: Recorder,
     config: Arc<RuntimeConfig>,
@@ -92,7 +81,7 @@ impl PodManager {
         client: Client,
         node: &str,
         host_ip: &str,
-        runtime: SimRuntime,
+        runtime: Arc<dyn ContainerRuntime>,
         recorder: Recorder,
         config: Arc<RuntimeConfig>,
         timing: Timing,
@@ -283,11 +272,35 @@ impl PodManager {
     ) -> anyhow::Result<Option<Ts>> {
         let (ns, name) = split_key(key);
         let api: Api<Pod> = Api::namespaced(&self.client, ns.unwrap_or("default"));
+        let policy = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always");
+        let pod_ref = format!("{name}_{}({})", ns.unwrap_or("default"), st.uid);
+        let grace = |deleting: Option<i64>| {
+            let spec = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds);
+            Duration::from_secs(deleting.or(spec).unwrap_or(30).max(0) as u64)
+        };
+        let mut driver = Driver {
+            runtime: &*self.runtime,
+            timing: self.timing,
+            key,
+            pod_ref: &pod_ref,
+            policy,
+            grace: grace(None),
+            notes: Vec::new(),
+        };
         if pod.metadata.deletion_timestamp.is_some() {
             let done = match st.terminating {
                 Some(t) => t,
                 None => {
-                    let t = self.stop_containers(st, pod, now);
+                    let grace = grace(pod.metadata.deletion_grace_period_seconds);
+                    let t = driver.stop(st.init.iter().chain(&st.main), grace, now);
+                    self.record(pod, driver.notes);
                     st.terminating = Some(t);
                     t
                 }
@@ -304,40 +317,21 @@ impl PodManager {
             return Ok(None);
         }
         if !st.terminal {
-            let policy = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.restart_policy.clone())
-                .unwrap_or_else(|| "Always".into());
-            let mut initialized = true;
-            for i in 0..st.init.len() {
-                self.drive(key, pod, &mut st.init[i], &policy, now);
-                if !st.init[i].succeeded(&self.runtime, now) {
-                    initialized = false;
-                    break;
-                }
-            }
-            if initialized {
-                for i in 0..st.main.len() {
-                    self.drive(key, pod, &mut st.main[i], &policy, now);
-                }
-            }
+            driver.run_pod(&mut st.init, &mut st.main, now);
+            self.record(pod, driver.notes);
+            self.note_ids(key, st);
         }
         let prev = st.computed.as_ref().or(pod.status.as_ref());
         let view = status::PodView {
             init: &st.init,
             main: &st.main,
-            policy: pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.restart_policy.as_deref())
-                .unwrap_or("Always"),
-            pod_ref: format!("{name}_{}({})", ns.unwrap_or("default"), st.uid),
+            policy,
+            pod_ref,
             host_ip: &self.host_ip,
             pod_ip: &st.ip,
             started: st.started,
         };
-        let new = status::pod_status(&view, &self.runtime, prev, now);
+        let new = status::pod_status(&view, &*self.runtime, prev, now);
         st.terminal = matches!(new.phase.as_deref(), Some("Succeeded" | "Failed"));
         st.computed = Some(new.clone());
         let next = if st.terminal {
@@ -346,7 +340,7 @@ impl PodManager {
             st.init
                 .iter()
                 .chain(&st.main)
-                .filter_map(|s| s.next_due(&self.runtime, now))
+                .filter_map(|s| s.next_due(&*self.runtime, now))
                 .min()
         };
         let unchanged = |old: Option<&PodStatus>| old.is_some_and(|o| status::same(o, &new));
@@ -368,276 +362,37 @@ impl PodManager {
         Ok(next)
     }
 
-    /// Start killing every running container; returns when all will have stopped.
-    fn stop_containers(&self, st: &mut PodState, pod: &Pod, now: Ts) -> Ts {
-        let grace = pod
-            .metadata
-            .deletion_grace_period_seconds
-            .or(pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.termination_grace_period_seconds))
-            .unwrap_or(30)
-            .max(0) as u64;
-        let mut done = now;
-        for s in st.init.iter().chain(&st.main) {
-            let Stage::Running { id } = &s.stage else {
-                continue;
+    /// Record the Events the lifecycle noted.
+    fn record(&self, pod: &Pod, notes: Vec<Note>) {
+        for n in notes {
+            let mut r = object_ref(pod);
+            let list = if n.init {
+                "initContainers"
+            } else {
+                "containers"
             };
-            if self
-                .runtime
-                .inspect(id)
-                .is_some_and(|c| c.exited(now).is_none())
-            {
-                self.event(
-                    pod,
-                    s,
-                    "Normal",
-                    "Killing",
-                    format!("Stopping container {}", s.name),
-                );
-                if let Some(t) = self.runtime.kill(id, Duration::from_secs(grace), now) {
-                    done = done.max(t);
-                }
-            }
-        }
-        done
-    }
-
-    fn event(&self, pod: &Pod, slot: &Slot, type_: &str, reason: &str, message: String) {
-        let mut r = object_ref(pod);
-        let list = if slot.init {
-            "initContainers"
-        } else {
-            "containers"
-        };
-        r.field_path = Some(format!("spec.{list}{{{}}}", slot.name));
-        self.recorder.record(r, type_, reason, message);
-    }
-
-    fn backoff(&self, cur: Option<chrono::Duration>) -> (chrono::Duration, chrono::Duration) {
-        let initial = ms(self.timing.backoff_initial_ms);
-        let max = ms(self.timing.backoff_max_ms);
-        let wait = cur.unwrap_or(chrono::Duration::zero());
-        let next = match cur {
-            None => initial,
-            Some(b) => (b * 2).min(max),
-        };
-        (wait, next)
-    }
-
-    /// Take the next step for one container.
-    fn drive(&self, key: &str, pod: &Pod, s: &mut Slot, policy: &str, now: Ts) {
-        for _ in 0..4 {
-            match s.stage.clone() {
-                Stage::Waiting => {
-                    if self.runtime.has_image(&s.image) {
-                        self.event(
-                            pod,
-                            s,
-                            "Normal",
-                            "Pulled",
-                            format!("Container image \"{}\" already present on machine", s.image),
-                        );
-                        self.start(key, pod, s, now);
-                    } else {
-                        self.begin_pull(pod, s, now);
-                    }
-                }
-                Stage::Pulling { since, until } if now >= until => {
-                    if let Some(err) = s.behaviour.pull_error.clone() {
-                        let msg = format!("failed to pull and unpack image \"{}\": {err}", s.image);
-                        self.event(
-                            pod,
-                            s,
-                            "Warning",
-                            "Failed",
-                            format!("Failed to pull image \"{}\": {msg}", s.image),
-                        );
-                        self.event(pod, s, "Warning", "Failed", "Error: ErrImagePull".into());
-                        let (_, next) = self.backoff(s.pull_backoff);
-                        s.pull_backoff = Some(next);
-                        s.stage = Stage::PullFailed {
-                            since: now,
-                            retry_at: now + next,
-                            message: msg,
-                            announced: false,
-                        };
-                    } else {
-                        self.runtime.add_image(&s.image);
-                        let took = (until - since).num_milliseconds();
-                        self.event(pod, s, "Normal", "Pulled", format!("Successfully pulled image \"{}\" in {took}ms ({took}ms including waiting). Image size: 0 bytes.", s.image));
-                        s.pull_backoff = None;
-                        self.start(key, pod, s, now);
-                    }
-                }
-                Stage::PullFailed { retry_at, .. } if now >= retry_at => {
-                    self.begin_pull(pod, s, now);
-                }
-                Stage::PullFailed {
-                    since,
-                    retry_at,
-                    message,
-                    announced: false,
-                } if now >= status::err_shown_until(since, retry_at) => {
-                    self.event(
-                        pod,
-                        s,
-                        "Normal",
-                        "BackOff",
-                        format!("Back-off pulling image \"{}\"", s.image),
-                    );
-                    self.event(
-                        pod,
-                        s,
-                        "Warning",
-                        "Failed",
-                        "Error: ImagePullBackOff".into(),
-                    );
-                    s.stage = Stage::PullFailed {
-                        since,
-                        retry_at,
-                        message,
-                        announced: true,
-                    };
-                }
-                Stage::Running { id } => {
-                    let Some(info) = self.runtime.inspect(&id) else {
-                        return;
-                    };
-                    if !s.warned_ready && s.readiness_failing(&info, now) {
-                        s.warned_ready = true;
-                        self.event(
-                            pod,
-                            s,
-                            "Warning",
-                            "Unhealthy",
-                            "Readiness probe failed: HTTP probe failed with statuscode: 503".into(),
-                        );
-                    }
-                    self.check_liveness(pod, s, &info, now);
-                    let Some(info) = self.runtime.inspect(&id) else {
-                        return;
-                    };
-                    let Some((t, code)) = info.exited(now) else {
-                        return;
-                    };
-                    let restart = match policy {
-                        "Never" => false,
-                        "OnFailure" => code != 0,
-                        _ => !s.init || code != 0,
-                    };
-                    if !restart {
-                        return;
-                    }
-                    s.last = Some(info.clone());
-                    if t - info.started_at >= ms(self.timing.backoff_max_ms) * 2 {
-                        s.backoff = None; // it ran long enough: back-off starts over
-                    }
-                    let (wait, next) = self.backoff(s.backoff);
-                    s.backoff = Some(next);
-                    s.stage = Stage::CrashBackOff {
-                        restart_at: t + wait,
-                        wait,
-                    };
-                    if t + wait > now {
-                        let msg = format!(
-                            "Back-off restarting failed container {} in pod {}",
-                            s.name,
-                            status::pod_ref(pod)
-                        );
-                        self.event(pod, s, "Warning", "BackOff", msg);
-                    }
-                }
-                Stage::CrashBackOff { restart_at, .. } if now >= restart_at => {
-                    s.restarts += 1;
-                    self.event(
-                        pod,
-                        s,
-                        "Normal",
-                        "Pulled",
-                        format!("Container image \"{}\" already present on machine", s.image),
-                    );
-                    self.start(key, pod, s, now);
-                }
-                _ => return,
-            }
+            r.field_path = Some(format!("spec.{list}{{{}}}", n.container));
+            self.recorder.record(r, n.type_, n.reason, n.message);
         }
     }
 
-    fn begin_pull(&self, pod: &Pod, s: &mut Slot, now: Ts) {
-        let msg = format!("Pulling image \"{}\"", s.image);
-        self.event(pod, s, "Normal", "Pulling", msg);
-        let until = now + ms(s.behaviour.pull_ms.unwrap_or(0));
-        s.stage = Stage::Pulling { since: now, until };
-    }
-
-    fn check_liveness(&self, pod: &Pod, s: &mut Slot, info: &ContainerInfo, now: Ts) {
-        let Some((fail_from, kill_at)) = s.liveness_failure(info) else {
-            return;
-        };
-        if info.exited(now).is_some() || now < fail_from {
-            return;
+    /// Remember each container's current runtime ID (the last instance while it waits to
+    /// restart) and the one before it, for `logs` and `logs --previous`.
+    fn note_ids(&self, key: &str, st: &PodState) {
+        let mut all = lock(&self.ids);
+        let ids = all.entry(key.to_string()).or_default();
+        for s in st.init.iter().chain(&st.main) {
+            let cur = s
+                .current_id()
+                .map(str::to_string)
+                .or_else(|| s.last.as_ref().map(|l| l.id.clone()));
+            let Some(cur) = cur else { continue };
+            let prev = match ids.get(&s.name) {
+                Some((c, p)) if *c == cur => p.clone(),
+                Some((c, _)) => Some(c.clone()),
+                None => None,
+            };
+            ids.insert(s.name.clone(), (cur, prev));
         }
-        if !s.warned {
-            s.warned = true;
-            self.event(
-                pod,
-                s,
-                "Warning",
-                "Unhealthy",
-                "Liveness probe failed: HTTP probe failed with statuscode: 500".into(),
-            );
-        }
-        if now >= kill_at {
-            self.event(
-                pod,
-                s,
-                "Normal",
-                "Killing",
-                format!(
-                    "Container {} failed liveness probe, will be restarted",
-                    s.name
-                ),
-            );
-            let grace = pod
-                .spec
-                .as_ref()
-                .and_then(|p| p.termination_grace_period_seconds)
-                .unwrap_or(30)
-                .max(0) as u64;
-            self.runtime.kill(&info.id, Duration::from_secs(grace), now);
-        }
-    }
-
-    fn start(&self, key: &str, pod: &Pod, s: &mut Slot, now: Ts) {
-        let info = self.runtime.run(key, &s.name, &s.image, &s.behaviour, now);
-        self.event(
-            pod,
-            s,
-            "Normal",
-            "Created",
-            format!("Created container: {}", s.name),
-        );
-        self.event(
-            pod,
-            s,
-            "Normal",
-            "Started",
-            format!("Started container {}", s.name),
-        );
-        let mut ids = lock(&self.ids);
-        let entry = ids.entry(key.to_string()).or_default();
-        let prev = entry.get(&s.name).map(|(cur, _)| cur.clone());
-        entry.insert(s.name.clone(), (info.id.clone(), prev));
-        if let Some(old) = s.last.as_ref().map(|l| l.id.clone()) {
-            // Keep the previous instance for `logs --previous`; drop older ones.
-            if let Some(older) = s.previous_id.replace(old) {
-                self.runtime.remove(&older);
-            }
-        }
-        s.stage = Stage::Running { id: info.id };
-        s.warned = false;
-        s.warned_ready = false;
     }
 }

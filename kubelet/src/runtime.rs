@@ -66,6 +66,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     fn remove(&self, id: &str);
     /// A container's state.
     fn inspect(&self, id: &str) -> Option<ContainerInfo>;
+    /// A container's log lines up to `now`, with their times.
+    fn log_lines(&self, id: &str, now: Ts) -> Vec<(Ts, String)>;
 }
 
 /// The simulated runtime of one node.
@@ -123,7 +125,7 @@ impl SimRuntime {
 
     /// A container's log lines up to `now`: its start lines, then (for a default server
     /// process) one line every 5 s it has been running, then its exit.
-    pub fn log_lines(&self, id: &str, now: Ts) -> Vec<(Ts, String)> {
+    fn sim_log_lines(&self, id: &str, now: Ts) -> Vec<(Ts, String)> {
         let Some(c) = self.inspect(id) else {
             return Vec::new();
         };
@@ -229,5 +231,9 @@ impl ContainerRuntime for SimRuntime {
 
     fn inspect(&self, id: &str) -> Option<ContainerInfo> {
         self.lock().get(id).cloned()
+    }
+
+    fn log_lines(&self, id: &str, now: Ts) -> Vec<(Ts, String)> {
+        self.sim_log_lines(id, now)
     }
 }

@@ -1,213 +1,16 @@
-//! What the kubelet reports: each container's state ([`Slot`] -> ContainerStatus: waiting
+//! What the kubelet reports (read-only over the lifecycle's slots, `crate::lifecycle`): each
+//! container's state ([`Slot`] -> ContainerStatus: waiting
 //! with ContainerCreating/PodInitializing/ErrImagePull/ImagePullBackOff/CrashLoopBackOff,
 //! running, terminated; lastState; restartCount; ready from the simulated readiness probe)
 //! and the pod's phase and conditions by Kubernetes' rules (`getPhase` in the kubelet).
 
-use crate::behaviour::Behaviour;
-use crate::runtime::{ms, ContainerInfo, ContainerRuntime, SimRuntime, Ts};
+use crate::lifecycle::{err_shown_until, Slot, Stage};
+use crate::runtime::{ContainerInfo, ContainerRuntime, Ts};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus, Probe,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, HostIP, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-/// Where one container is.
-#[derive(Debug, Clone)]
-pub enum Stage {
-    /// Not started yet.
-    Waiting,
-    /// Pulling its image.
-    Pulling {
-        /// Pull began.
-        since: Ts,
-        /// Pull ends.
-        until: Ts,
-    },
-    /// The pull failed; retried at `retry_at`.
-    PullFailed {
-        /// When it failed.
-        since: Ts,
-        /// When the next pull starts.
-        retry_at: Ts,
-        /// The pull error.
-        message: String,
-        /// The back-off events were recorded.
-        announced: bool,
-    },
-    /// A container instance exists (starting, running or exited).
-    Running {
-        /// Its runtime ID.
-        id: String,
-    },
-    /// Exited; restarts at `restart_at`.
-    CrashBackOff {
-        /// When it restarts.
-        restart_at: Ts,
-        /// The back-off it waits.
-        wait: chrono::Duration,
-    },
-}
-
-/// One container of a pod, as the kubelet tracks it.
-#[derive(Debug, Clone)]
-pub struct Slot {
-    /// Container name.
-    pub name: String,
-    /// Image.
-    pub image: String,
-    /// An init container.
-    pub init: bool,
-    /// What the simulated process does.
-    pub behaviour: Behaviour,
-    /// Where it is.
-    pub stage: Stage,
-    /// Restarts so far.
-    pub restarts: i32,
-    /// The last exited instance.
-    pub last: Option<ContainerInfo>,
-    /// The previous instance's ID still kept in the runtime (for `logs --previous`).
-    pub previous_id: Option<String>,
-    /// The next crash back-off.
-    pub backoff: Option<chrono::Duration>,
-    /// The next pull back-off.
-    pub pull_backoff: Option<chrono::Duration>,
-    /// The liveness failure was reported for this instance.
-    pub warned: bool,
-    /// The readiness failure was reported for this instance.
-    pub warned_ready: bool,
-    readiness: Option<Probe>,
-    liveness: Option<Probe>,
-}
-
-fn secs(s: Option<i32>, default: i32) -> chrono::Duration {
-    chrono::Duration::seconds(s.unwrap_or(default).max(0) as i64)
-}
-
-impl Slot {
-    /// A slot for container `c`.
-    pub fn new(c: &Container, init: bool, behaviour: Behaviour) -> Slot {
-        Slot {
-            name: c.name.clone(),
-            image: c.image.clone().unwrap_or_default(),
-            init,
-            behaviour,
-            stage: Stage::Waiting,
-            restarts: 0,
-            last: None,
-            previous_id: None,
-            backoff: None,
-            pull_backoff: None,
-            warned: false,
-            warned_ready: false,
-            readiness: c.readiness_probe.clone(),
-            liveness: c.liveness_probe.clone(),
-        }
-    }
-
-    /// Runtime IDs this slot holds.
-    pub fn ids(&self) -> Vec<&String> {
-        let cur = match &self.stage {
-            Stage::Running { id } => Some(id),
-            _ => None,
-        };
-        cur.into_iter().chain(self.previous_id.as_ref()).collect()
-    }
-
-    /// The current instance.
-    pub fn current(&self, rt: &SimRuntime) -> Option<ContainerInfo> {
-        match &self.stage {
-            Stage::Running { id } => rt.inspect(id),
-            _ => None,
-        }
-    }
-
-    /// Exited with 0 and will not run again.
-    pub fn succeeded(&self, rt: &SimRuntime, now: Ts) -> bool {
-        self.current(rt)
-            .and_then(|c| c.exited(now))
-            .is_some_and(|(_, code)| code == 0)
-    }
-
-    /// When the readiness probe first passes; `None`: never.
-    pub fn ready_at(&self, info: &ContainerInfo) -> Option<Ts> {
-        let Some(p) = &self.readiness else {
-            return Some(info.started_at);
-        };
-        if self.behaviour.never_ready == Some(true) {
-            return None;
-        }
-        let after = ms(self.behaviour.ready_after_ms.unwrap_or(0));
-        Some(info.started_at + after.max(secs(p.initial_delay_seconds, 0)))
-    }
-
-    /// The readiness probe has run and failed.
-    pub fn readiness_failing(&self, info: &ContainerInfo, now: Ts) -> bool {
-        let Some(p) = &self.readiness else {
-            return false;
-        };
-        let first_probe = info.started_at + secs(p.initial_delay_seconds, 0);
-        info.running(now) && now >= first_probe && self.ready_at(info).is_none_or(|t| now < t)
-    }
-
-    /// When the liveness probe starts failing and when the container is killed for it.
-    pub fn liveness_failure(&self, info: &ContainerInfo) -> Option<(Ts, Ts)> {
-        let p = self.liveness.as_ref()?;
-        let after = ms(self.behaviour.unhealthy_after_ms?);
-        let fail_from = info.started_at + after.max(secs(p.initial_delay_seconds, 0));
-        let failures = p.failure_threshold.unwrap_or(3).max(1) - 1;
-        Some((fail_from, fail_from + secs(p.period_seconds, 10) * failures))
-    }
-
-    /// The next moment something happens to this container by itself.
-    pub fn next_due(&self, rt: &SimRuntime, now: Ts) -> Option<Ts> {
-        let times: Vec<Ts> = match &self.stage {
-            Stage::Waiting => vec![],
-            Stage::Pulling { until, .. } => vec![*until],
-            Stage::PullFailed {
-                since,
-                retry_at,
-                announced,
-                ..
-            } => {
-                if *announced {
-                    vec![*retry_at]
-                } else {
-                    vec![err_shown_until(*since, *retry_at)]
-                }
-            }
-            Stage::CrashBackOff { restart_at, .. } => vec![*restart_at],
-            Stage::Running { id } => {
-                let c = rt.inspect(id)?;
-                let mut t = vec![c.started_at];
-                t.extend(c.exit.map(|(e, _)| e));
-                t.extend(self.ready_at(&c));
-                if let Some(p) = &self.readiness {
-                    t.push(c.started_at + secs(p.initial_delay_seconds, 0));
-                }
-                if let Some((a, b)) = self.liveness_failure(&c) {
-                    t.extend([a, b]);
-                }
-                t
-            }
-        };
-        times.into_iter().filter(|t| *t > now).min()
-    }
-}
-
-/// How long a failed pull shows ErrImagePull before ImagePullBackOff.
-pub fn err_shown_until(since: Ts, retry_at: Ts) -> Ts {
-    since + ms(1000).min((retry_at - since) / 2)
-}
-
-/// `name_namespace(uid)`, how the kubelet names a pod in messages.
-pub fn pod_ref(pod: &Pod) -> String {
-    format!(
-        "{}_{}({})",
-        pod.metadata.name.as_deref().unwrap_or(""),
-        pod.metadata.namespace.as_deref().unwrap_or("default"),
-        pod.metadata.uid.as_deref().unwrap_or("")
-    )
-}
 
 /// A duration the way Go prints it (`500ms`, `10s`, `1m20s`, `5m0s`).
 pub fn go_duration(d: chrono::Duration) -> String {
@@ -273,7 +76,7 @@ fn terminated(c: &ContainerInfo, now: Ts) -> Option<ContainerState> {
 
 fn container_status(
     s: &Slot,
-    rt: &SimRuntime,
+    rt: &dyn ContainerRuntime,
     view: &PodView,
     initializing: bool,
     now: Ts,
@@ -392,7 +195,12 @@ fn phase(
 }
 
 /// The status of a pod at `now`; `prev` keeps condition transition times.
-pub fn pod_status(view: &PodView, rt: &SimRuntime, prev: Option<&PodStatus>, now: Ts) -> PodStatus {
+pub fn pod_status(
+    view: &PodView,
+    rt: &dyn ContainerRuntime,
+    prev: Option<&PodStatus>,
+    now: Ts,
+) -> PodStatus {
     let incomplete: Vec<&str> = view
         .init
         .iter()

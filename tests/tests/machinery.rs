@@ -70,6 +70,15 @@ fn deletecollection_deletes_what_the_selectors_match() {
     assert_eq!(code, 400, "{s}");
     assert_eq!(s["kind"], "Status");
     assert_eq!(names(&c.items(CMS)), ["c"]);
+    // As in Kubernetes: not across all namespaces, and never for namespaces.
+    let (code, s) = c.send_body("DELETE", "/api/v1/configmaps", "application/json", "");
+    assert_eq!(code, 405, "{s}");
+    let (code, s) = c.send_body("DELETE", "/api/v1/namespaces", "application/json", "");
+    assert_eq!(code, 405, "{s}");
+    assert_eq!(names(&c.items(CMS)), ["c"]);
+    let (code, ns) = c.get("/api/v1/namespaces/default");
+    assert_eq!(code, 200);
+    assert!(ns["metadata"].get("deletionTimestamp").is_none(), "{ns}");
 }
 
 #[test]
@@ -134,6 +143,25 @@ fn metadata_only_responses() {
     assert_eq!(lines[0]["type"], "MODIFIED", "{lines:?}");
     assert_eq!(lines[0]["object"]["kind"], "PartialObjectMetadata");
     assert_eq!(lines[0]["object"]["metadata"]["name"], "b");
+    // Bookmarks of a metadata watch are PartialObjectMetadata too (client-go decodes them
+    // as such).
+    let lines = c.watch_lines_accept(
+        &format!(
+            "{CMS}?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=10"
+        ),
+        META,
+        T,
+        |l| l.iter().any(|e| e["type"] == "BOOKMARK"),
+    );
+    let bookmark = lines
+        .iter()
+        .find(|e| e["type"] == "BOOKMARK")
+        .expect("a bookmark");
+    assert_eq!(
+        bookmark["object"]["kind"], "PartialObjectMetadata",
+        "{bookmark}"
+    );
+    assert_eq!(bookmark["object"]["apiVersion"], "meta.k8s.io/v1");
 }
 
 #[test]
@@ -255,6 +283,20 @@ fn sigterm_stops_the_apiserver_while_clients_watch() {
         (running(&c, "before") == 2).then_some(())
     });
     let mut kubectl_watch = c.kubectl_spawn(&["get", "pods", "-w"]);
+    // kubectl prints the list, then watches: wait until it has printed the pods.
+    let out = kubectl_watch.stdout.take().expect("kubectl's stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    eventually(T, "kubectl get pods -w printed the pods", || {
+        printed.extend(rx.try_iter());
+        (printed.iter().filter(|l| l.contains("Running")).count() >= 2).then_some(())
+    });
     let pods_before = c.items("/api/v1/namespaces/default/pods");
     // Every component holds watches, and so does kubectl.
     let took = c.terminate("apiserver", Duration::from_secs(5));

@@ -6,7 +6,7 @@ use super::shared::{
     containers_images_selector, default, default_template, obj, selector_immutable,
     validate_workload,
 };
-use super::{field, Kind, SelectableField};
+use super::{field_or, Kind, SelectableField};
 use crate::table::{age, col, n, s, Column};
 use coxswain_api::protobuf::{Schema, DEPLOYMENT_SCHEMA};
 use coxswain_api::resources::{ResourceInfo, DEPLOYMENTS};
@@ -100,7 +100,7 @@ impl Kind for Deployment {
     }
 
     fn selectable_fields(&self) -> &'static [SelectableField] {
-        const FIELDS: &[SelectableField] = &[field("status.replicas", "/status/replicas")];
+        const FIELDS: &[SelectableField] = &[field_or("status.replicas", "/status/replicas", "0")];
         FIELDS
     }
 }

@@ -220,6 +220,20 @@ pub trait Kind: Send + Sync + 'static {
         FIELDS
     }
 
+    /// The verbs discovery lists for the resource.
+    fn verbs(&self) -> &'static [&'static str] {
+        &[
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
+    }
+
     /// The selectable field the cache keeps an index on (`spec.nodeName` for pods), so a
     /// list or watch pinned to one value reads only its objects.
     fn indexed_field(&self) -> Option<&'static str> {

@@ -70,6 +70,13 @@ impl Kind for Namespace {
             .is_some_and(|f| !f.is_empty())
     }
 
+    /// Namespaces are deleted one by one (no `deletecollection`, as in Kubernetes).
+    fn verbs(&self) -> &'static [&'static str] {
+        &[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ]
+    }
+
     fn columns(&self) -> Vec<Column> {
         vec![
             col("Name", "string", 0),

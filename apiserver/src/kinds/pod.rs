@@ -36,6 +36,9 @@ impl Kind for Pod {
     }
 
     fn prepare_create(&self, v: &mut Value) {
+        if let Some(spec) = v.get_mut("spec") {
+            requests_from_limits(spec);
+        }
         let qos = qos_class(v.get("spec"));
         if let Some(m) = v.as_object_mut() {
             m.insert(
@@ -49,7 +52,6 @@ impl Kind for Pod {
         if let Some(spec) = v.get_mut("spec") {
             default_pod_spec(spec);
             default_admission(spec);
-            requests_from_limits(spec);
         }
     }
 
@@ -284,7 +286,12 @@ pub fn qos_class(spec: Option<&Value>) -> &'static str {
         let lim = c.at("/resources/limits").and_then(Value::as_object);
         for (i, res) in ["cpu", "memory"].into_iter().enumerate() {
             let l = positive(res, lim);
-            if let Some(r) = positive(res, req).or(l) {
+            // A request left out is the limit (defaulting); one set to zero is no request.
+            let r = match req.and_then(|m| m.get(res)) {
+                Some(_) => positive(res, req),
+                None => l,
+            };
+            if let Some(r) = r {
                 add(&mut requests[i], r);
             }
             match l {
@@ -490,6 +497,12 @@ mod tests {
         // An init container without limits makes a Guaranteed app container Burstable.
         let s = json!({"containers": [{"name": "a", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}],
             "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "100m"}}}]});
+        assert_eq!(qos_class(Some(&s)), "Burstable");
+        // An explicit zero request is not the limit.
+        let s = spec(
+            json!([{"name": "a", "resources": {"requests": {"cpu": "0", "memory": "0"},
+            "limits": {"cpu": "1", "memory": "1Gi"}}}]),
+        );
         assert_eq!(qos_class(Some(&s)), "Burstable");
         // Limits on cpu only.
         let s = spec(json!([{"name": "a", "resources": {"limits": {"cpu": "1"}}}]));

@@ -6,7 +6,7 @@ use super::shared::{
     containers_images_selector, default, default_template, obj, selector_immutable,
     validate_workload,
 };
-use super::{field, Kind, SelectableField};
+use super::{field_or, Kind, SelectableField};
 use crate::table::{age, col, n, s, Column};
 use coxswain_api::resources::{ResourceInfo, REPLICASETS};
 use coxswain_api::status::Cause;
@@ -82,7 +82,7 @@ impl Kind for ReplicaSet {
     }
 
     fn selectable_fields(&self) -> &'static [SelectableField] {
-        const FIELDS: &[SelectableField] = &[field("status.replicas", "/status/replicas")];
+        const FIELDS: &[SelectableField] = &[field_or("status.replicas", "/status/replicas", "0")];
         FIELDS
     }
 }
