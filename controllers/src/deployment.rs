@@ -7,11 +7,13 @@
 use crate::claim::claim;
 use crate::rollout::{self, RsView, Strategy};
 use crate::util::{controller_ref, normalized_template, template_hash};
+use crate::wiring::{adopters, changed_meta, meta_key, owner_refs, Informers};
 use crate::Ctx;
 use coxswain_client::Api;
 use coxswain_runtime::events::object_ref;
 use coxswain_runtime::store::split_key;
 use coxswain_runtime::Action;
+use coxswain_runtime::Queue;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentCondition, DeploymentSpec, DeploymentStatus, ReplicaSet, ReplicaSetSpec,
 };
@@ -78,6 +80,28 @@ fn strategy(spec: &DeploymentSpec, desired: i32) -> Strategy {
         max_surge: resolve_int_or_percent(ru.max_surge.as_ref(), desired, 25, true),
         max_unavailable: resolve_int_or_percent(ru.max_unavailable.as_ref(), desired, 25, false),
     }
+}
+
+/// What wakes a Deployment: a change to it; a change to a ReplicaSet it owns (by owner
+/// reference, old or new) or may adopt (an orphan its selector matches).
+pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
+    let dq = q.clone();
+    inf.deployments
+        .on_change(move |c| dq.add(meta_key(changed_meta(c))));
+    let (dq, deps) = (q.clone(), ctx.deployments.clone());
+    inf.replicasets.on_change(move |c| {
+        let m = changed_meta(c);
+        for k in adopters(m, &deps, |d: &Deployment| {
+            d.spec.as_ref().map(|s| &s.selector)
+        }) {
+            dq.add(k);
+        }
+        for uid in owner_refs(c) {
+            if let Some(d) = deps.by_index("uid", &uid).first() {
+                dq.add(meta_key(&d.metadata));
+            }
+        }
+    });
 }
 
 /// Reconcile one Deployment: find or create the ReplicaSet of the current template, move

@@ -5,10 +5,12 @@
 //! Owners and dependents handled: Deployment -> ReplicaSet -> Pod. An owner missing from the
 //! cache is confirmed with a live GET before anything is deleted.
 
+use crate::wiring::{changed_meta, owner_refs, Informers};
 use crate::Ctx;
 use coxswain_client::{Api, DeleteParams, Object};
 use coxswain_runtime::store::{key_of, split_key};
 use coxswain_runtime::{Action, Store};
+use coxswain_runtime::{Change, Queue};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -138,6 +140,45 @@ async fn check_owner<K: Object, D: Object>(
         .await?;
     }
     Ok(Action::AwaitChange)
+}
+
+/// What the garbage collector looks at: every ReplicaSet and pod that changed, the owners
+/// they reference, and, when an owner is being deleted, what it owns.
+pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
+    let (gq, rs_store) = (q.clone(), ctx.replicasets.clone());
+    inf.deployments.on_change(move |c: &Change<Deployment>| {
+        let m = changed_meta(c);
+        if m.deletion_timestamp.is_some() || matches!(c, Change::Deleted(_)) {
+            gq.add(gc_key("Deployment", m));
+            for rs in rs_store.by_index("owner", m.uid.as_deref().unwrap_or("")) {
+                gq.add(gc_key("ReplicaSet", &rs.metadata));
+            }
+        }
+    });
+    let (gq, deps, pods) = (q.clone(), ctx.deployments.clone(), ctx.pods.clone());
+    inf.replicasets.on_change(move |c: &Change<ReplicaSet>| {
+        let m = changed_meta(c);
+        gq.add(gc_key("ReplicaSet", m));
+        for uid in owner_refs(c) {
+            if let Some(d) = deps.by_index("uid", &uid).first() {
+                gq.add(gc_key("Deployment", &d.metadata));
+            }
+        }
+        if m.deletion_timestamp.is_some() || matches!(c, Change::Deleted(_)) {
+            for p in pods.by_index("owner", m.uid.as_deref().unwrap_or("")) {
+                gq.add(gc_key("Pod", &p.metadata));
+            }
+        }
+    });
+    let (gq, rs_store) = (q.clone(), ctx.replicasets.clone());
+    inf.pods.on_change(move |c: &Change<Pod>| {
+        gq.add(gc_key("Pod", changed_meta(c)));
+        for uid in owner_refs(c) {
+            if let Some(rs) = rs_store.by_index("uid", &uid).first() {
+                gq.add(gc_key("ReplicaSet", &rs.metadata));
+            }
+        }
+    });
 }
 
 /// Reconcile one `Kind:ns/name` key.

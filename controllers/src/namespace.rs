@@ -1,12 +1,21 @@
 //! The namespace controller: when a namespace is being deleted, delete everything in it, then
 //! clear its `kubernetes` finalizer so the API server removes it.
 
+use crate::wiring::{changed_meta, meta_key, Informers};
 use crate::Ctx;
 use coxswain_api::resources::RESOURCES;
 use coxswain_runtime::Action;
+use coxswain_runtime::Queue;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// What wakes a namespace: a change to it.
+pub fn watches(inf: &mut Informers, q: &Queue, _ctx: &Arc<Ctx>) {
+    let nq = q.clone();
+    inf.namespaces
+        .on_change(move |c| nq.add(meta_key(changed_meta(c))));
+}
 
 /// Reconcile one namespace.
 pub async fn reconcile(ctx: Arc<Ctx>, name: String) -> anyhow::Result<Action> {

@@ -4,10 +4,12 @@
 //! toleration of that taint runs out (`tolerationSeconds`, 300 s by default admission), so
 //! their ReplicaSets replace them elsewhere. A node whose Lease is fresh again loses the taint.
 
+use crate::wiring::Informers;
 use crate::Ctx;
 use coxswain_client::{Api, DeleteParams};
 use coxswain_runtime::events::object_ref;
 use coxswain_runtime::Action;
+use coxswain_runtime::{Change, Queue};
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
@@ -56,6 +58,17 @@ fn evict_at(
             .toleration_seconds
             .map(|s| since + chrono::Duration::seconds(s.max(0))),
     }
+}
+
+/// What starts watching a node: its registration (each reconcile then requeues itself
+/// until the node's Lease is due).
+pub fn watches(inf: &mut Informers, q: &Queue, _ctx: &Arc<Ctx>) {
+    let lq = q.clone();
+    inf.nodes.on_change(move |c| {
+        if let Change::Applied { old: None, new } = c {
+            lq.add(new.metadata.name.clone().unwrap_or_default());
+        }
+    });
 }
 
 /// Reconcile one node.

@@ -5,12 +5,16 @@
 
 use crate::claim::{claim, labels};
 use crate::util::{controller_ref, is_active, is_ready, ready_since};
+use crate::wiring::{
+    adopters, changed_meta, meta_key, owner_refs, status_batch_of, status_only, Informers,
+};
 use crate::Ctx;
 use coxswain_api::selector::LabelSelector;
 use coxswain_client::{Api, DeleteParams};
 use coxswain_runtime::events::object_ref;
 use coxswain_runtime::store::split_key;
 use coxswain_runtime::Action;
+use coxswain_runtime::{Change, Queue};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -178,6 +182,61 @@ impl<'a> Census<'a> {
         }
         (available, recheck)
     }
+}
+
+/// What wakes a ReplicaSet: a change to it (its own status write only after the status
+/// batch); a change to a pod it owns (at once when the pod appeared, vanished, or changed
+/// what the ReplicaSet counts; else after the status batch), or may adopt.
+pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
+    let (rq, pods) = (q.clone(), ctx.pods.clone());
+    inf.replicasets.on_change(move |c| {
+        let m = changed_meta(c);
+        // A change only to the status (most often this controller's own status write)
+        // does not change what the ReplicaSet wants: recount after the status batch
+        // instead of at once, or each status write would start the next count of all
+        // its pods.
+        let status_write = matches!(c, Change::Applied { old: Some(old), new }
+            if status_only(&old.metadata, &new.metadata));
+        if status_write {
+            rq.add_after(meta_key(m), status_batch_of(&pods, m));
+        } else {
+            rq.add(meta_key(m));
+        }
+    });
+    let (rq, ctx) = (q.clone(), ctx.clone());
+    inf.pods.on_change(move |c| {
+        let m = changed_meta(c);
+        for k in adopters(m, &ctx.replicasets, |rs: &ReplicaSet| {
+            rs.spec.as_ref().map(|s| &s.selector)
+        }) {
+            rq.add(k);
+        }
+        for uid in owner_refs(c) {
+            let Some(rs) = ctx.replicasets.by_index("uid", &uid).first().cloned() else {
+                continue;
+            };
+            let k = meta_key(&rs.metadata);
+            let now = match c {
+                Change::Applied { old: None, .. } => ctx.expectations.observed_add(&k),
+                Change::Deleted(_) => ctx.expectations.observed_delete(&k),
+                Change::Applied {
+                    old: Some(old),
+                    new,
+                } => {
+                    is_active(old) != is_active(new)
+                        || old.metadata.labels != new.metadata.labels
+                        || old.metadata.owner_references != new.metadata.owner_references
+                        || old.metadata.deletion_timestamp.is_some()
+                            != new.metadata.deletion_timestamp.is_some()
+                }
+            };
+            if now {
+                rq.add(k);
+            } else {
+                rq.add_after(k, status_batch_of(&ctx.pods, &rs.metadata));
+            }
+        }
+    });
 }
 
 /// Reconcile one ReplicaSet.

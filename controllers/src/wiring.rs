@@ -1,0 +1,261 @@
+//! What the controllers share: one informer per kind ([`Informers`], with the indexes the
+//! controllers look things up by), the one context type every reconcile gets ([`Ctx`]), and
+//! the helpers the controllers' `watches` functions use to turn a change into the keys to
+//! reconcile (each controller declares its own next to its reconcile).
+
+use crate::{replicaset, util};
+use coxswain_client::{Api, Client, ListParams};
+use coxswain_runtime::events::Recorder;
+use coxswain_runtime::store::key_of;
+use coxswain_runtime::{Change, Informer, Store};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// One informer per kind, shared by every controller.
+pub struct Informers {
+    /// Deployments (by `uid`, `namespace`).
+    pub deployments: Informer<Deployment>,
+    /// ReplicaSets (by `controller`, `owner`, `uid`, `namespace`, `orphan`).
+    pub replicasets: Informer<ReplicaSet>,
+    /// Pods (by `controller`, `owner`, `orphan`, `node`).
+    pub pods: Informer<Pod>,
+    /// Nodes.
+    pub nodes: Informer<Node>,
+    /// Node Leases (`kube-node-lease`).
+    pub leases: Informer<Lease>,
+    /// Namespaces.
+    pub namespaces: Informer<Namespace>,
+}
+
+impl Informers {
+    /// The informers (not started yet).
+    pub fn new(client: &Client) -> Informers {
+        let deployments = Informer::new(Api::<Deployment>::all(client), ListParams::default())
+            .index("uid", |d: &Deployment| uid_index(&d.metadata))
+            .index("namespace", |d: &Deployment| namespace_index(&d.metadata));
+        let replicasets = Informer::new(Api::<ReplicaSet>::all(client), ListParams::default())
+            .index("controller", |rs: &ReplicaSet| {
+                util::controller_uid(&rs.metadata).into_iter().collect()
+            })
+            .index("owner", |rs: &ReplicaSet| util::owner_uids(&rs.metadata))
+            .index("uid", |rs: &ReplicaSet| uid_index(&rs.metadata))
+            .index("namespace", |rs: &ReplicaSet| namespace_index(&rs.metadata))
+            .index("orphan", |rs: &ReplicaSet| orphan_index(&rs.metadata));
+        let pods = Informer::new(Api::<Pod>::all(client), ListParams::default())
+            .index("controller", |p: &Pod| {
+                util::controller_uid(&p.metadata).into_iter().collect()
+            })
+            .index("owner", |p: &Pod| util::owner_uids(&p.metadata))
+            .index("orphan", |p: &Pod| orphan_index(&p.metadata))
+            .index("node", |p: &Pod| {
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .into_iter()
+                    .collect()
+            });
+        Informers {
+            deployments,
+            replicasets,
+            pods,
+            nodes: Informer::new(Api::<Node>::all(client), ListParams::default()),
+            leases: Informer::new(
+                Api::<Lease>::namespaced(client, "kube-node-lease"),
+                ListParams::default(),
+            ),
+            namespaces: Informer::new(Api::<Namespace>::all(client), ListParams::default()),
+        }
+    }
+
+    /// Start every informer; resolves once every cache has synced.
+    pub async fn start(self) {
+        let (d, r, p) = (
+            self.deployments.store(),
+            self.replicasets.store(),
+            self.pods.store(),
+        );
+        let (ns, n, l) = (
+            self.namespaces.store(),
+            self.nodes.store(),
+            self.leases.store(),
+        );
+        self.deployments.spawn();
+        self.replicasets.spawn();
+        self.pods.spawn();
+        self.namespaces.spawn();
+        self.nodes.spawn();
+        self.leases.spawn();
+        d.wait_ready().await;
+        r.wait_ready().await;
+        p.wait_ready().await;
+        ns.wait_ready().await;
+        n.wait_ready().await;
+        l.wait_ready().await;
+    }
+}
+
+/// Everything a reconcile may read or use; one per controller (its own Event source).
+pub struct Ctx {
+    /// API client.
+    pub client: Client,
+    /// Deployments cache.
+    pub deployments: Store<Deployment>,
+    /// ReplicaSets cache (indexed by controller and owner UID).
+    pub replicasets: Store<ReplicaSet>,
+    /// Pods cache (indexed by controller and owner UID).
+    pub pods: Store<Pod>,
+    /// Namespaces cache.
+    pub namespaces: Store<Namespace>,
+    /// Nodes cache.
+    pub nodes: Store<Node>,
+    /// Node leases cache (`kube-node-lease`).
+    pub leases: Store<Lease>,
+    /// Event recorder, as the controller (`deployment-controller`, ...).
+    pub recorder: Recorder,
+    /// ReplicaSet expectations (the ReplicaSet controller's).
+    pub expectations: replicaset::Expectations,
+}
+
+impl Ctx {
+    /// The context of the controller that records Events as `component`.
+    pub fn new(client: &Client, inf: &Informers, component: &str) -> Ctx {
+        Ctx {
+            client: client.clone(),
+            deployments: inf.deployments.store(),
+            replicasets: inf.replicasets.store(),
+            pods: inf.pods.store(),
+            namespaces: inf.namespaces.store(),
+            nodes: inf.nodes.store(),
+            leases: inf.leases.store(),
+            recorder: Recorder::new(client, component, None),
+            expectations: replicaset::Expectations::default(),
+        }
+    }
+}
+
+pub fn meta_key(m: &ObjectMeta) -> String {
+    key_of(m.namespace.as_deref(), m.name.as_deref().unwrap_or(""))
+}
+
+fn uid_index(m: &ObjectMeta) -> Vec<String> {
+    m.uid.clone().into_iter().collect()
+}
+
+fn namespace_index(m: &ObjectMeta) -> Vec<String> {
+    vec![m.namespace.clone().unwrap_or_default()]
+}
+
+/// Objects without a controller, by namespace: the candidates for adoption.
+fn orphan_index(m: &ObjectMeta) -> Vec<String> {
+    if util::controller_uid(m).is_some() || m.deletion_timestamp.is_some() {
+        return Vec::new();
+    }
+    namespace_index(m)
+}
+
+/// The keys of `owners` in the object's namespace whose selector matches its labels, when
+/// it has no controller (it may be adopted).
+pub fn adopters<O: k8s_openapi::Metadata<Ty = ObjectMeta>>(
+    m: &ObjectMeta,
+    owners: &coxswain_runtime::Store<O>,
+    selector: impl Fn(&O) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+) -> Vec<String> {
+    if orphan_index(m).is_empty() {
+        return Vec::new();
+    }
+    let labels = m.labels.clone().unwrap_or_default();
+    owners
+        .by_index("namespace", m.namespace.as_deref().unwrap_or_default())
+        .into_iter()
+        .filter(|o| {
+            selector(o)
+                .and_then(|s| coxswain_api::selector::LabelSelector::from_k8s(s).ok())
+                .is_some_and(|s| !s.is_empty() && s.matches(&labels))
+        })
+        .map(|o| meta_key(o.metadata()))
+        .collect()
+}
+
+/// Owner UIDs of both the old and the new version (a dropped reference must still wake the
+/// owner it pointed at, e.g. when orphaning).
+pub fn owner_refs<K: k8s_openapi::Metadata<Ty = ObjectMeta>>(c: &Change<K>) -> Vec<String> {
+    let mut uids = util::owner_uids(changed_meta(c));
+    if let Change::Applied { old: Some(o), .. } = c {
+        uids.extend(util::owner_uids(o.metadata()));
+    }
+    uids.sort();
+    uids.dedup();
+    uids
+}
+
+/// Whether an update left everything but the status as it was: same generation (a spec
+/// change bumps it), labels, annotations, owners, finalizers and deletion state.
+pub fn status_only(old: &ObjectMeta, new: &ObjectMeta) -> bool {
+    old.generation == new.generation
+        && old.labels == new.labels
+        && old.annotations == new.annotations
+        && old.owner_references == new.owner_references
+        && old.finalizers == new.finalizers
+        && old.deletion_timestamp == new.deletion_timestamp
+}
+
+/// The status batch of a ReplicaSet, from the number of pods it controls.
+pub fn status_batch_of(
+    pods: &coxswain_runtime::Store<Pod>,
+    rs: &ObjectMeta,
+) -> std::time::Duration {
+    replicaset::status_batch(pods.count_index("controller", rs.uid.as_deref().unwrap_or("")))
+}
+
+pub fn changed_meta<K: k8s_openapi::Metadata<Ty = ObjectMeta>>(c: &Change<K>) -> &ObjectMeta {
+    match c {
+        Change::Applied { new, .. } => new.metadata(),
+        Change::Deleted(o) => o.metadata(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_only_tells_a_status_write_from_a_change_of_intent() {
+        let old = ObjectMeta {
+            name: Some("web-1".into()),
+            generation: Some(1),
+            resource_version: Some("10".into()),
+            labels: Some([("app".to_string(), "web".to_string())].into()),
+            ..Default::default()
+        };
+        // A status write: only the resourceVersion moved.
+        let status_write = ObjectMeta {
+            resource_version: Some("11".into()),
+            ..old.clone()
+        };
+        assert!(status_only(&old, &status_write));
+        // A spec change bumps the generation; labels, finalizers and deletion are intent too.
+        let scaled = ObjectMeta {
+            generation: Some(2),
+            ..old.clone()
+        };
+        let relabeled = ObjectMeta {
+            labels: None,
+            ..old.clone()
+        };
+        let finalized = ObjectMeta {
+            finalizers: Some(vec!["example.com/hold".into()]),
+            ..old.clone()
+        };
+        let deleting = ObjectMeta {
+            deletion_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                chrono::Utc::now(),
+            )),
+            ..old.clone()
+        };
+        for changed in [scaled, relabeled, finalized, deleting] {
+            assert!(!status_only(&old, &changed), "{changed:?}");
+        }
+    }
+}
