@@ -19,6 +19,7 @@
 
 use anyhow::{bail, Context};
 use coxswain_client::Client;
+use coxswain_launch::{Output, Proc};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -525,89 +526,16 @@ pub async fn watch(
     )
 }
 
-/// A process this scenario started; killed on drop.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn spawn_quiet(
-    bin: &std::path::Path,
-    args: &[String],
-    log: &std::path::Path,
-) -> anyhow::Result<Child> {
-    let f = std::fs::File::create(log)?;
-    let child = std::process::Command::new(bin)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(f.try_clone()?)
-        .stderr(f)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    Ok(Child(child))
-}
-
-async fn wait_ready(url: &str) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(url).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("{url} did not answer");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Start etcd in `dir` on free ports; returns it (killed on drop) and its client URL, once
 /// it answers, or `None` when etcd is not installed.
-async fn start_etcd(dir: &std::path::Path) -> anyhow::Result<Option<(Child, String)>> {
-    if std::process::Command::new("etcd")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+async fn start_etcd(dir: &std::path::Path) -> anyhow::Result<Option<(Proc, String)>> {
+    if !coxswain_launch::etcd_installed() {
         return Ok(None);
     }
-    let (cport, pport) = (free_port()?, free_port()?);
-    let curl = format!("http://127.0.0.1:{cport}");
-    let purl = format!("http://127.0.0.1:{pport}");
-    let etcd = spawn_quiet(
-        std::path::Path::new("etcd"),
-        &[
-            "--name".to_string(),
-            "bench".into(),
-            "--data-dir".into(),
-            dir.join("etcd").display().to_string(),
-            "--listen-client-urls".into(),
-            curl.clone(),
-            "--advertise-client-urls".into(),
-            curl.clone(),
-            "--listen-peer-urls".into(),
-            purl.clone(),
-            "--initial-advertise-peer-urls".into(),
-            purl.clone(),
-            "--initial-cluster".into(),
-            format!("bench={purl}"),
-        ],
-        &dir.join("etcd.log"),
-    )?;
-    wait_ready(&format!("{curl}/health")).await?;
-    Ok(Some((etcd, curl)))
+    let dir = dir.join("etcd");
+    std::fs::create_dir_all(&dir)?;
+    let etcd = tokio::task::spawn_blocking(move || coxswain_launch::start_etcd(&dir)).await??;
+    Ok(Some((etcd.proc, etcd.url)))
 }
 
 /// Start an API server with `args` on a free port; returns it and its URL once ready.
@@ -615,13 +543,23 @@ async fn start_apiserver(
     bins: &std::path::Path,
     args: &[String],
     log: &std::path::Path,
-) -> anyhow::Result<(Child, String)> {
-    let port = free_port()?;
+) -> anyhow::Result<(Proc, String)> {
+    let port = coxswain_launch::free_port()?;
     let mut all = vec!["--listen".to_string(), format!("127.0.0.1:{port}")];
     all.extend(args.iter().cloned());
-    let api = spawn_quiet(&bins.join("cox-apiserver"), &all, log)?;
+    let mut api = Proc::spawn(
+        "apiserver",
+        &bins.join("cox-apiserver"),
+        &all,
+        Output::File(log.to_path_buf()),
+        &[],
+    )?;
     let server = format!("http://127.0.0.1:{port}");
-    wait_ready(&format!("{server}/readyz")).await?;
+    let url = format!("{server}/readyz");
+    let api = tokio::task::spawn_blocking(move || {
+        coxswain_launch::wait_healthy(&url, Duration::from_secs(30), Some(&mut api)).map(|()| api)
+    })
+    .await??;
     Ok((api, server))
 }
 
@@ -683,7 +621,7 @@ pub async fn storage(
     let (api, server) = start_apiserver(bins, &sled_args, &tmp.path().join("sled.log")).await?;
     let (sled_wps, lat) = write_loop(&server, clients, writes).await?;
     let (p50, _, p99) = percentiles(lat);
-    let usage = proc_usage(api.0.id());
+    let usage = proc_usage(api.pid());
     drop(api);
     out["sled_writes_per_s"] = json!(sled_wps);
     out["sled_p50_ms"] = json!(p50);
@@ -698,7 +636,7 @@ pub async fn storage(
         start_apiserver(bins, &etcd_args, &tmp.path().join("etcd-apiserver.log")).await?;
     let (etcd_wps, lat) = write_loop(&server, clients, writes).await?;
     let (p50, _, p99) = percentiles(lat);
-    let usage = proc_usage(api.0.id());
+    let usage = proc_usage(api.pid());
     out["etcd_writes_per_s"] = json!(etcd_wps);
     out["etcd_p50_ms"] = json!(p50);
     out["etcd_p99_ms"] = json!(p99);
@@ -871,7 +809,7 @@ pub async fn soak(bins: &std::path::Path, clients: usize, writes: usize) -> anyh
         "10000".into(),
     ];
     let (api, server) = start_apiserver(bins, &sled_args, &tmp.path().join("sled.log")).await?;
-    out["sled"] = json!(soak_loop(&server, api.0.id(), &data, clients, writes, 5).await?);
+    out["sled"] = json!(soak_loop(&server, api.pid(), &data, clients, writes, 5).await?);
     drop(api);
     let Some((_etcd, curl)) = start_etcd(tmp.path()).await? else {
         out["etcd"] = json!("not installed");
@@ -890,7 +828,7 @@ pub async fn soak(bins: &std::path::Path, clients: usize, writes: usize) -> anyh
     .map(String::from);
     let (api, server) =
         start_apiserver(bins, &etcd_args, &tmp.path().join("etcd-apiserver.log")).await?;
-    let edata = tmp.path().join("etcd");
-    out["etcd"] = json!(soak_loop(&server, api.0.id(), &edata, clients, writes, 5).await?);
+    let edata = tmp.path().join("etcd").join("data");
+    out["etcd"] = json!(soak_loop(&server, api.pid(), &edata, clients, writes, 5).await?);
     Ok(out)
 }

@@ -3,11 +3,9 @@
 //! prefixed with its name (or written to a log file).
 
 use anyhow::{bail, Context};
+use coxswain_launch::{Output, Proc};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 /// Where component output goes.
 #[derive(Clone)]
@@ -20,7 +18,7 @@ pub enum Logs {
 
 /// A running cluster; dropping it kills the processes.
 pub struct Cluster {
-    children: Vec<(String, Child)>,
+    children: Vec<Proc>,
     /// API server URL.
     pub server: String,
     /// When `start` began.
@@ -35,12 +33,9 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
         .parent()
         .context("cox binary has no directory")?
         .to_path_buf();
-    if let Some(cargo) = std::env::var_os("CARGO") {
-        let release = dir.ends_with("release");
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
+    coxswain_launch::cargo_build(
+        &dir,
+        &[
             "-p",
             "cox-apiserver",
             "-p",
@@ -51,15 +46,9 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
             "cox-kubelet",
             "-p",
             "coxctl",
-        ]);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().context("building the cluster binaries")?;
-        if !status.success() {
-            bail!("building the cluster binaries failed");
-        }
-    }
+        ],
+    )
+    .context("building the cluster binaries")?;
     for b in [
         "cox-apiserver",
         "cox-controllers",
@@ -76,43 +65,12 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn spawn(dir: &Path, name: &str, bin: &str, args: &[String], logs: &Logs) -> anyhow::Result<Child> {
-    let mut cmd = Command::new(dir.join(bin));
-    cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
-    match logs {
-        Logs::Prefixed => {
-            cmd.stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .env("NO_COLOR", "1");
-        }
-        Logs::Files(d) => {
-            let f = std::fs::File::create(d.join(format!("{name}.log")))?;
-            cmd.stdout(f.try_clone()?).stderr(f);
-        }
-    }
-    let mut child = cmd.spawn().with_context(|| format!("starting {bin}"))?;
-    if let Logs::Prefixed = logs {
-        let width = 12;
-        if let Some(out) = child.stdout.take() {
-            let n = name.to_string();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(out).lines();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    println!("{n:>width$} | {l}");
-                }
-            });
-        }
-        if let Some(err) = child.stderr.take() {
-            let n = name.to_string();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    println!("{n:>width$} | {l}");
-                }
-            });
-        }
-    }
-    Ok(child)
+fn spawn(dir: &Path, name: &str, bin: &str, args: &[String], logs: &Logs) -> anyhow::Result<Proc> {
+    let out = match logs {
+        Logs::Prefixed => Output::Prefixed,
+        Logs::Files(d) => Output::File(d.join(format!("{name}.log"))),
+    };
+    Ok(Proc::spawn(name, &dir.join(bin), args, out, &[])?)
 }
 
 /// Options for [`Cluster::start`].
@@ -150,37 +108,19 @@ impl Cluster {
             ],
             &o.logs,
         )?;
-        children.push(("apiserver".to_string(), api));
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = http.get(format!("{server}/readyz")).send().await {
-                if r.status().is_success() {
-                    break;
-                }
-            }
-            if let Some((_, c)) = children.first_mut() {
-                if let Some(st) = c.try_wait()? {
-                    bail!(
-                        "cox-apiserver exited ({st}); is {} already in use?",
-                        o.listen
-                    );
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("cox-apiserver did not become ready at {server}");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let url = format!("{server}/readyz");
+        let listen = o.listen.clone();
+        let api = tokio::task::spawn_blocking(move || {
+            let mut api = api;
+            coxswain_launch::wait_healthy(&url, Duration::from_secs(20), Some(&mut api))
+                .map(|()| api)
+        })
+        .await?
+        .with_context(|| format!("starting cox-apiserver (is {listen} already in use?)"))?;
+        children.push(api);
         let s = vec!["--server".to_string(), server.clone()];
-        children.push((
-            "controllers".into(),
-            spawn(&dir, "controllers", "cox-controllers", &s, &o.logs)?,
-        ));
-        children.push((
-            "scheduler".into(),
-            spawn(&dir, "scheduler", "cox-scheduler", &s, &o.logs)?,
-        ));
+        children.push(spawn(&dir, "controllers", "cox-controllers", &s, &o.logs)?);
+        children.push(spawn(&dir, "scheduler", "cox-scheduler", &s, &o.logs)?);
         if o.one_kubelet {
             let mut a = s.clone();
             a.extend([
@@ -190,20 +130,14 @@ impl Cluster {
                 o.nodes.to_string(),
             ]);
             a.extend(o.kubelet_args.clone());
-            children.push((
-                "kubelets".into(),
-                spawn(&dir, "kubelets", "cox-kubelet", &a, &o.logs)?,
-            ));
+            children.push(spawn(&dir, "kubelets", "cox-kubelet", &a, &o.logs)?);
         } else {
             for i in 1..=o.nodes {
                 let name = format!("node-{i}");
                 let mut a = s.clone();
                 a.extend(["--node-name".to_string(), name.clone()]);
                 a.extend(o.kubelet_args.clone());
-                children.push((
-                    name.clone(),
-                    spawn(&dir, &name, "cox-kubelet", &a, &o.logs)?,
-                ));
+                children.push(spawn(&dir, &name, "cox-kubelet", &a, &o.logs)?);
             }
         }
         Ok(Cluster {
@@ -215,10 +149,7 @@ impl Cluster {
 
     /// The process ID of a component (`apiserver`, `controllers`, ...).
     pub fn pid(&self, name: &str) -> Option<u32> {
-        self.children
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, c)| c.id())
+        self.children.iter().find(|p| p.name == name).map(Proc::pid)
     }
 
     /// Wait until every node reports Ready.
@@ -263,24 +194,16 @@ impl Cluster {
         }
     }
 
-    /// Stop every process (SIGTERM, then kill), clients first, API server last.
-    pub async fn stop(mut self) {
-        for (_, c) in self.children.iter_mut().rev() {
-            if let Some(pid) = c.id() {
-                let _ = std::process::Command::new("kill")
-                    .arg("-TERM")
-                    .arg(pid.to_string())
-                    .status();
-            }
-        }
-        for (name, c) in self.children.iter_mut().rev() {
-            match tokio::time::timeout(Duration::from_secs(3), c.wait()).await {
-                Ok(_) => {}
-                Err(_) => {
-                    eprintln!("{name} did not stop; killing it");
-                    let _ = c.kill().await;
+    /// Stop every process (SIGTERM, then kill after 3 s), clients first, API server last.
+    pub async fn stop(self) {
+        let mut children = self.children;
+        let _ = tokio::task::spawn_blocking(move || {
+            for p in children.iter_mut().rev() {
+                if p.terminate(Duration::from_secs(3)).is_none() {
+                    eprintln!("{} did not stop; killed it", p.name);
                 }
             }
-        }
+        })
+        .await;
     }
 }

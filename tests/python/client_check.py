@@ -286,6 +286,13 @@ except ApiException as e:
 
 apps.delete_namespaced_deployment("py", "py")
 check("delete cascades", eventually("pods garbage collected", lambda: not core.list_namespaced_pod("py", label_selector="app=py").items))
+# deletecollection, as the client's delete_collection_* methods call it.
+for i, tier in enumerate(["web", "web", "db"]):
+    core.create_namespaced_config_map("py", client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name=f"dc-{i}", labels={"tier": tier}), data={"k": "v"}))
+core.delete_collection_namespaced_config_map("py", label_selector="tier=web")
+left = sorted(c.metadata.name for c in core.list_namespaced_config_map("py").items if c.metadata.name.startswith("dc-"))
+check("delete_collection_namespaced_config_map deletes what the selector matches", left == ["dc-2"], str(left))
 core.delete_namespace("py")
 check(
     "namespace deleted",

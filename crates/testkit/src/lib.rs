@@ -2,6 +2,7 @@
 //! drop (their logs are printed when the test failed), plus helpers to poll with a deadline,
 //! speak raw HTTP, and run the real `kubectl` and `coxctl` against the cluster.
 
+use coxswain_launch::Proc;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -20,27 +21,18 @@ pub fn bin_dir() -> PathBuf {
         .expect("target dir")
         .to_path_buf();
     BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
         // `--tests` makes cargo resolve features as `cargo test` does (dev-dependencies
         // included), so the binaries reuse the test build's dependencies instead of
         // rebuilding the whole tree with another feature set.
-        cmd.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
-        if dir.ends_with("release") {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("running cargo build");
-        assert!(st.success(), "cargo build --bins failed");
+        coxswain_launch::cargo_build(&dir, &["--workspace", "--bins", "--tests"])
+            .expect("cargo build --bins");
     });
     dir
 }
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    coxswain_launch::free_port().expect("free port")
 }
 
 /// Poll `check` every 50 ms until it returns `Some`, or panic after `timeout` saying `what`.
@@ -69,24 +61,9 @@ pub fn stays(period: Duration, what: &str, mut holds: impl FnMut() -> bool) {
 
 /// Wait (20 s at most) until `url` answers 2xx; `what` names it in the panic.
 fn wait_healthy(url: &str, what: &str) {
-    let http = reqwest::blocking::Client::new();
-    eventually(
-        Duration::from_secs(20),
-        &format!("{what} to answer {url}"),
-        || {
-            http.get(url)
-                .send()
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        },
-    );
-}
-
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
+    if let Err(e) = coxswain_launch::wait_healthy(url, Duration::from_secs(20), None) {
+        panic!("waiting for {what}: {e}");
+    }
 }
 
 /// A real etcd (`apt-get install etcd-server`) on free ports with a temporary data dir,
@@ -94,7 +71,7 @@ struct Proc {
 pub struct Etcd {
     /// Client URL, `http://127.0.0.1:PORT`.
     pub url: String,
-    child: Child,
+    etcd: coxswain_launch::Etcd,
     dir: tempfile::TempDir,
 }
 
@@ -105,33 +82,13 @@ impl Etcd {
             .prefix("cox-etcd-")
             .tempdir()
             .expect("temp dir");
-        let (client, peer) = (free_port(), free_port());
-        let url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
-        let child = Command::new("etcd")
-            .args(["--name", "test", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-            ])
-            .args(["--initial-cluster", &format!("test={peer_url}")])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("etcd log"))
-            .stderr(log)
-            .spawn()
-            .expect("starting etcd (is etcd-server installed? .ci/run installs it)");
-        wait_healthy(&format!("{url}/health"), "etcd");
-        Etcd { url, child, dir }
+        let etcd = coxswain_launch::start_etcd(dir.path())
+            .expect("starting etcd (is etcd-server installed? scripts/setup installs it)");
+        Etcd {
+            url: etcd.url.clone(),
+            etcd,
+            dir,
+        }
     }
 
     /// POST to etcd's JSON gateway (`/v3/kv/range`, ...): (status, JSON body).
@@ -163,14 +120,13 @@ impl Etcd {
 
 impl Drop for Etcd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.etcd.proc.kill();
         if std::thread::panicking() {
-            let text =
-                std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(20).collect();
-            eprintln!("----- last lines of etcd -----");
-            for l in tail.into_iter().rev() {
+            eprintln!(
+                "----- last lines of etcd ({}) -----",
+                self.dir.path().display()
+            );
+            for l in self.etcd.proc.log_tail(20) {
                 eprintln!("{l}");
             }
         }
@@ -284,28 +240,16 @@ impl TestCluster {
 
     fn spawn(&mut self, name: &str, bin: &str, args: &[String]) {
         let log = self.dir.path().join(format!("{name}.log"));
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        let child = Command::new(bin_dir().join(bin))
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(f.try_clone().expect("log file"))
-            .stderr(f)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
-        self.procs.push(Proc {
-            name: name.to_string(),
-            child,
-            log,
-        });
+        let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        let p = Proc::spawn(
+            name,
+            &bin_dir().join(bin),
+            args,
+            coxswain_launch::Output::File(log),
+            &[("RUST_LOG", level)],
+        )
+        .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
+        self.procs.push(p);
     }
 
     /// Start (or restart) the API server and wait for `/readyz`.
@@ -382,14 +326,13 @@ impl TestCluster {
     pub fn is_running(&mut self, name: &str) -> bool {
         self.procs
             .iter_mut()
-            .any(|p| p.name == name && matches!(p.child.try_wait(), Ok(None)))
+            .any(|p| p.name == name && p.is_running())
     }
 
     /// Kill a component (SIGKILL) and wait for it to exit.
     pub fn kill(&mut self, name: &str) {
         for p in self.procs.iter_mut().filter(|p| p.name == name) {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
+            p.kill();
         }
         self.procs.retain(|p| p.name != name);
     }
@@ -399,20 +342,7 @@ impl TestCluster {
     pub fn terminate(&mut self, name: &str, limit: Duration) -> Option<Duration> {
         let mut took = None;
         for p in self.procs.iter_mut().filter(|p| p.name == name) {
-            let started = std::time::Instant::now();
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(p.child.id().to_string())
-                .status();
-            while started.elapsed() < limit {
-                if matches!(p.child.try_wait(), Ok(Some(_))) {
-                    took = Some(started.elapsed());
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = p.child.kill();
-            let _ = p.child.wait();
+            took = p.terminate(limit);
         }
         self.procs.retain(|p| p.name != name);
         took
@@ -628,15 +558,12 @@ pub fn stderr(o: &Output) -> String {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         for p in &mut self.procs {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
+            p.kill();
         }
         if std::thread::panicking() {
             for p in &self.procs {
-                let text = std::fs::read_to_string(&p.log).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(40).collect();
                 eprintln!("----- last lines of {} -----", p.name);
-                for l in tail.into_iter().rev() {
+                for l in p.log_tail(40) {
                     eprintln!("{l}");
                 }
             }
