@@ -4,10 +4,6 @@
 
 use anyhow::Context;
 
-/// mimalloc: the server allocates and frees many small JSON values per request; glibc's
-/// malloc showed as ~20% of its CPU in `perf` during `cox bench` (docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 
 /// The Coxswain API server.
@@ -74,12 +70,7 @@ fn default_data_dir() -> std::path::PathBuf {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_target(false)
-        .init();
+    coxswain_daemon::init_tracing();
     let args = Args::parse();
     let storage = if args.storage == "etcd" {
         cox_apiserver::Storage::Etcd {
@@ -102,26 +93,5 @@ async fn main() -> anyhow::Result<()> {
         event_ttl: std::time::Duration::from_secs(args.event_ttl_seconds.max(1)),
         watch_termination_grace: args.shutdown_watch_termination_grace_period,
     };
-    cox_apiserver::run(listener, config, shutdown_signal()).await
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    cox_apiserver::run(listener, config, coxswain_daemon::shutdown_signal()).await
 }

@@ -3,11 +3,6 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-/// mimalloc: informers decode and drop many small objects per event; glibc's malloc was
-/// ~19 % of the controller manager's CPU in `perf` during `cox bench` (docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod bench;
 mod cluster;
 mod demo;
@@ -150,10 +145,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let result = tokio::select! {
         r = ready => r,
-        _ = coxswain_runtime::daemon::shutdown_signal() => Ok(()),
+        _ = coxswain_daemon::shutdown_signal() => Ok(()),
     };
     if result.is_ok() && !exit {
-        coxswain_runtime::daemon::shutdown_signal().await;
+        coxswain_daemon::shutdown_signal().await;
     }
     println!("\ncox: stopping the cluster");
     cluster.stop().await;

@@ -1,0 +1,336 @@
+//! `cox-scheduler`: watches pods without a node, filters and scores the nodes, and binds each
+//! pod through the `pods/binding` subresource. Pods that fit nowhere get PodScheduled=False
+//! and a FailedScheduling event, and are retried after a back-off (1 s doubling to 10 s, like
+//! kube-scheduler's backoff queue) when a pod goes away or a node changes in a way that
+//! matters to scheduling, and every 5 minutes regardless.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod algorithm;
+mod cache;
+mod framework;
+mod plugins;
+
+use anyhow::Context;
+use cache::SchedCache;
+use clap::Parser;
+use coxswain_client::{Api, Client, ListParams};
+use coxswain_runtime::events::{object_ref, Recorder};
+use coxswain_runtime::store::{key_of, split_key};
+use coxswain_runtime::{controller, Action, Change, Informer, Queue, Store};
+use framework::PodInfo;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The Coxswain scheduler.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Config {
+    /// API server URL.
+    #[arg(long, env = "COX_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    #[command(flatten)]
+    pub api_client: coxswain_runtime::daemon::ApiClientArgs,
+    /// Concurrent scheduling workers.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// Scheduler name this scheduler serves (`spec.schedulerName`).
+    #[arg(long, default_value = "default-scheduler")]
+    pub scheduler_name: String,
+    /// First back-off of an unschedulable pod (kube-scheduler's podInitialBackoffSeconds).
+    #[arg(long, default_value_t = 1.0)]
+    pub pod_initial_backoff_seconds: f64,
+    /// Back-off cap (podMaxBackoffSeconds).
+    #[arg(long, default_value_t = 10.0)]
+    pub pod_max_backoff_seconds: f64,
+    #[command(flatten)]
+    pub leader: coxswain_runtime::leader::LeaderElection,
+}
+
+/// How long a pod that failed `attempts` times waits before the next try.
+fn backoff(attempts: u32, initial: Duration, max: Duration) -> Duration {
+    let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(16));
+    initial.saturating_mul(factor).min(max)
+}
+
+struct Sched {
+    client: Client,
+    pods: Store<Pod>,
+    cache: SchedCache,
+    profile: algorithm::Profile,
+    recorder: Recorder,
+    /// Pods that fit nowhere: failed attempts and when the last one was.
+    unschedulable: Mutex<HashMap<String, (u32, Instant)>>,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    name: String,
+    /// Serialises the choose-then-assume step so two workers never book the same room.
+    choose: tokio::sync::Mutex<()>,
+    /// The scheduling queue (binding failures go back into it).
+    queue: Queue,
+}
+
+fn pod_key(p: &Pod) -> String {
+    key_of(
+        p.metadata.namespace.as_deref(),
+        p.metadata.name.as_deref().unwrap_or(""),
+    )
+}
+
+fn finished(p: &Pod) -> bool {
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
+}
+
+/// `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were unschedulable. preemption:
+/// 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Preemption is
+/// not helpful for scheduling.` (kube-scheduler's FitError and its PostFilter's message).
+fn unschedulable_message(total: usize, reasons: &BTreeMap<String, (usize, bool)>) -> String {
+    if total == 0 {
+        return "no nodes available to schedule pods".into();
+    }
+    let histogram = |parts: BTreeMap<&str, usize>| {
+        let mut v: Vec<String> = parts.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        v.sort();
+        v.join(", ")
+    };
+    let mut filters = BTreeMap::new();
+    let mut preemption = BTreeMap::new();
+    for (reason, (n, could_help)) in reasons {
+        *filters.entry(reason.as_str()).or_default() += n;
+        let p = if *could_help {
+            "No preemption victims found for incoming pod"
+        } else {
+            "Preemption is not helpful for scheduling"
+        };
+        *preemption.entry(p).or_default() += n;
+    }
+    format!(
+        "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {}.",
+        histogram(filters),
+        histogram(preemption)
+    )
+}
+
+impl Sched {
+    async fn schedule(self: Arc<Self>, key: String) -> anyhow::Result<Action> {
+        let Some(pod) = self.pods.get(&key) else {
+            self.lock_unsched().remove(&key);
+            return Ok(Action::AwaitChange);
+        };
+        let spec = pod.spec.clone().unwrap_or_default();
+        if spec.node_name.is_some()
+            || pod.metadata.deletion_timestamp.is_some()
+            || spec
+                .scheduler_name
+                .as_deref()
+                .unwrap_or("default-scheduler")
+                != self.name
+            || self.cache.is_placed(&key)
+        {
+            self.lock_unsched().remove(&key);
+            return Ok(Action::AwaitChange);
+        }
+        let info = PodInfo::from_pod(&pod);
+        let (ns, name) = split_key(&key);
+        let ns = ns.unwrap_or("default").to_string();
+        let guard = self.choose.lock().await;
+        let decision = self.cache.decide(&info, |cycle, nodes, total| {
+            let d = algorithm::choose(&self.profile, cycle, nodes, total);
+            let last = d.last.clone();
+            (d, last)
+        });
+        let (choice, total, reasons) = (decision.node, decision.total, decision.reasons);
+        let Some(node) = choice else {
+            drop(guard);
+            let msg = unschedulable_message(total, &reasons);
+            let attempts = {
+                let mut u = self.lock_unsched();
+                let e = u.entry(key.clone()).or_insert((0, Instant::now()));
+                *e = (e.0 + 1, Instant::now());
+                e.0
+            };
+            self.mark_unschedulable(&pod, &ns, name, &msg).await?;
+            tracing::debug!(pod = %key, attempts, "unschedulable");
+            // kube-scheduler flushes pods unschedulable for 5 minutes back into the queue.
+            return Ok(Action::RequeueAfter(Duration::from_secs(300)));
+        };
+        self.cache.place(&key, &node, info);
+        drop(guard);
+        // The binding cycle runs on its own, as in kube-scheduler: the pod is assumed on
+        // the node (counted in the cache), so the next pod can be scheduled while this
+        // bind is in flight.
+        self.lock_unsched().remove(&key);
+        let me = self.clone();
+        tokio::spawn(async move { me.bind(key, pod, ns, node).await });
+        Ok(Action::AwaitChange)
+    }
+
+    /// Bind an assumed pod; on failure forget the assumption and try the pod again.
+    async fn bind(self: Arc<Self>, key: String, pod: Arc<Pod>, ns: String, node: String) {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(&self.client, &ns);
+        match api.bind(&name, &node).await {
+            Ok(()) => {
+                self.recorder.record(
+                    object_ref(&*pod),
+                    "Normal",
+                    "Scheduled",
+                    format!("Successfully assigned {ns}/{name} to {node}"),
+                );
+                tracing::info!(pod = %key, node = %node, "bound");
+            }
+            Err(e) if e.is_conflict() || e.is_not_found() => {
+                // Bound by someone else meanwhile, or gone: the informer will tell us.
+                self.cache.unplace(&key);
+            }
+            Err(e) => {
+                tracing::warn!(pod = %key, node = %node, error = %e, "binding failed; retrying");
+                self.cache.unplace(&key);
+                self.queue.add_after(key, Duration::from_secs(1));
+            }
+        }
+    }
+
+    fn lock_unsched(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
+        self.unschedulable.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Something changed that may make unschedulable pods fit: requeue each once its
+    /// back-off has passed.
+    fn retry_unschedulable(&self, queue: &Queue) {
+        let now = Instant::now();
+        for (k, (attempts, last)) in self.lock_unsched().iter() {
+            let ready_at = *last + backoff(*attempts, self.initial_backoff, self.max_backoff);
+            queue.add_after(k.clone(), ready_at.saturating_duration_since(now));
+        }
+    }
+
+    async fn mark_unschedulable(
+        &self,
+        pod: &Pod,
+        ns: &str,
+        name: &str,
+        msg: &str,
+    ) -> anyhow::Result<()> {
+        let current = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"))
+            .and_then(|c| c.message.clone());
+        self.recorder.record(
+            object_ref(pod),
+            "Warning",
+            "FailedScheduling",
+            msg.to_string(),
+        );
+        if current.as_deref() == Some(msg) {
+            return Ok(());
+        }
+        let api: Api<Pod> = Api::namespaced(&self.client, ns);
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        api.patch_status(
+            name,
+            &json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable", "message": msg, "lastProbeTime": null,
+                "lastTransitionTime": now}]}}),
+        )
+        .await?;
+        tracing::info!(pod = %key_of(Some(ns), name), reason = %msg, "unschedulable");
+        Ok(())
+    }
+}
+
+/// Run until `shutdown` resolves.
+pub async fn run(
+    args: Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let client = args
+        .api_client
+        .client(&args.server)
+        .context("building the API client")?;
+    let (filters, scores) = plugins::defaults();
+    let mut pods = Informer::new(Api::<Pod>::all(&client), ListParams::default());
+    let mut nodes = Informer::new(Api::<Node>::all(&client), ListParams::default());
+    let sched = Arc::new(Sched {
+        client: client.clone(),
+        pods: pods.store(),
+        cache: SchedCache::default(),
+        profile: algorithm::Profile { filters, scores },
+        recorder: Recorder::new(&client, "default-scheduler", None),
+        unschedulable: Mutex::new(HashMap::new()),
+        initial_backoff: Duration::from_secs_f64(args.pod_initial_backoff_seconds.max(0.0)),
+        max_backoff: Duration::from_secs_f64(args.pod_max_backoff_seconds.max(0.0)),
+        name: args.scheduler_name.clone(),
+        choose: tokio::sync::Mutex::new(()),
+        queue: Queue::new(),
+    });
+    let queue = sched.queue.clone();
+    let retry_unschedulable = {
+        let s = sched.clone();
+        let q = queue.clone();
+        move || s.retry_unschedulable(&q)
+    };
+    {
+        let s = sched.clone();
+        let q = queue.clone();
+        let retry = retry_unschedulable.clone();
+        pods.on_change(move |c| match c {
+            Change::Applied { new, .. } => {
+                let key = pod_key(new);
+                let node = new.spec.as_ref().and_then(|s| s.node_name.clone());
+                match node {
+                    Some(n) if !finished(new) => s.cache.place(&key, &n, PodInfo::from_pod(new)),
+                    Some(_) => {
+                        s.cache.unplace(&key);
+                        retry();
+                    }
+                    None => q.add(key),
+                }
+            }
+            Change::Deleted(old) => {
+                s.cache.unplace(&pod_key(old));
+                retry();
+            }
+        });
+    }
+    {
+        let s = sched.clone();
+        let retry = retry_unschedulable.clone();
+        nodes.on_change(move |c| match c {
+            Change::Applied { new, .. } => {
+                if s.cache.set_node(new) {
+                    retry();
+                }
+            }
+            Change::Deleted(old) => s
+                .cache
+                .remove_node(old.metadata.name.as_deref().unwrap_or("")),
+        });
+    }
+    let node_store = nodes.store();
+    let pod_store = pods.store();
+    nodes.spawn();
+    node_store.wait_ready().await;
+    pods.spawn();
+    pod_store.wait_ready().await;
+    let lease = coxswain_runtime::leader::lead(&client, "cox-scheduler", &args.leader).await;
+    tracing::info!(server = %args.server, "caches synced; scheduling");
+    let s = sched.clone();
+    tokio::spawn(controller::run(
+        "scheduler",
+        queue,
+        args.workers,
+        move |k| s.clone().schedule(k),
+    ));
+    shutdown.await;
+    coxswain_runtime::leader::release(lease).await;
+    Ok(())
+}
