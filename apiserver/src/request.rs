@@ -134,11 +134,11 @@ pub fn accept(h: &HeaderMap) -> Accept {
         return Accept::Object;
     };
     for part in a.split(',') {
-        let p = part.replace(' ', "");
         let param = |k: &str| {
-            p.split(';')
-                .skip(1)
-                .find_map(|kv| kv.strip_prefix(k).and_then(|x| x.strip_prefix('=')))
+            part.split(';').skip(1).find_map(|kv| {
+                let (name, value) = kv.split_once('=')?;
+                (name.trim() == k).then(|| value.trim())
+            })
         };
         match param("as") {
             Some("Table") => return Accept::Table,

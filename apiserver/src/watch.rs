@@ -131,9 +131,13 @@ pub fn watch(
         // does not read must not hold the server up).
         macro_rules! send {
             ($line:expr) => {
-                tokio::select! {
-                    r = tx.send(Ok($line)) => if r.is_err() { return },
-                    _ = stopping.wait_for(|s| *s) => return,
+                match tx.try_send(Ok($line)) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    Err(mpsc::error::TrySendError::Full(line)) => tokio::select! {
+                        r = tx.send(line) => if r.is_err() { return },
+                        _ = stopping.wait_for(|s| *s) => return,
+                    },
                 }
             };
         }

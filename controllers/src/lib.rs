@@ -52,7 +52,8 @@ pub async fn run(
         .context("building the API client")?;
     let mut inf = Informers::new(&client);
     // Each controller: its context, its queue, and what wakes it (declared in its module).
-    let ctx = |component: &str| Arc::new(Ctx::new(&client, &inf, component));
+    let events = coxswain_runtime::events::Recorder::new(&client, "cox-controllers", None);
+    let ctx = |component: &str| Arc::new(Ctx::new(&client, &inf, &events, component));
     let (d_ctx, r_ctx, g_ctx) = (
         ctx("deployment-controller"),
         ctx("replicaset-controller"),

@@ -119,8 +119,9 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The context of the controller that records Events as `component`.
-    pub fn new(client: &Client, inf: &Informers, component: &str) -> Ctx {
+    /// The context of the controller that records Events as `component` (through the
+    /// process's one Event writer, `events`).
+    pub fn new(client: &Client, inf: &Informers, events: &Recorder, component: &str) -> Ctx {
         Ctx {
             client: client.clone(),
             deployments: inf.deployments.store(),
@@ -129,7 +130,7 @@ impl Ctx {
             namespaces: inf.namespaces.store(),
             nodes: inf.nodes.store(),
             leases: inf.leases.store(),
-            recorder: Recorder::new(client, component, None),
+            recorder: events.for_component(component),
             expectations: replicaset::Expectations::default(),
         }
     }

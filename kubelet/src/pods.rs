@@ -380,19 +380,22 @@ impl PodManager {
     /// restart) and the one before it, for `logs` and `logs --previous`.
     fn note_ids(&self, key: &str, st: &PodState) {
         let mut all = lock(&self.ids);
-        let ids = all.entry(key.to_string()).or_default();
+        if !all.contains_key(key) {
+            all.insert(key.to_string(), ContainerIds::default());
+        }
+        let Some(ids) = all.get_mut(key) else { return };
         for s in st.init.iter().chain(&st.main) {
             let cur = s
                 .current_id()
-                .map(str::to_string)
-                .or_else(|| s.last.as_ref().map(|l| l.id.clone()));
+                .or_else(|| s.last.as_ref().map(|l| l.id.as_str()));
             let Some(cur) = cur else { continue };
-            let prev = match ids.get(&s.name) {
-                Some((c, p)) if *c == cur => p.clone(),
-                Some((c, _)) => Some(c.clone()),
-                None => None,
-            };
-            ids.insert(s.name.clone(), (cur, prev));
+            match ids.get_mut(&s.name) {
+                Some((c, _)) if c == cur => {}
+                Some((c, p)) => *p = Some(std::mem::replace(c, cur.to_string())),
+                None => {
+                    ids.insert(s.name.clone(), (cur.to_string(), None));
+                }
+            }
         }
     }
 }

@@ -52,11 +52,12 @@ pub fn choose(
     };
     let mut feasible: Vec<&NodeInfo> = Vec::new();
     let enough = feasible_nodes_to_find(total);
+    let mut last = None;
     for n in nodes {
         if feasible.len() >= enough {
             break;
         }
-        d.last = Some(n.name.clone());
+        last = Some(n);
         let rejected = profile.filters.iter().find_map(|f| {
             f.filter(cycle, n)
                 .err()
@@ -70,6 +71,7 @@ pub fn choose(
             None => feasible.push(n),
         }
     }
+    d.last = last.map(|n| n.name.clone());
     let mut totals = vec![0i64; feasible.len()];
     for (plugin, weight) in &profile.scores {
         let mut scores: Vec<i64> = feasible.iter().map(|n| plugin.score(cycle, n)).collect();

@@ -138,6 +138,17 @@ impl Recorder {
         }
     }
 
+    /// A recorder for another component of the same process, sharing this one's writer (so a
+    /// process writes at most [`WRITERS`] Events at a time, whatever its components).
+    pub fn for_component(&self, component: &str) -> Recorder {
+        Recorder {
+            component: component.to_string(),
+            seen: Arc::default(),
+            spam: Arc::default(),
+            ..self.clone()
+        }
+    }
+
     /// The same recorder (sharing its writer) for events from `host`.
     pub fn on_host(&self, host: &str) -> Recorder {
         Recorder {
