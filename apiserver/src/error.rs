@@ -24,7 +24,13 @@ pub fn value_response(code: u16, v: &serde_json::Value) -> Response {
     json_response(code, serde_json::to_vec(v).unwrap_or_default())
 }
 
-/// The `Status` response for an error.
+/// The `Status` response for an error (429 says when to try again, as kube-apiserver's
+/// `Retry-After: 1`).
 pub fn error_response(e: &ApiError) -> Response {
-    value_response(e.code, &e.to_status())
+    let mut r = value_response(e.code, &e.to_status());
+    if e.code == 429 {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
 }

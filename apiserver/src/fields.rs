@@ -11,14 +11,36 @@ use coxswain_api::resources::ResourceInfo;
 use coxswain_api::status::ApiError;
 use serde_json::Value;
 
-/// Unknown fields of `v` as `T`, and whether `v` decoded as `T` at all (a body that did not
-/// may not have been walked to its end, so its shape is not remembered as clean).
-pub fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> (Vec<String>, bool) {
-    let mut out = Vec::new();
+/// What decoding a value as its kind's exact type found.
+#[derive(Debug, Default)]
+pub struct Typed {
+    /// Fields the type does not have.
+    pub unknown: Vec<String>,
+    /// Why it does not decode (`spec.replicas: invalid value: integer ..., expected i32`), if
+    /// it does not.
+    pub error: Option<String>,
+}
+
+/// Decode `v` as `T`: its unknown fields, and why it does not decode if it does not (a value
+/// that did not may not have been walked to its end, so its shape is not remembered as
+/// clean).
+pub fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> Typed {
+    let mut unknown = Vec::new();
     let decoded =
-        serde_ignored::deserialize::<_, _, T>(v, |path| out.push(render(&path.to_string())))
+        serde_ignored::deserialize::<_, _, T>(v, |path| unknown.push(render(&path.to_string())))
             .is_ok();
-    (out, decoded)
+    let error = (!decoded).then(|| match serde_path_to_error::deserialize::<_, T>(v) {
+        Ok(_) => "does not decode".to_string(),
+        Err(e) => {
+            let path = render(&e.path().to_string());
+            if path.is_empty() {
+                e.inner().to_string()
+            } else {
+                format!("{path}: {}", e.inner())
+            }
+        }
+    });
+    Typed { unknown, error }
 }
 
 /// Shapes remembered as clean at most; the set starts over when full.
@@ -63,8 +85,15 @@ fn hash_shape(v: &Value, h: &mut impl std::hash::Hasher) {
     match v {
         Value::Null => h.write_u8(0),
         Value::Bool(_) => h.write_u8(1),
-        Value::Number(_) => h.write_u8(2),
-        Value::String(_) => h.write_u8(3),
+        // Number and string classes: a value of another class may not decode where this one
+        // did (an int32 field and 2^31, a timestamp field and "x", a bytes field and "!").
+        Value::Number(n) => h.write_u8(match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) if i32::try_from(i).is_ok() => 20,
+            (Some(_), _) => 21,
+            (None, Some(_)) => 22,
+            (None, None) => 23,
+        }),
+        Value::String(s) => h.write_u8(30 + string_class(s)),
         Value::Array(a) => {
             h.write_u8(4);
             h.write_usize(a.len());
@@ -82,6 +111,24 @@ fn hash_shape(v: &Value, h: &mut impl std::hash::Hasher) {
             }
         }
     }
+}
+
+/// Whether a string would decode as an RFC 3339 time (bit 0) and as base64 bytes (bit 1),
+/// the two string formats the exact types check.
+fn string_class(s: &str) -> u8 {
+    let b = s.as_bytes();
+    let time = b.len() >= 20
+        && b.get(4) == Some(&b'-')
+        && b.get(10).is_some_and(|c| *c == b'T' || *c == b't')
+        && chrono::DateTime::parse_from_rfc3339(s).is_ok();
+    let base64 = b.len().is_multiple_of(4)
+        && b.iter().enumerate().all(|(i, c)| {
+            c.is_ascii_alphanumeric()
+                || *c == b'+'
+                || *c == b'/'
+                || (*c == b'=' && i + 2 >= b.len())
+        });
+    u8::from(time) | (u8::from(base64) << 1)
 }
 
 /// `spec.template.spec.containers.0.imagex` -> `spec.template.spec.containers[0].imagex`.
@@ -103,26 +150,69 @@ fn render(p: &str) -> String {
 /// Fields of `v` that the resource's schema does not know (strategic-merge directives such
 /// as `$setElementOrder/containers` or `$patch` are not fields and are not reported).
 pub fn unknown(r: &ResourceInfo, v: &Value) -> Vec<String> {
-    let c = clean();
     let shape = shape_of(r, v);
     if remembered(shape) {
         return Vec::new();
     }
-    let (all, decoded) = crate::kinds::of(r).typed_check(v);
-    let found: Vec<String> = all
+    let typed = crate::kinds::of(r).typed_check(v);
+    let decoded = typed.error.is_none();
+    let found: Vec<String> = typed
+        .unknown
         .into_iter()
         .filter(|p| !p.split(['.', '[']).any(|seg| seg.starts_with('$')))
         .collect();
     if decoded && found.is_empty() {
-        if let Ok(mut s) = c.seen.lock() {
-            if s.len() >= CLEAN_SHAPES {
-                s.clear();
-            }
-            s.insert(shape);
-        }
+        remember(shape);
     }
     found
 }
+
+fn remember(shape: u64) {
+    if let Ok(mut s) = clean().seen.lock() {
+        if s.len() >= CLEAN_SHAPES {
+            s.clear();
+        }
+        s.insert(shape);
+    }
+}
+
+/// An object about to be stored decodes as its kind's exact type, so every component can
+/// read it (Kubernetes decodes every write into its Go type; an int32 field holds no 2^31).
+/// Shapes found clean before skip the decode.
+pub fn check_decodes(r: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
+    let shape = shape_of(r, v);
+    if remembered(shape) {
+        return Ok(());
+    }
+    let typed = crate::kinds::of(r).typed_check(v);
+    if let Some(e) = typed.error {
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            r.kind, r.version, r.kind
+        )));
+    }
+    if typed
+        .unknown
+        .iter()
+        .all(|p| p.split(['.', '[']).any(|seg| seg.starts_with('$')))
+    {
+        remember(shape);
+    }
+    Ok(())
+}
+
+/// The deepest nesting of objects and arrays in `v` (a scalar is 0).
+pub fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Objects may nest at most this deep (JSON parsing stops at 128: deeper could be stored but
+/// never read back).
+pub const MAX_DEPTH: usize = 100;
 
 /// What to do about unknown fields, from `fieldValidation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

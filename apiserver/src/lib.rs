@@ -83,6 +83,26 @@ pub struct Config {
     /// How long watches may go on after a shutdown signal before they are ended
     /// (Kubernetes' `--shutdown-watch-termination-grace-period`, default 0).
     pub watch_termination_grace: std::time::Duration,
+    /// Reads in flight at once (`--max-requests-inflight`, 400); beyond it 429.
+    pub max_requests_inflight: usize,
+    /// Writes in flight at once (`--max-mutating-requests-inflight`, 200); beyond it 429.
+    pub max_mutating_requests_inflight: usize,
+    /// How long a request may take (`--request-timeout`, 60 s); beyond it 504.
+    pub request_timeout: std::time::Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            storage: Storage::Sled(std::env::temp_dir().join("coxswain")),
+            watch_cache_size: 100_000,
+            event_ttl: std::time::Duration::from_secs(3600),
+            watch_termination_grace: std::time::Duration::ZERO,
+            max_requests_inflight: 400,
+            max_mutating_requests_inflight: 200,
+            request_timeout: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 pub use kinds::namespace::SYSTEM_NAMESPACES;
@@ -153,6 +173,11 @@ pub async fn open(
         http: reqwest::Client::new(),
         metrics: metrics::Metrics::default(),
         stopping,
+        limits: state::Limits::new(
+            config.max_requests_inflight,
+            config.max_mutating_requests_inflight,
+            config.request_timeout,
+        ),
     });
     kinds::namespace::create_system_namespaces(&st).await?;
     Ok(st)
@@ -208,11 +233,14 @@ fn apply_committed(cache: &Cache, c: Committed) {
     );
 }
 
+/// The largest request body (and stored object) the server takes.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
 /// The router: every path goes through [`dispatch`].
 pub fn router(st: Arc<AppState>) -> Router {
     Router::new()
         .fallback(dispatch)
-        .layer(DefaultBodyLimit::max(3 * 1024 * 1024))
+        .layer(DefaultBodyLimit::disable())
         .with_state(st)
 }
 
@@ -228,6 +256,10 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let st = open(&config, stop_rx).await?;
     tokio::spawn(kinds::event::expire(st.clone(), config.event_ttl));
+    tokio::spawn(kinds::namespace::keep_system_namespaces(
+        st.clone(),
+        std::time::Duration::from_secs(5),
+    ));
     let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
     let grace = config.watch_termination_grace;
     let signal = async move {
@@ -265,13 +297,13 @@ async fn dispatch(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let path = uri.path().to_string();
     let span = tracing::info_span!("request", verb = %method, path = %path);
     let started = std::time::Instant::now();
     let resp = async {
-        match route(&st, &method, &uri, &headers, &body).await {
+        match limited(&st, &method, &uri, &headers, body).await {
             Ok(r) => r,
             Err(e) => error_response(&e),
         }
@@ -304,6 +336,46 @@ async fn dispatch(
         );
     }
     resp
+}
+
+/// The server's limits around [`route`]: the body's size (413), requests in flight (429 with
+/// `Retry-After`) and the request timeout (504), the last two for all but long-running
+/// requests (watches, followed logs), as kube-apiserver does.
+async fn limited(
+    st: &Arc<AppState>,
+    method: &Method,
+    uri: &Uri,
+    h: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::too_large(format!("limit is {MAX_BODY_BYTES}")))?;
+    let query = uri.query().unwrap_or("");
+    let long_running = query.split('&').any(|kv| {
+        matches!(
+            kv,
+            "watch=true" | "watch=1" | "watch=True" | "follow=true" | "follow=1"
+        )
+    });
+    if long_running {
+        return route(st, method, uri, h, &body).await;
+    }
+    let slots = match *method {
+        Method::GET | Method::HEAD | Method::OPTIONS => &st.limits.reads,
+        _ => &st.limits.writes,
+    };
+    let Ok(_slot) = slots.clone().try_acquire_owned() else {
+        return Err(ApiError::too_many_requests());
+    };
+    let timeout = st.limits.request_timeout;
+    match tokio::time::timeout(timeout, route(st, method, uri, h, &body)).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::timeout(format!(
+            "request did not complete within {}s",
+            timeout.as_secs_f64()
+        ))),
+    }
 }
 
 async fn route(
@@ -375,7 +447,7 @@ async fn route(
     };
     let name = t.name.clone();
     match (method.as_str(), name.as_deref(), sub) {
-        ("GET", None, None) if q.flag("watch")? => watch::watch(st, &t, &q, h),
+        ("GET", None, None) if q.flag("watch")? => watch::watch(st, &t, &q, h).await,
         ("GET", None, None) => verbs::read::list(st, &t, &q, h).await,
         ("POST", None, None) => verbs::create::create(st, &t, &q, h, body).await,
         // As in Kubernetes: only within a namespace for namespaced resources, and only for
@@ -386,7 +458,7 @@ async fn route(
         {
             verbs::delete::delete_collection(st, &t, &q, h, body).await
         }
-        ("GET", Some(_), None) if q.flag("watch")? => watch::watch(st, &t, &q, h),
+        ("GET", Some(_), None) if q.flag("watch")? => watch::watch(st, &t, &q, h).await,
         ("GET", Some(n), None | Some(Sub::Status)) => verbs::read::get(st, &t, n, &q, h).await,
         ("PUT", Some(n), None | Some(Sub::Status | Sub::Finalize)) => {
             verbs::update::update(st, &t, n, sub, &q, h, body).await

@@ -38,6 +38,15 @@ struct Args {
     /// exit (Kubernetes' flag and default: `0s`). A duration: `0s`, `500ms`, `5s`, `1m`.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     shutdown_watch_termination_grace_period: std::time::Duration,
+    /// Reads in flight at once; beyond it 429 with `Retry-After` (Kubernetes: 400).
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// Writes in flight at once; beyond it 429 with `Retry-After` (Kubernetes: 200).
+    #[arg(long, default_value_t = 200)]
+    max_mutating_requests_inflight: usize,
+    /// How long a request (not a watch) may take before it is answered 504 (Kubernetes: 1m).
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    request_timeout: std::time::Duration,
 }
 
 /// A Go-style duration with one unit (`ms`, `s`, `m`, `h`).
@@ -92,6 +101,9 @@ async fn main() -> anyhow::Result<()> {
         watch_cache_size: args.watch_cache_size,
         event_ttl: std::time::Duration::from_secs(args.event_ttl_seconds.max(1)),
         watch_termination_grace: args.shutdown_watch_termination_grace_period,
+        max_requests_inflight: args.max_requests_inflight,
+        max_mutating_requests_inflight: args.max_mutating_requests_inflight,
+        request_timeout: args.request_timeout,
     };
     cox_apiserver::run(listener, config, coxswain_daemon::shutdown_signal()).await
 }

@@ -50,12 +50,22 @@ impl Query {
             .transpose()
     }
 
-    /// The list/watch filter (namespace from the path, selectors from the query).
-    pub fn filter(&self, ns: Option<&str>) -> Result<Filter, ApiError> {
+    /// The list/watch filter (namespace from the path, selectors from the query); a field
+    /// selector on a field the kind does not support is a 400, as in Kubernetes.
+    pub fn filter(&self, ns: Option<&str>, kind: &dyn kinds::Kind) -> Result<Filter, ApiError> {
         let labels = LabelSelector::parse(self.get("labelSelector").unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(format!("labelSelector: {e}")))?;
+            .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
         let fields = FieldSelector::parse(self.get("fieldSelector").unwrap_or(""))
-            .map_err(|e| ApiError::bad_request(format!("fieldSelector: {e}")))?;
+            .map_err(|e| ApiError::bad_request(format!("invalid field selector: {e}")))?;
+        for (name, _, _) in &fields.terms {
+            let known = matches!(name.as_str(), "metadata.name" | "metadata.namespace")
+                || kind.selectable_fields().iter().any(|f| f.name == name);
+            if !known {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {name}"
+                )));
+            }
+        }
         Ok(Filter {
             namespace: ns.map(str::to_string),
             labels,

@@ -31,6 +31,31 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Becomes `true` when the server shuts down: watch streams end.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Requests in flight and how long one may take.
+    pub limits: Limits,
+}
+
+/// The server's limits on requests (kube-apiserver's flags and defaults); long-running
+/// requests (watches, followed logs) are not counted and have no timeout.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Reads in flight at once (`--max-requests-inflight`, 400).
+    pub reads: Arc<tokio::sync::Semaphore>,
+    /// Writes in flight at once (`--max-mutating-requests-inflight`, 200).
+    pub writes: Arc<tokio::sync::Semaphore>,
+    /// How long a request may take (`--request-timeout`, 60 s).
+    pub request_timeout: std::time::Duration,
+}
+
+impl Limits {
+    /// Limits of `reads` and `writes` requests in flight and a request timeout.
+    pub fn new(reads: usize, writes: usize, request_timeout: std::time::Duration) -> Limits {
+        Limits {
+            reads: Arc::new(tokio::sync::Semaphore::new(reads.max(1))),
+            writes: Arc::new(tokio::sync::Semaphore::new(writes.max(1))),
+            request_timeout,
+        }
+    }
 }
 
 /// How a write is done.
@@ -174,6 +199,22 @@ pub fn validate(k: &dyn Kind, v: &Value) -> Result<(), ApiError> {
     } else {
         Err(ApiError::invalid(k.info(), name, causes))
     }
+}
+
+/// What every object must be to be stored, whatever wrote it: it decodes as its kind's exact
+/// type (so every component can read it back) and nests no deeper than JSON parsing reads.
+pub fn check_storable(r: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
+    let d = crate::fields::depth(v);
+    if d > crate::fields::MAX_DEPTH {
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: the object nests {d} levels deep; at most {} are allowed",
+            r.kind,
+            r.version,
+            r.kind,
+            crate::fields::MAX_DEPTH
+        )));
+    }
+    crate::fields::check_decodes(r, v)
 }
 
 /// Keep what a write to the main resource may not change (status, and what the kind keeps),
@@ -374,6 +415,8 @@ impl AppState {
                 ownership::record_update(r, Some(&current), &mut new, m);
             }
             kind.defaults(&mut new);
+            // Decoding comes first, as in Kubernetes (400 before 422).
+            or_recheck!(check_storable(r, &new));
             or_recheck!(validate(kind, &new));
             if !opts.internal {
                 let mut causes = Vec::new();

@@ -79,14 +79,18 @@ fn error_line(e: &ApiError) -> Bytes {
     )
 }
 
+/// How long a watch from a revision the cache has not reached yet waits for it
+/// (Kubernetes' watch cache waits 3 s, then answers 504 "Too large resource version").
+const FRESH_WAIT: Duration = Duration::from_secs(3);
+
 /// Start a watch; the response streams until the timeout, a client disconnect, or expiry.
-pub fn watch(
+pub async fn watch(
     st: &Arc<AppState>,
     t: &Target,
     q: &Query,
     h: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut filter = q.filter(t.namespace.as_deref())?;
+    let mut filter = q.filter(t.namespace.as_deref(), crate::kinds::of(t.resource))?;
     if let Some(name) = &t.name {
         filter
             .fields
@@ -117,6 +121,16 @@ pub fn watch(
                 "invalid resourceVersion {rv:?}: must be an integer"
             ))
         })?;
+        if n > st.cache.rev()
+            && tokio::time::timeout(FRESH_WAIT, st.cache.wait_for(n))
+                .await
+                .is_err()
+        {
+            return Err(ApiError::timeout(format!(
+                "Too large resource version: {n}, current: {}",
+                st.cache.rev()
+            )));
+        }
         (Vec::new(), n)
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);

@@ -235,13 +235,23 @@ impl Sched {
         }
         let api: Api<Pod> = Api::namespaced(&self.client, ns);
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        api.patch_status(
-            name,
-            &json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False",
+        let res = api
+            .patch_status(
+                name,
+                &json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False",
                 "reason": "Unschedulable", "message": msg, "lastProbeTime": null,
                 "lastTransitionTime": now}]}}),
-        )
-        .await?;
+            )
+            .await;
+        match res {
+            Ok(_) => {}
+            // Deleted meanwhile: forget it (the informer's delete will follow).
+            Err(e) if e.is_not_found() => {
+                self.lock_unsched().remove(&key_of(Some(ns), name));
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
         tracing::info!(pod = %key_of(Some(ns), name), reason = %msg, "unschedulable");
         Ok(())
     }
@@ -296,8 +306,15 @@ pub async fn run(
                 }
             }
             Change::Deleted(old) => {
-                s.cache.unplace(&pod_key(old));
-                retry();
+                // A pod that was never placed frees nothing: only a placed pod's going may
+                // make others fit. A deleted pod is never tried again.
+                let key = pod_key(old);
+                let was_placed = s.cache.is_placed(&key);
+                s.cache.unplace(&key);
+                s.lock_unsched().remove(&key);
+                if was_placed {
+                    retry();
+                }
             }
         });
     }

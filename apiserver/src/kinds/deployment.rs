@@ -22,7 +22,7 @@ impl Kind for Deployment {
         &DEPLOYMENTS
     }
 
-    fn typed_check(&self, v: &Value) -> (Vec<String>, bool) {
+    fn typed_check(&self, v: &Value) -> crate::fields::Typed {
         crate::fields::typed::<apps::Deployment>(v)
     }
 

@@ -15,7 +15,7 @@ impl Kind for Lease {
         &LEASES
     }
 
-    fn typed_check(&self, v: &Value) -> (Vec<String>, bool) {
+    fn typed_check(&self, v: &Value) -> crate::fields::Typed {
         crate::fields::typed::<coord::Lease>(v)
     }
 

@@ -21,7 +21,7 @@ pub mod shared;
 use crate::table::{col, Column};
 use coxswain_api::protobuf::Schema;
 use coxswain_api::resources::ResourceInfo;
-use coxswain_api::status::Cause;
+use coxswain_api::status::{ApiError, Cause};
 use coxswain_api::At;
 use serde_json::{json, Value};
 
@@ -136,9 +136,9 @@ pub trait Kind: Send + Sync + 'static {
     /// Its registry entry.
     fn info(&self) -> &'static ResourceInfo;
 
-    /// Fields of `v` its exact schema does not know, and whether `v` decoded as its type
-    /// (see [`crate::fields::typed`]).
-    fn typed_check(&self, v: &Value) -> (Vec<String>, bool);
+    /// Decode `v` as the kind's exact type: unknown fields, and why it does not decode if it
+    /// does not (see [`crate::fields::typed`]).
+    fn typed_check(&self, v: &Value) -> crate::fields::Typed;
 
     /// The protobuf schema of its `generated.proto` message, for the kinds kubectl's
     /// generators send as protobuf.
@@ -181,6 +181,11 @@ pub trait Kind: Send + Sync + 'static {
     /// The grace period a delete gives this object (0: none), given the one requested.
     fn grace_period(&self, _cur: &Value, _requested: Option<i64>) -> i64 {
         0
+    }
+
+    /// Whether the object may be deleted at all (the system namespaces may not).
+    fn check_delete(&self, _cur: &Value) -> Result<(), ApiError> {
+        Ok(())
     }
 
     /// Mark an object being deleted (e.g. a namespace's `Terminating` phase); returns whether
@@ -332,8 +337,11 @@ impl Kind for Unknown {
     fn info(&self) -> &'static ResourceInfo {
         &UNKNOWN
     }
-    fn typed_check(&self, _v: &Value) -> (Vec<String>, bool) {
-        (Vec::new(), false)
+    fn typed_check(&self, _v: &Value) -> crate::fields::Typed {
+        crate::fields::Typed {
+            unknown: Vec::new(),
+            error: Some("no kind serves this resource".into()),
+        }
     }
 }
 

@@ -9,22 +9,26 @@ use crate::table::{age, col, s, Column};
 use crate::AppState;
 use coxswain_api::protobuf::{Schema, NAMESPACE_SCHEMA};
 use coxswain_api::resources::{ResourceInfo, NAMESPACES};
+use coxswain_api::status::ApiError;
 use k8s_openapi::api::core::v1 as core;
 use serde_json::{json, Value};
 
 /// The Namespace kind.
 pub struct Namespace;
 
-/// Namespaces that exist from the start.
+/// Namespaces that exist from the start, and are created again when they go.
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Namespaces that may not be deleted (Kubernetes' NamespaceLifecycle admission).
+pub const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 impl Kind for Namespace {
     fn info(&self) -> &'static ResourceInfo {
         &NAMESPACES
     }
 
-    fn typed_check(&self, v: &Value) -> (Vec<String>, bool) {
+    fn typed_check(&self, v: &Value) -> crate::fields::Typed {
         crate::fields::typed::<core::Namespace>(v)
     }
 
@@ -57,6 +61,16 @@ impl Kind for Namespace {
 
     fn keep_on_update(&self, cur: &Value, new: &mut Value) {
         new["spec"] = cur.get("spec").cloned().unwrap_or(json!({}));
+    }
+
+    fn check_delete(&self, cur: &Value) -> Result<(), ApiError> {
+        let name = cur["metadata"]["name"].as_str().unwrap_or("");
+        if IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
+        Ok(())
     }
 
     fn mark_deleting(&self, v: &mut Value) -> bool {
@@ -96,6 +110,17 @@ impl Kind for Namespace {
     fn selectable_fields(&self) -> &'static [SelectableField] {
         const FIELDS: &[SelectableField] = &[field("status.phase", "/status/phase")];
         FIELDS
+    }
+}
+
+/// Create the system namespaces again whenever they are missing (checked every `period`),
+/// as kube-apiserver's system namespaces controller does.
+pub async fn keep_system_namespaces(st: std::sync::Arc<AppState>, period: std::time::Duration) {
+    loop {
+        tokio::time::sleep(period).await;
+        if let Err(e) = create_system_namespaces(&st).await {
+            tracing::warn!(error = %e, "creating the system namespaces");
+        }
     }
 }
 

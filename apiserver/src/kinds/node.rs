@@ -17,7 +17,7 @@ impl Kind for Node {
         &NODES
     }
 
-    fn typed_check(&self, v: &Value) -> (Vec<String>, bool) {
+    fn typed_check(&self, v: &Value) -> crate::fields::Typed {
         crate::fields::typed::<core::Node>(v)
     }
 

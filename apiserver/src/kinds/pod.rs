@@ -23,7 +23,7 @@ impl Kind for Pod {
         &PODS
     }
 
-    fn typed_check(&self, v: &Value) -> (Vec<String>, bool) {
+    fn typed_check(&self, v: &Value) -> crate::fields::Typed {
         crate::fields::typed::<core::Pod>(v)
     }
 

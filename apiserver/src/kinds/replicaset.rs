@@ -21,7 +21,7 @@ impl Kind for ReplicaSet {
         &REPLICASETS
     }
 
-    fn typed_check(&self, v: &Value) -> (Vec<String>, bool) {
+    fn typed_check(&self, v: &Value) -> crate::fields::Typed {
         crate::fields::typed::<apps::ReplicaSet>(v)
     }
 

@@ -8,7 +8,7 @@ use crate::kinds;
 use crate::ownership;
 use crate::request::{decode_body, Query};
 use crate::routes::Target;
-use crate::state::{check_type, validate, AppState};
+use crate::state::{check_storable, check_type, validate, AppState};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use coxswain_api::resources::ResourceInfo;
@@ -133,6 +133,7 @@ pub async fn create_as(
         if let Some(g) = &generate {
             v["metadata"]["name"] = json!(format!("{g}{}", random_suffix()));
         }
+        check_storable(r, &v)?;
         validate(kind, &v)?;
         st.check_namespace(r, &ns)?;
         if q.dry_run() {

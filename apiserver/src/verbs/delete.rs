@@ -119,6 +119,7 @@ pub async fn delete_one(
     let ns = t.namespace.clone().unwrap_or_default();
     for _ in 0..64 {
         let (rev, _, cur) = st.current(r, &ns, name).await?;
+        kind.check_delete(&cur)?;
         let uid = cur
             .at("/metadata/uid")
             .and_then(Value::as_str)
@@ -218,7 +219,7 @@ pub async fn delete_collection(
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let o = DeleteOptions::parse(q, h, body)?;
-    let f = q.filter(t.namespace.as_deref())?;
+    let f = q.filter(t.namespace.as_deref(), crate::kinds::of(t.resource))?;
     if q.get("resourceVersion").is_none_or(str::is_empty) {
         st.consistent_read().await;
     }

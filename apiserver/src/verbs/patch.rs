@@ -18,6 +18,11 @@ use coxswain_api::status::{ApiError, Cause};
 use coxswain_api::At;
 use serde_json::{json, Value};
 
+/// Kubernetes' limit on the operations of one JSON patch.
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+/// What a JSON patch may copy in all, and how big its result may be: the request size limit.
+pub const MAX_PATCH_BYTES: usize = crate::MAX_BODY_BYTES;
+
 /// PATCH an object, or (with `sub`) its `status`.
 pub async fn patch(
     st: &AppState,
@@ -45,14 +50,34 @@ pub async fn patch(
         fields::add_warnings(&mut resp, &warnings);
         return Ok(resp);
     }
+    if ct == "application/json-patch+json" {
+        let ops = p.as_array().map_or(0, Vec::len);
+        if ops > MAX_JSON_PATCH_OPERATIONS {
+            return Err(ApiError::too_large(format!(
+                "The allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, got {ops}"
+            )));
+        }
+    }
     let change = move |cur: &Value| -> Result<Value, ApiError> {
         let mut target = cur.clone();
         if let Some(m) = target["metadata"].as_object_mut() {
             m.remove("resourceVersion");
         }
         match ct.as_str() {
-            "application/json-patch+json" => patch::json_patch(&mut target, &p)
-                .map_err(|e| ApiError::invalid(r, name, vec![Cause::invalid("patch", "", &e.0)]))?,
+            "application/json-patch+json" => {
+                patch::json_patch_limited(&mut target, &p, MAX_PATCH_BYTES).map_err(|e| {
+                    ApiError::invalid(r, name, vec![Cause::invalid("patch", "", &e.0)])
+                })?;
+                // What a JSON patch adds is checked as a body is: unknown fields are refused
+                // or dropped, and the result must fit in a request.
+                fields::check(r, &mut target, mode)?;
+                let size = serde_json::to_vec(&target).map_or(0, |b| b.len());
+                if size > MAX_PATCH_BYTES {
+                    return Err(ApiError::too_large(format!(
+                        "the patched object is {size} bytes; at most {MAX_PATCH_BYTES} are allowed"
+                    )));
+                }
+            }
             "application/strategic-merge-patch+json" => {
                 patch::strategic_merge_patch(&mut target, &p)
                     .map_err(|e| ApiError::bad_request(e.0))?

@@ -118,7 +118,7 @@ pub async fn list(
     q: &Query,
     h: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let f = q.filter(t.namespace.as_deref())?;
+    let f = q.filter(t.namespace.as_deref(), crate::kinds::of(t.resource))?;
     let limit = match q.get("limit") {
         Some(l) => l
             .parse::<usize>()

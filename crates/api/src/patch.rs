@@ -72,6 +72,11 @@ pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), Pa
         *target = patch.clone();
         return Ok(());
     };
+    check_directive(p)?;
+    if p.get("$patch").and_then(Value::as_str) == Some("delete") {
+        *target = Value::Null;
+        return Ok(());
+    }
     if p.get("$patch").and_then(Value::as_str) == Some("replace") {
         let mut p = p.clone();
         p.remove("$patch");
@@ -141,7 +146,12 @@ pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), Pa
                     *existing = Value::Array(items.clone());
                 }
             }
-            (Value::Object(_), _) => {
+            (Value::Object(pm), _) => {
+                check_directive(pm)?;
+                if pm.get("$patch").and_then(Value::as_str) == Some("delete") {
+                    t.remove(k);
+                    continue;
+                }
                 strategic_merge_patch(t.entry(k.clone()).or_insert(Value::Null), v)?;
             }
             _ => {
@@ -165,6 +175,9 @@ pub fn strategic_merge_patch(target: &mut Value, patch: &Value) -> Result<(), Pa
 
 fn merge_keyed_list(list: &mut Vec<Value>, items: &[Value], key: &str) -> Result<(), PatchError> {
     for item in items {
+        if let Value::Object(m) = item {
+            check_directive(m)?;
+        }
         let Some(k) = item.get(key).cloned() else {
             return Err(PatchError(format!(
                 "map: {item} does not contain declared merge key: {key}"
@@ -187,6 +200,49 @@ fn merge_keyed_list(list: &mut Vec<Value>, items: &[Value], key: &str) -> Result
         }
     }
     Ok(())
+}
+
+/// The JSON size of `v`, counted up to a little past `limit` (so a huge value costs no more
+/// than the limit to measure).
+fn json_size(v: &Value, limit: usize) -> usize {
+    let mut n = 0usize;
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        if n > limit {
+            break;
+        }
+        n += match v {
+            Value::Null => 4,
+            Value::Bool(_) => 5,
+            Value::Number(_) => 8,
+            Value::String(s) => s.len() + 2,
+            Value::Array(a) => {
+                stack.extend(a.iter());
+                2 + a.len()
+            }
+            Value::Object(m) => {
+                for (k, x) in m {
+                    n += k.len() + 3;
+                    stack.push(x);
+                }
+                2 + m.len()
+            }
+        };
+    }
+    n
+}
+
+/// The strategic merge patch directives a `$patch` key may hold.
+const DIRECTIVES: &[&str] = &["replace", "merge", "delete"];
+
+fn check_directive(p: &serde_json::Map<String, Value>) -> Result<(), PatchError> {
+    match p.get("$patch") {
+        None => Ok(()),
+        Some(Value::String(d)) if DIRECTIVES.contains(&d.as_str()) => Ok(()),
+        Some(other) => Err(PatchError(format!(
+            "invalid patch type {other}: $patch must be one of \"replace\", \"merge\", \"delete\""
+        ))),
+    }
 }
 
 fn unescape(token: &str) -> String {
@@ -276,6 +332,18 @@ fn json_remove(doc: &mut Value, path: &str) -> Result<Value, PatchError> {
 
 /// RFC 6902 JSON patch: add, remove, replace, move, copy, test.
 pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), PatchError> {
+    json_patch_limited(doc, ops, usize::MAX)
+}
+
+/// [`json_patch`], copying at most `max_copy_bytes` (their JSON size) over all its `copy`
+/// operations, as Kubernetes' `AccumulatedCopySizeLimit` (each copy may double the
+/// document: 23 copies of a one-element array are 8 million elements).
+pub fn json_patch_limited(
+    doc: &mut Value,
+    ops: &Value,
+    max_copy_bytes: usize,
+) -> Result<(), PatchError> {
+    let mut copied = 0usize;
     let Value::Array(ops) = ops else {
         return Err(PatchError(
             "a JSON patch must be an array of operations".into(),
@@ -305,10 +373,19 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), PatchError> {
                 json_add(doc, path, v, false)?;
             }
             "copy" => {
-                let v = doc
+                let source = doc
                     .pointer(from()?)
-                    .cloned()
                     .ok_or_else(|| PatchError("copy: from does not exist".into()))?;
+                copied = copied.saturating_add(json_size(
+                    source,
+                    max_copy_bytes - copied.min(max_copy_bytes),
+                ));
+                if copied > max_copy_bytes {
+                    return Err(PatchError(format!(
+                        "unable to copy: the copies of this patch exceed {max_copy_bytes} bytes"
+                    )));
+                }
+                let v = source.clone();
                 json_add(doc, path, v, false)?;
             }
             "test" => {

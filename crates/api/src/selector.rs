@@ -35,7 +35,7 @@ fn valid_key(k: &str) -> bool {
 }
 
 /// Split on commas that are not inside parentheses.
-fn split_terms(s: &str) -> Vec<&str> {
+fn split_terms(s: &str) -> Result<Vec<&str>, SelectorError> {
     let mut out = Vec::new();
     let mut depth = 0i32;
     let mut start = 0;
@@ -49,9 +49,15 @@ fn split_terms(s: &str) -> Vec<&str> {
             }
             _ => {}
         }
+        if !(0..=1).contains(&depth) {
+            return Err(SelectorError(format!("unbalanced parentheses in {s:?}")));
+        }
+    }
+    if depth != 0 {
+        return Err(SelectorError(format!("unbalanced parentheses in {s:?}")));
     }
     out.push(&s[start..]);
-    out
+    Ok(out)
 }
 
 fn parse_set(rest: &str, term: &str) -> Result<Vec<String>, SelectorError> {
@@ -71,7 +77,7 @@ impl LabelSelector {
     /// Parse `app=web,tier!=db,env in (a,b),!legacy`.
     pub fn parse(s: &str) -> Result<Self, SelectorError> {
         let mut requirements = Vec::new();
-        for raw in split_terms(s) {
+        for raw in split_terms(s)? {
             let term = raw.trim();
             if term.is_empty() {
                 continue;
@@ -103,6 +109,18 @@ impl LabelSelector {
             };
             if !valid_key(key) {
                 return Err(SelectorError(term.to_string()));
+            }
+            let values: &[String] = match &req {
+                Requirement::In(_, v) | Requirement::NotIn(_, v) => v,
+                _ => &[],
+            };
+            if let Some(bad) = values
+                .iter()
+                .find(|v| !crate::validation::is_label_value(v))
+            {
+                return Err(SelectorError(format!(
+                    "invalid label value: {bad:?} in {term:?}"
+                )));
             }
             requirements.push(req);
         }

@@ -10,9 +10,28 @@ pub fn is_dns1123_label(s: &str) -> bool {
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
 
-/// DNS-1123 subdomain: at most 253 characters, dot-separated DNS-1123 labels.
+/// DNS-1123 subdomain: at most 253 characters of dot-separated parts, each lowercase
+/// alphanumerics or '-' starting and ending alphanumeric (Kubernetes' regex sets no length
+/// on a part: a 64-character single-part name is valid).
 pub fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && p.as_bytes()[0].is_ascii_alphanumeric()
+            && p.as_bytes()[p.len() - 1].is_ascii_alphanumeric()
+    };
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(part)
+}
+
+/// A ConfigMap or Secret key: `[-._a-zA-Z0-9]+`, at most 253 characters, not `.` or `..`.
+pub fn is_config_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// The message Kubernetes gives for an invalid subdomain name.
@@ -42,6 +61,12 @@ mod tests {
         assert!(!is_dns1123_subdomain("Web"));
         assert!(!is_dns1123_subdomain("-web"));
         assert!(!is_dns1123_subdomain("web_1"));
+        assert!(is_dns1123_subdomain(&"a".repeat(64)));
+        assert!(!is_dns1123_subdomain(&"a".repeat(254)));
+        assert!(!is_dns1123_subdomain("a..b"));
+        assert!(!is_dns1123_label(&"a".repeat(64)));
+        assert!(is_config_key("app.properties") && is_config_key("A_b-1"));
+        assert!(!is_config_key("..") && !is_config_key("a/b") && !is_config_key(""));
         assert!(is_dns1123_label("default"));
         assert!(!is_dns1123_label("a.b"));
         assert!(is_label_value("v1.2_x"));

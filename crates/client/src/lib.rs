@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,36 @@ pub enum Error {
     /// The response was not what the type expects.
     #[error("decoding response: {0}")]
     Decode(#[from] serde_json::Error),
+    /// One object of a watch or list does not decode as its type (written by someone who did
+    /// not go through a validating API server); the stream goes on after it.
+    #[error("{kind} {key} (resourceVersion {rv}) does not decode: {source}")]
+    Undecodable {
+        /// The expected kind.
+        kind: &'static str,
+        /// `namespace/name` of the object.
+        key: String,
+        /// Its resourceVersion (a watch resumes after it).
+        rv: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+}
+
+/// An object that could not be decoded: where it is, and the error.
+fn undecodable<K: Object>(object: &Value, source: serde_json::Error) -> Error {
+    let m = &object["metadata"];
+    let s = |k: &str| m[k].as_str().unwrap_or("").to_string();
+    let ns = s("namespace");
+    Error::Undecodable {
+        kind: K::KIND,
+        key: if ns.is_empty() {
+            s("name")
+        } else {
+            format!("{ns}/{}", s("name"))
+        },
+        rv: s("resourceVersion"),
+        source,
+    }
 }
 
 impl Error {
@@ -437,6 +467,38 @@ impl<K: Object> Api<K> {
         Ok(serde_json::from_slice(&b)?)
     }
 
+    /// LIST, skipping the items that do not decode as `K` (each returned as an
+    /// [`Error::Undecodable`]), so one bad object does not hide the others.
+    pub async fn list_lenient(&self, p: &ListParams) -> Result<(ObjectList<K>, Vec<Error>)> {
+        let b = self
+            .client
+            .request_bytes(
+                reqwest::Method::GET,
+                &self.collection(),
+                &p.query(),
+                None,
+                None,
+            )
+            .await?;
+        let raw: ObjectList<Value> = serde_json::from_slice(&b)?;
+        let mut items = Vec::with_capacity(raw.items.len());
+        let mut skipped = Vec::new();
+        for v in raw.items {
+            let keep = v["metadata"].clone();
+            match serde_json::from_value::<K>(v) {
+                Ok(k) => items.push(k),
+                Err(e) => skipped.push(undecodable::<K>(&json!({"metadata": keep}), e)),
+            }
+        }
+        Ok((
+            ObjectList {
+                metadata: raw.metadata,
+                items,
+            },
+            skipped,
+        ))
+    }
+
     /// One request whose answer is a `K`.
     async fn send(
         &self,
@@ -565,10 +627,18 @@ impl<K: Object> Api<K> {
                     object: serde_json::from_value(k)?,
                 });
             }
-            Ok(WatchEvent {
-                type_: ev.type_,
-                object: serde_json::from_value(ev.object)?,
-            })
+            // What locates the object, kept in case it does not decode.
+            let meta = json!({"metadata": {
+                "name": ev.object["metadata"]["name"],
+                "namespace": ev.object["metadata"]["namespace"],
+                "resourceVersion": ev.object["metadata"]["resourceVersion"]}});
+            match serde_json::from_value(ev.object) {
+                Ok(object) => Ok(WatchEvent {
+                    type_: ev.type_,
+                    object,
+                }),
+                Err(e) => Err(undecodable::<K>(&meta, e)),
+            }
         }))
     }
 }

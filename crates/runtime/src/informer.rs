@@ -6,6 +6,9 @@
 //! - A 410 Expired (the server's window has moved past us) relists: the store is replaced
 //!   atomically and handlers see every object that appeared, changed or vanished meanwhile.
 //! - List and watch failures retry with backoff (100 ms doubling to 5 s).
+//! - An object that does not decode as `K` (written by someone who did not go through a
+//!   validating API server) is skipped with a warning and counted ([`undecodable_total`]);
+//!   the watch goes on after it, and the last good version stays in the store.
 
 use crate::store::{key_of, IndexFn, Store};
 use coxswain_client::{Api, ListParams, Object};
@@ -27,6 +30,19 @@ pub enum Change<K> {
 }
 
 type Handler<K> = Box<dyn Fn(&Change<K>) + Send + Sync>;
+
+static UNDECODABLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Objects this process's informers skipped because they did not decode.
+pub fn undecodable_total() -> u64 {
+    UNDECODABLE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Count and report a skipped object.
+fn skip(e: &coxswain_client::Error) {
+    let n = UNDECODABLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    tracing::warn!(error = %e, skipped_so_far = n, "skipping an object that does not decode");
+}
 
 /// List+watch of one kind into a store.
 pub struct Informer<K: Object> {
@@ -118,8 +134,9 @@ impl<K: Object> Informer<K> {
         let kind = K::KIND;
         loop {
             if rv.is_none() {
-                match self.api.list(&self.params).await {
-                    Ok(list) => {
+                match self.api.list_lenient(&self.params).await {
+                    Ok((list, skipped)) => {
+                        skipped.iter().for_each(skip);
                         self.replace(list.items);
                         rv = Some(list.metadata.resource_version);
                         self.store.mark_ready();
@@ -163,6 +180,15 @@ impl<K: Object> Informer<K> {
                                 self.emit(Change::Deleted(Arc::new(ev.object)));
                             }
                             _ => {}
+                        }
+                    }
+                    Err(e @ coxswain_client::Error::Undecodable { .. }) => {
+                        // Skip it and go on: the watch resumes after it.
+                        skip(&e);
+                        if let coxswain_client::Error::Undecodable { rv: r, .. } = e {
+                            if !r.is_empty() {
+                                rv = Some(r);
+                            }
                         }
                     }
                     Err(e) => {
