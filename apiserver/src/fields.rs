@@ -55,11 +55,16 @@ struct Clean {
 
 /// The hash of `v`'s shape as a body for `r`.
 fn shape_of(r: &ResourceInfo, v: &Value) -> u64 {
+    shape_and_depth(r, v).0
+}
+
+/// The shape hash of `v` as a body for `r`, and how deep it nests (one walk for both).
+fn shape_and_depth(r: &ResourceInfo, v: &Value) -> (u64, usize) {
     use std::hash::{BuildHasher, Hasher};
     let mut h = clean().hasher.build_hasher();
     h.write(r.plural.as_bytes());
-    hash_shape(v, &mut h);
-    h.finish()
+    let depth = hash_shape(v, &mut h);
+    (h.finish(), depth)
 }
 
 /// Whether a shape decoded clean before.
@@ -80,13 +85,14 @@ fn clean() -> &'static Clean {
 }
 
 /// Feed the shape of `v` to `h`: object keys in order, array elements' shapes, and a tag per
-/// scalar kind. Two bodies with one shape have the same unknown fields.
-fn hash_shape(v: &Value, h: &mut impl std::hash::Hasher) {
+/// scalar class. Two bodies with one shape have the same unknown fields and decode alike.
+/// Returns how deep `v` nests.
+fn hash_shape(v: &Value, h: &mut impl std::hash::Hasher) -> usize {
     match v {
         Value::Null => h.write_u8(0),
         Value::Bool(_) => h.write_u8(1),
         // Number and string classes: a value of another class may not decode where this one
-        // did (an int32 field and 2^31, a timestamp field and "x", a bytes field and "!").
+        // did (an int32 field and 2^31, a timestamp field and "x").
         Value::Number(n) => h.write_u8(match (n.as_i64(), n.as_u64()) {
             (Some(i), _) if i32::try_from(i).is_ok() => 20,
             (Some(_), _) => 21,
@@ -97,38 +103,33 @@ fn hash_shape(v: &Value, h: &mut impl std::hash::Hasher) {
         Value::Array(a) => {
             h.write_u8(4);
             h.write_usize(a.len());
-            for x in a {
-                hash_shape(x, h);
-            }
+            return 1 + a.iter().map(|x| hash_shape(x, h)).max().unwrap_or(0);
         }
         Value::Object(m) => {
             h.write_u8(5);
             h.write_usize(m.len());
+            let mut d = 0;
             for (k, x) in m {
                 h.write(k.as_bytes());
                 h.write_u8(0xff);
-                hash_shape(x, h);
+                d = d.max(hash_shape(x, h));
             }
+            return 1 + d;
         }
     }
+    0
 }
 
-/// Whether a string would decode as an RFC 3339 time (bit 0) and as base64 bytes (bit 1),
-/// the two string formats the exact types check.
+/// Whether a string would decode as an RFC 3339 time, the one string format the exact types
+/// check on their own (base64 bytes are checked by the kinds that have them, e.g. ConfigMap
+/// `binaryData`, so pure alphanumeric names do not split shapes).
 fn string_class(s: &str) -> u8 {
     let b = s.as_bytes();
     let time = b.len() >= 20
         && b.get(4) == Some(&b'-')
         && b.get(10).is_some_and(|c| *c == b'T' || *c == b't')
         && chrono::DateTime::parse_from_rfc3339(s).is_ok();
-    let base64 = b.len().is_multiple_of(4)
-        && b.iter().enumerate().all(|(i, c)| {
-            c.is_ascii_alphanumeric()
-                || *c == b'+'
-                || *c == b'/'
-                || (*c == b'=' && i + 2 >= b.len())
-        });
-    u8::from(time) | (u8::from(base64) << 1)
+    u8::from(time)
 }
 
 /// `spec.template.spec.containers.0.imagex` -> `spec.template.spec.containers[0].imagex`.
@@ -177,10 +178,16 @@ fn remember(shape: u64) {
 }
 
 /// An object about to be stored decodes as its kind's exact type, so every component can
-/// read it (Kubernetes decodes every write into its Go type; an int32 field holds no 2^31).
-/// Shapes found clean before skip the decode.
+/// read it (Kubernetes decodes every write into its Go type; an int32 field holds no 2^31),
+/// and nests no deeper than [`MAX_DEPTH`]. Shapes found clean before skip the decode.
 pub fn check_decodes(r: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
-    let shape = shape_of(r, v);
+    let (shape, depth) = shape_and_depth(r, v);
+    if depth > MAX_DEPTH {
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: the object nests {depth} levels deep; at most {MAX_DEPTH} are allowed",
+            r.kind, r.version, r.kind
+        )));
+    }
     if remembered(shape) {
         return Ok(());
     }
@@ -199,15 +206,6 @@ pub fn check_decodes(r: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
         remember(shape);
     }
     Ok(())
-}
-
-/// The deepest nesting of objects and arrays in `v` (a scalar is 0).
-pub fn depth(v: &Value) -> usize {
-    match v {
-        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
-        _ => 0,
-    }
 }
 
 /// Objects may nest at most this deep (JSON parsing stops at 128: deeper could be stored but
@@ -320,6 +318,34 @@ mod tests {
     use super::*;
     use coxswain_api::resources::by_plural;
     use serde_json::json;
+
+    #[test]
+    fn a_remembered_shape_does_not_let_another_class_of_value_through() {
+        let d = by_plural("apps", "v1", "deployments").unwrap();
+        let obj = |replicas: Value, time: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+                "spec": {"replicas": replicas, "selector": {"matchLabels": {"a": "b"}},
+                    "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}},
+                "status": {"conditions": [{"type": "Available", "status": "True",
+                    "lastTransitionTime": time}]}})
+        };
+        let t = "2026-01-01T00:00:00Z";
+        check_decodes(d, &obj(json!(3), t)).unwrap();
+        check_decodes(d, &obj(json!(4), t)).unwrap();
+        let e = check_decodes(d, &obj(json!(2147483648u64), t)).unwrap_err();
+        assert_eq!(e.code, 400);
+        assert!(e.message.contains("spec.replicas"), "{}", e.message);
+        let e = check_decodes(d, &obj(json!(3), "yesterday-ish")).unwrap_err();
+        assert!(e.message.contains("lastTransitionTime"), "{}", e.message);
+        let mut deep = json!(1);
+        for _ in 0..150 {
+            deep = json!({ "d": deep });
+        }
+        let mut o = obj(json!(3), t);
+        o["metadata"]["x"] = deep;
+        let e = check_decodes(d, &o).unwrap_err();
+        assert!(e.message.contains("nests"), "{}", e.message);
+    }
 
     #[test]
     fn finds_unknown_fields_with_their_paths() {

@@ -204,16 +204,6 @@ pub fn validate(k: &dyn Kind, v: &Value) -> Result<(), ApiError> {
 /// What every object must be to be stored, whatever wrote it: it decodes as its kind's exact
 /// type (so every component can read it back) and nests no deeper than JSON parsing reads.
 pub fn check_storable(r: &ResourceInfo, v: &Value) -> Result<(), ApiError> {
-    let d = crate::fields::depth(v);
-    if d > crate::fields::MAX_DEPTH {
-        return Err(ApiError::bad_request(format!(
-            "{} in version \"{}\" cannot be handled as a {}: the object nests {d} levels deep; at most {} are allowed",
-            r.kind,
-            r.version,
-            r.kind,
-            crate::fields::MAX_DEPTH
-        )));
-    }
     crate::fields::check_decodes(r, v)
 }
 

@@ -13,6 +13,18 @@ use serde_json::{json, Value};
 /// Kubernetes' limit on a ConfigMap's data (`MaxSecretSize`).
 pub const MAX_DATA_BYTES: usize = 1024 * 1024;
 
+/// Standard base64 with padding, as `binaryData` values are.
+fn is_base64(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len().is_multiple_of(4)
+        && b.iter().enumerate().all(|(i, c)| {
+            c.is_ascii_alphanumeric()
+                || *c == b'+'
+                || *c == b'/'
+                || (*c == b'=' && i + 2 >= b.len())
+        })
+}
+
 /// The ConfigMap kind.
 pub struct ConfigMap;
 
@@ -50,6 +62,13 @@ impl Kind for ConfigMap {
                         message: format!("Duplicate value: \"{k}\""),
                         field: format!("{field}[{k}]"),
                     });
+                }
+                if field == "binaryData" && !is_base64(val.as_str().unwrap_or("")) {
+                    causes.push(Cause::invalid(
+                        &format!("binaryData[{k}]"),
+                        "<binary>",
+                        "must be base64-encoded bytes",
+                    ));
                 }
                 // binaryData holds base64: count the bytes it stands for.
                 let len = val.as_str().map_or(0, str::len);

@@ -336,6 +336,67 @@ pub fn start_etcd(dir: &Path) -> Result<Etcd, LaunchError> {
     Ok(Etcd { url, proc })
 }
 
+/// Members of an etcd cluster on free ports, each with its data in `dir/<name>`.
+#[derive(Debug, Clone)]
+pub struct EtcdMember {
+    /// `m0`, `m1`, ...
+    pub name: String,
+    /// Client URL.
+    pub client_url: String,
+    /// Peer URL.
+    pub peer_url: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+}
+
+/// Plan an `n`-member etcd cluster (ports chosen, nothing started).
+pub fn plan_etcd_cluster(dir: &Path, n: usize) -> Result<Vec<EtcdMember>, LaunchError> {
+    (0..n)
+        .map(|i| {
+            Ok(EtcdMember {
+                name: format!("m{i}"),
+                client_url: format!("http://127.0.0.1:{}", free_port()?),
+                peer_url: format!("http://127.0.0.1:{}", free_port()?),
+                data_dir: dir.join(format!("m{i}")),
+            })
+        })
+        .collect()
+}
+
+/// Start (or restart, on its existing data) member `i` of `members`; does not wait.
+pub fn start_etcd_member(members: &[EtcdMember], i: usize) -> Result<Proc, LaunchError> {
+    let m = &members[i];
+    let initial: Vec<String> = members
+        .iter()
+        .map(|x| format!("{}={}", x.name, x.peer_url))
+        .collect();
+    let args: Vec<String> = [
+        "--name",
+        &m.name,
+        "--data-dir",
+        &m.data_dir.display().to_string(),
+        "--listen-client-urls",
+        &m.client_url,
+        "--advertise-client-urls",
+        &m.client_url,
+        "--listen-peer-urls",
+        &m.peer_url,
+        "--initial-advertise-peer-urls",
+        &m.peer_url,
+        "--initial-cluster",
+        &initial.join(","),
+        "--initial-cluster-state",
+        "new",
+        "--initial-cluster-token",
+        "cox-chaos",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let log = m.data_dir.with_extension("log");
+    Proc::spawn(&m.name, Path::new("etcd"), &args, Output::File(log), &[])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
