@@ -119,3 +119,100 @@ fn acknowledged_writes_survive_an_api_server_sigkill_on_etcd() {
     });
     kill_during_writes(&mut c);
 }
+
+/// Damage the sled files of a stopped API server (`how` changes the largest file) and start
+/// it again: it must refuse to start naming the problem, or serve every object intact -
+/// never part of them.
+fn damaged_start(how: &str) {
+    let mut c = TestCluster::apiserver_only(&[]);
+    for i in 0..30 {
+        let (code, _) = c.post(
+            CMS,
+            &json!({"metadata": {"name": format!("cm-{i:02}")}, "data": {"v": "x".repeat(2000)}}),
+        );
+        assert_eq!(code, 201);
+    }
+    c.kill("apiserver");
+    let dir = c.data_dir();
+    let biggest = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .max_by_key(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .expect("sled files")
+        .path();
+    let mut bytes = std::fs::read(&biggest).unwrap();
+    match how {
+        "truncate" => bytes.truncate(bytes.len() / 2),
+        _ => {
+            let (a, b) = (bytes.len() / 3, bytes.len() / 2);
+            for x in &mut bytes[a..b] {
+                *x ^= 0x5a;
+            }
+        }
+    }
+    std::fs::write(&biggest, bytes).unwrap();
+    let port = coxswain_testkit::free_port();
+    let log = dir.with_extension("restart.log");
+    let mut p = coxswain_launch::Proc::spawn(
+        "apiserver",
+        &coxswain_testkit::bin_dir().join("cox-apiserver"),
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--data-dir".into(),
+            dir.display().to_string(),
+        ],
+        coxswain_launch::Output::File(log.clone()),
+        &[],
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let started = coxswain_launch::wait_healthy(
+        &format!("{url}/readyz"),
+        Duration::from_secs(20),
+        Some(&mut p),
+    );
+    match started {
+        Err(coxswain_launch::LaunchError::Exited { status, .. }) => {
+            assert!(!status.success());
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                text.contains("damaged") || text.contains("corrupt") || text.contains("sled"),
+                "the refusal names the problem: {text}"
+            );
+            eprintln!(
+                "{how}: refused: {}",
+                text.lines().take(8).collect::<Vec<_>>().join(" / ")
+            );
+        }
+        Ok(()) => {
+            let v: Value = reqwest::blocking::get(format!("{url}{CMS}"))
+                .unwrap()
+                .json()
+                .unwrap();
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            assert_eq!(
+                items.len(),
+                30,
+                "all or nothing ({how}): {} served",
+                items.len()
+            );
+            for i in items {
+                assert_eq!(i["data"]["v"].as_str().map(str::len), Some(2000));
+            }
+            eprintln!("{how}: the damage hit nothing in use; all 30 served");
+        }
+        Err(e) => panic!("neither refused nor served ({how}): {e}"),
+    }
+}
+
+#[test]
+fn a_truncated_sled_directory_is_refused_not_served_in_part() {
+    damaged_start("truncate");
+}
+
+#[test]
+fn flipped_bytes_in_sled_files_are_refused_not_served_in_part() {
+    damaged_start("flip");
+}

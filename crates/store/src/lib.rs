@@ -51,6 +51,9 @@ pub enum StoreError {
     /// Stored bytes are not in the store's format.
     #[error("corrupt record under key {0:?}")]
     Corrupt(String),
+    /// The data directory is damaged (records lost or changed since they were written).
+    #[error("{0}")]
+    Damaged(String),
     /// The store has stopped.
     #[error("store is shut down")]
     Closed,

@@ -6,12 +6,24 @@
 //! (in the same atomic batch) by deletes, whose revision no value keeps; on open the counter
 //! is the larger of that and the newest value's. A map of every key's revision is kept in
 //! memory for compare-and-swap checks, so a write reads nothing from sled.
+//!
+//! Integrity: every value carries a CRC-32 of its revision and bytes, checked when the store
+//! opens; and after each group flush the newest acknowledged revision is written to
+//! `acked-revision` beside sled's files. A store that opens with a value whose checksum does
+//! not match, or without the writes up to that revision (sled's recovery stops at the first
+//! damaged log entry and drops what follows), refuses to open, naming the problem, instead of
+//! serving part of the state.
 
 use crate::{Committed, Expect, Feed, Op, Record, StoreError};
 use std::sync::{Arc, Condvar, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 const REV_KEY: &[u8] = b"\x00rev";
+/// The record format: absent in stores written before checksums (values are the revision and
+/// the bytes); `2`: the revision, a CRC-32 of revision and bytes, then the bytes.
+const FORMAT_KEY: &[u8] = b"\x00format";
+/// The newest acknowledged revision, written after each group flush.
+const ACKED_FILE: &str = "acked-revision";
 
 /// sled's page cache size.
 const SLED_CACHE_BYTES: u64 = 128 * 1024 * 1024;
@@ -57,36 +69,77 @@ impl Drop for SledStore {
     }
 }
 
+fn checksum(rev: u64, bytes: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&rev.to_be_bytes());
+    h.update(bytes);
+    h.finalize()
+}
+
 fn encode(rev: u64, bytes: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(8 + bytes.len());
+    let mut v = Vec::with_capacity(12 + bytes.len());
     v.extend_from_slice(&rev.to_be_bytes());
+    v.extend_from_slice(&checksum(rev, bytes).to_be_bytes());
     v.extend_from_slice(bytes);
     v
 }
 
 /// Every record under `prefix` with its revision and bytes, in key order.
-fn scan(tree: &sled::Tree, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
+fn scan(tree: &sled::Tree, prefix: &[u8], checked: bool) -> Result<Vec<Record>, StoreError> {
     let mut out = Vec::new();
     for item in tree.scan_prefix(prefix) {
         let (k, raw) = item?;
-        if k.as_ref() == REV_KEY {
+        if k.as_ref() == REV_KEY || k.as_ref() == FORMAT_KEY {
             continue;
         }
-        let (rev, bytes) = decode(&k, &raw)?;
+        let (rev, bytes) = decode(&k, &raw, checked)?;
         out.push((k.to_vec(), rev, bytes));
     }
     Ok(out)
 }
 
-fn decode(key: &[u8], raw: &[u8]) -> Result<(u64, Vec<u8>), StoreError> {
-    if raw.len() < 8 {
-        return Err(StoreError::Corrupt(
-            String::from_utf8_lossy(key).into_owned(),
-        ));
+fn decode(key: &[u8], raw: &[u8], checked: bool) -> Result<(u64, Vec<u8>), StoreError> {
+    let corrupt = |why: &str| {
+        StoreError::Damaged(format!(
+            "the record under key {:?} is damaged ({why})",
+            String::from_utf8_lossy(key)
+        ))
+    };
+    let head = if checked { 12 } else { 8 };
+    if raw.len() < head {
+        return Err(corrupt("too short"));
     }
     let mut b = [0u8; 8];
     b.copy_from_slice(&raw[..8]);
-    Ok((u64::from_be_bytes(b), raw[8..].to_vec()))
+    let rev = u64::from_be_bytes(b);
+    let bytes = &raw[head..];
+    if checked {
+        let mut c = [0u8; 4];
+        c.copy_from_slice(&raw[8..12]);
+        if u32::from_be_bytes(c) != checksum(rev, bytes) {
+            return Err(corrupt("checksum mismatch"));
+        }
+    }
+    Ok((rev, bytes.to_vec()))
+}
+
+/// A damaged record, said with the directory it is in.
+fn damaged(dir: &std::path::Path, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Damaged(why) => StoreError::Damaged(format!(
+            "the data directory {} is damaged: {why}; restore the directory from a copy, or move it away to start empty",
+            dir.display()
+        )),
+        other => other,
+    }
+}
+
+/// The newest acknowledged revision the data directory recorded (0: none).
+fn read_acked(dir: &std::path::Path) -> u64 {
+    std::fs::read(dir.join(ACKED_FILE))
+        .ok()
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 impl SledStore {
@@ -103,6 +156,17 @@ impl SledStore {
             .cache_capacity(SLED_CACHE_BYTES)
             .open()?;
         let tree = db.open_tree("objects")?;
+        let checked = match tree.get(FORMAT_KEY)? {
+            Some(v) if v.as_ref() == b"2" => true,
+            Some(v) => {
+                return Err(StoreError::Damaged(format!(
+                    "unknown record format {:?} in {}",
+                    String::from_utf8_lossy(&v),
+                    dir.display()
+                )))
+            }
+            None => false,
+        };
         let mut rev = match tree.get(REV_KEY)? {
             Some(v) if v.len() == 8 => {
                 let mut b = [0u8; 8];
@@ -113,12 +177,35 @@ impl SledStore {
         };
         // One scan at open: the revisions for compare-and-swap, and the records the first
         // `snapshot` hands to the API server's cache.
-        let records = scan(&tree, b"")?;
+        let records = scan(&tree, b"", checked).map_err(|e| damaged(dir, e))?;
         let mut revs = std::collections::HashMap::with_capacity(records.len());
         for (k, r, _) in &records {
             rev = rev.max(*r);
             revs.insert(k.clone(), *r);
         }
+        if !checked {
+            // A store from before checksums: write every record again with its checksum.
+            let mut batch = sled::Batch::default();
+            for (k, r, bytes) in &records {
+                batch.insert(k.as_slice(), encode(*r, bytes));
+            }
+            batch.insert(FORMAT_KEY, b"2".as_slice());
+            tree.apply_batch(batch)?;
+            db.flush()?;
+        }
+        let acked = read_acked(dir);
+        if rev < acked {
+            return Err(StoreError::Damaged(format!(
+                "the data directory {} is damaged: writes up to revision {acked} were acknowledged, but only revisions up to {rev} are there (sled recovered only part of its log); restore the directory from a copy, or move it away to start empty",
+                dir.display()
+            )));
+        }
+        let acked_file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(dir.join(ACKED_FILE))
+            .map_err(|e| StoreError::Sled(::sled::Error::Io(e)))?;
         let store = Arc::new(SledStore {
             db,
             tree,
@@ -137,7 +224,7 @@ impl SledStore {
         let (weak, shared) = (Arc::downgrade(&store), store.shared.clone());
         std::thread::Builder::new()
             .name("sled-flusher".into())
-            .spawn(move || flusher(&shared, weak, tx))
+            .spawn(move || flusher(&shared, weak, tx, acked_file))
             .map_err(|e| StoreError::Sled(::sled::Error::Io(e)))?;
         Ok((store, rx))
     }
@@ -150,14 +237,14 @@ impl SledStore {
     /// Read one key: its revision and bytes.
     pub fn get(&self, key: &[u8]) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         match self.tree.get(key)? {
-            Some(raw) => Ok(Some(decode(key, &raw)?)),
+            Some(raw) => Ok(Some(decode(key, &raw, true)?)),
             None => Ok(None),
         }
     }
 
     /// Every key under `prefix` with its revision and bytes, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Record>, StoreError> {
-        scan(&self.tree, prefix)
+        scan(&self.tree, prefix, true)
     }
 
     /// Every record and the revision they are current at: the first call returns those
@@ -231,7 +318,13 @@ impl SledStore {
 /// Group commit on its own thread: wait for pending writes, flush them with one blocking
 /// `flush` (sled's async flush would hop through its IO thread pool for every group), then
 /// publish and acknowledge them in order. Ends when the store is dropped.
-fn flusher(shared: &Shared, store: std::sync::Weak<SledStore>, tx: mpsc::UnboundedSender<Feed>) {
+fn flusher(
+    shared: &Shared,
+    store: std::sync::Weak<SledStore>,
+    tx: mpsc::UnboundedSender<Feed>,
+    acked_file: std::fs::File,
+) {
+    use std::os::unix::fs::FileExt;
     loop {
         let batch = {
             let Ok(mut st) = shared.state.lock() else {
@@ -255,6 +348,14 @@ fn flusher(shared: &Shared, store: std::sync::Weak<SledStore>, tx: mpsc::Unbound
         if let Err(e) = flushed {
             tracing::error!(error = %e, "sled flush failed; writes not acknowledged");
             return;
+        }
+        // What is acknowledged from here on must be found when the store opens again. No
+        // fsync: sled's flush above made the writes durable; this file only says how far
+        // they went (a lost update of it weakens the check, never makes it wrong).
+        if let Some(newest) = batch.iter().map(|p| p.committed.rev).max() {
+            if let Err(e) = acked_file.write_all_at(&newest.to_be_bytes(), 0) {
+                tracing::warn!(error = %e, "recording the acknowledged revision");
+            }
         }
         let (committed, acks): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.committed, p.ack)).unzip();
@@ -361,5 +462,92 @@ mod tests {
         assert_eq!(keys, vec![&b"pods/default/a"[..], &b"pods/default/c"[..]]);
         assert_eq!((rev, records[1].1), (5, 5));
         assert_eq!(s.snapshot().unwrap().0, records);
+    }
+
+    async fn put(s: &SledStore, key: &[u8], v: &[u8]) -> u64 {
+        s.commit(key, Expect::Absent, |_| Op::Put(v.to_vec()))
+            .await
+            .unwrap()
+            .0
+    }
+
+    #[tokio::test]
+    async fn a_changed_value_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (s, _rx) = SledStore::open(dir.path()).unwrap();
+            put(&s, b"configmaps/default/a", b"{\"a\":1}").await;
+            put(&s, b"configmaps/default/b", b"{\"b\":2}").await;
+        }
+        {
+            // Flip one byte of a value behind the store's back.
+            let db = sled::open(dir.path()).unwrap();
+            let t = db.open_tree("objects").unwrap();
+            let mut raw = t.get(b"configmaps/default/b").unwrap().unwrap().to_vec();
+            let last = raw.len() - 2;
+            raw[last] ^= 0x01;
+            t.insert(b"configmaps/default/b", raw).unwrap();
+            db.flush().unwrap();
+        }
+        let e = SledStore::open(dir.path()).err().expect("refused");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("configmaps/default/b") && msg.contains("checksum"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn lost_acknowledged_writes_are_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (s, _rx) = SledStore::open(dir.path()).unwrap();
+            for i in 0..5 {
+                put(&s, format!("k/{i}").as_bytes(), b"v").await;
+            }
+        }
+        assert_eq!(read_acked(dir.path()), 5);
+        {
+            // Lose the newest writes as a partial recovery of sled's log would.
+            let db = sled::open(dir.path()).unwrap();
+            let t = db.open_tree("objects").unwrap();
+            t.remove(b"k/4").unwrap();
+            t.remove(b"k/3").unwrap();
+            db.flush().unwrap();
+        }
+        let msg = SledStore::open(dir.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            msg.contains("acknowledged") && msg.contains("revision 5"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_without_checksums_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let t = db.open_tree("objects").unwrap();
+            let mut old = 7u64.to_be_bytes().to_vec();
+            old.extend_from_slice(b"{}");
+            t.insert(b"pods/default/old", old).unwrap();
+            db.flush().unwrap();
+        }
+        {
+            let (s, _rx) = SledStore::open(dir.path()).unwrap();
+            assert_eq!(
+                s.get(b"pods/default/old").unwrap(),
+                Some((7, b"{}".to_vec()))
+            );
+            assert_eq!(put(&s, b"pods/default/new", b"{}").await, 8);
+        }
+        let (s, _rx) = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            s.get(b"pods/default/old").unwrap(),
+            Some((7, b"{}".to_vec()))
+        );
     }
 }
