@@ -197,6 +197,17 @@ impl Sched {
         }
     }
 
+    /// A pod was deleted: it is never tried again, and its node's room is free. Returns
+    /// whether the others should be retried: only a placed pod's going may make them fit (a
+    /// pod that was never placed frees nothing), so deleting many unschedulable pods does not
+    /// retry every other one each time.
+    fn pod_deleted(&self, key: &str) -> bool {
+        let was_placed = self.cache.is_placed(key);
+        self.cache.unplace(key);
+        self.lock_unsched().remove(key);
+        was_placed
+    }
+
     fn lock_unsched(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
         self.unschedulable.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -306,13 +317,7 @@ pub async fn run(
                 }
             }
             Change::Deleted(old) => {
-                // A pod that was never placed frees nothing: only a placed pod's going may
-                // make others fit. A deleted pod is never tried again.
-                let key = pod_key(old);
-                let was_placed = s.cache.is_placed(&key);
-                s.cache.unplace(&key);
-                s.lock_unsched().remove(&key);
-                if was_placed {
+                if s.pod_deleted(&pod_key(old)) {
                     retry();
                 }
             }
@@ -350,4 +355,51 @@ pub async fn run(
     shutdown.await;
     coxswain_runtime::leader::release(lease).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sched() -> Sched {
+        let client = Client::new("http://127.0.0.1:1").unwrap();
+        let (filters, scores) = plugins::defaults();
+        Sched {
+            recorder: Recorder::new(&client, "default-scheduler", None),
+            client,
+            pods: Store::default(),
+            cache: SchedCache::default(),
+            profile: algorithm::Profile { filters, scores },
+            unschedulable: Mutex::default(),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(10),
+            name: "default-scheduler".into(),
+            choose: tokio::sync::Mutex::new(()),
+            queue: Queue::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn deleted_pods_are_forgotten_and_only_freed_room_retries_others() {
+        let s = sched();
+        for k in ["default/a", "default/b", "default/gone"] {
+            s.lock_unsched().insert(k.into(), (3, Instant::now()));
+        }
+        // An unschedulable pod deleted: forgotten, and nothing else is retried.
+        assert!(!s.pod_deleted("default/gone"));
+        assert!(!s.lock_unsched().contains_key("default/gone"));
+        assert_eq!(s.lock_unsched().len(), 2);
+        // A pod that held room on a node: the others may fit now.
+        s.cache
+            .place("default/running", "node-1", PodInfo::default());
+        assert!(s.pod_deleted("default/running"));
+        assert!(!s.cache.is_placed("default/running"));
+        let q = Queue::new();
+        s.retry_unschedulable(&q);
+        assert_eq!(
+            q.delayed() + q.len(),
+            2,
+            "a and b come back, not the deleted one"
+        );
+    }
 }
