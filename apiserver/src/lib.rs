@@ -17,6 +17,7 @@
 //! - [`discovery`]: `/version`, `/api`, `/apis`, OpenAPI.
 //! - [`logs`]: `pods/log`, proxied to the pod's kubelet.
 //! - [`metrics`]: `/metrics` request counters.
+//! - [`serve`]: the HTTP server loop (header deadline, graceful stop).
 //!
 //! The binary is thin: `main` parses flags and calls [`run`].
 
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod ownership;
 pub mod request;
 pub mod routes;
+pub mod serve;
 pub mod state;
 pub mod table;
 pub mod verbs;
@@ -50,7 +52,6 @@ use kinds::Sub;
 use request::Query;
 use serde_json::{json, Value};
 pub use state::AppState;
-use std::future::IntoFuture;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -89,6 +90,8 @@ pub struct Config {
     pub max_mutating_requests_inflight: usize,
     /// How long a request may take (`--request-timeout`, 60 s); beyond it 504.
     pub request_timeout: std::time::Duration,
+    /// How long a client may take to send a request's headers (kube-apiserver: 32 s).
+    pub read_header_timeout: std::time::Duration,
 }
 
 impl Default for Config {
@@ -101,6 +104,7 @@ impl Default for Config {
             max_requests_inflight: 400,
             max_mutating_requests_inflight: 200,
             request_timeout: std::time::Duration::from_secs(60),
+            read_header_timeout: std::time::Duration::from_secs(32),
         }
     }
 }
@@ -271,17 +275,15 @@ pub async fn run(
             stop_tx.send_replace(true);
         });
     };
-    let server = axum::serve(listener, router(st))
-        .with_graceful_shutdown(signal)
-        .into_future();
+    let server = serve::serve(listener, router(st), config.read_header_timeout, signal);
     tokio::pin!(server);
     tokio::select! {
-        r = &mut server => return Ok(r?),
+        () = &mut server => return Ok(()),
         Ok(()) = fired_rx => {}
     }
     let limit = grace + std::time::Duration::from_secs(60);
     match tokio::time::timeout(limit, server).await {
-        Ok(r) => Ok(r?),
+        Ok(()) => Ok(()),
         Err(_) => {
             tracing::warn!(
                 ?limit,

@@ -47,6 +47,10 @@ struct Args {
     /// How long a request (not a watch) may take before it is answered 504 (Kubernetes: 1m).
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     request_timeout: std::time::Duration,
+    /// How long a client may take to send a request's headers before the connection is
+    /// closed (kube-apiserver hard-codes 32 s).
+    #[arg(long, default_value = "32s", value_parser = parse_duration)]
+    read_header_timeout: std::time::Duration,
 }
 
 /// A Go-style duration with one unit (`ms`, `s`, `m`, `h`).
@@ -104,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
         max_requests_inflight: args.max_requests_inflight,
         max_mutating_requests_inflight: args.max_mutating_requests_inflight,
         request_timeout: args.request_timeout,
+        read_header_timeout: args.read_header_timeout,
     };
     cox_apiserver::run(listener, config, coxswain_daemon::shutdown_signal()).await
 }

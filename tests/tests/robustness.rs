@@ -415,3 +415,39 @@ fn the_servers_limits_answer_with_a_status() {
     held.join().unwrap();
     assert_eq!(c.get(CMS).0, 200, "the slot is free again");
 }
+
+#[test]
+fn clients_that_trickle_their_headers_are_cut_off() {
+    use std::io::{Read, Write};
+    let c = TestCluster::apiserver_only(&["--read-header-timeout", "1s"]);
+    let addr = c.server.trim_start_matches("http://").to_string();
+    // 100 connections that start a request and never finish its headers (slowloris).
+    let mut slow: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /api/v1/namespaces HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+            s
+        })
+        .collect();
+    // The server still answers others meanwhile.
+    assert_eq!(c.get("/api/v1/namespaces").0, 200);
+    // Each slow connection is closed once its headers are late.
+    let started = Instant::now();
+    for s in &mut slow {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 256];
+        let closed = match s.read(&mut buf) {
+            Ok(0) => true,
+            Ok(n) => String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(closed, "a slow connection was cut off");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(c.get("/api/v1/namespaces").0, 200);
+}
