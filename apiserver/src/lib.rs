@@ -94,21 +94,6 @@ pub struct Config {
     pub read_header_timeout: std::time::Duration,
 }
 
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            storage: Storage::Sled(std::env::temp_dir().join("coxswain")),
-            watch_cache_size: 100_000,
-            event_ttl: std::time::Duration::from_secs(3600),
-            watch_termination_grace: std::time::Duration::ZERO,
-            max_requests_inflight: 400,
-            max_mutating_requests_inflight: 200,
-            request_timeout: std::time::Duration::from_secs(60),
-            read_header_timeout: std::time::Duration::from_secs(32),
-        }
-    }
-}
-
 pub use kinds::namespace::SYSTEM_NAMESPACES;
 
 /// Write `rev` into an object's `metadata.resourceVersion` (the etcd backend's reads).

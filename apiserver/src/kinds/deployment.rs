@@ -3,11 +3,11 @@
 //! `status` and `scale` subresources, and kubectl's columns.
 
 use super::shared::{
-    containers_images_selector, default, default_template, obj, selector_immutable,
-    validate_workload,
+    default, default_template, obj, selector_immutable, validate_workload, workload_cells,
+    workload_columns,
 };
 use super::{field_or, Kind, SelectableField};
-use crate::table::{age, col, n, s, Column};
+use crate::table::{n, Column};
 use coxswain_api::protobuf::{Schema, DEPLOYMENT_SCHEMA};
 use coxswain_api::resources::{ResourceInfo, DEPLOYMENTS};
 use coxswain_api::status::Cause;
@@ -69,34 +69,26 @@ impl Kind for Deployment {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![
-            col("Name", "string", 0),
-            col("Ready", "string", 0),
-            col("Up-to-date", "integer", 0),
-            col("Available", "integer", 0),
-            col("Age", "string", 0),
-            col("Containers", "string", 1),
-            col("Images", "string", 1),
-            col("Selector", "string", 1),
-        ]
+        workload_columns([
+            ("Ready", "string"),
+            ("Up-to-date", "integer"),
+            ("Available", "integer"),
+        ])
     }
 
     fn cells(&self, v: &Value) -> Vec<Value> {
-        let [c, i, sel] = containers_images_selector(v);
-        vec![
-            json!(s(v, "/metadata/name")),
-            json!(format!(
-                "{}/{}",
-                n(v, "/status/readyReplicas"),
-                n(v, "/spec/replicas")
-            )),
-            json!(n(v, "/status/updatedReplicas")),
-            json!(n(v, "/status/availableReplicas")),
-            json!(age(&v["metadata"]["creationTimestamp"])),
-            json!(c),
-            json!(i),
-            json!(sel),
-        ]
+        workload_cells(
+            v,
+            [
+                json!(format!(
+                    "{}/{}",
+                    n(v, "/status/readyReplicas"),
+                    n(v, "/spec/replicas")
+                )),
+                json!(n(v, "/status/updatedReplicas")),
+                json!(n(v, "/status/availableReplicas")),
+            ],
+        )
     }
 
     fn selectable_fields(&self) -> &'static [SelectableField] {

@@ -3,11 +3,11 @@
 //! kubectl's columns.
 
 use super::shared::{
-    containers_images_selector, default, default_template, obj, selector_immutable,
-    validate_workload,
+    default, default_template, obj, selector_immutable, validate_workload, workload_cells,
+    workload_columns,
 };
 use super::{field_or, Kind, SelectableField};
-use crate::table::{age, col, n, s, Column};
+use crate::table::{n, Column};
 use coxswain_api::resources::{ResourceInfo, REPLICASETS};
 use coxswain_api::status::Cause;
 use k8s_openapi::api::apps::v1 as apps;
@@ -55,30 +55,22 @@ impl Kind for ReplicaSet {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![
-            col("Name", "string", 0),
-            col("Desired", "integer", 0),
-            col("Current", "integer", 0),
-            col("Ready", "integer", 0),
-            col("Age", "string", 0),
-            col("Containers", "string", 1),
-            col("Images", "string", 1),
-            col("Selector", "string", 1),
-        ]
+        workload_columns([
+            ("Desired", "integer"),
+            ("Current", "integer"),
+            ("Ready", "integer"),
+        ])
     }
 
     fn cells(&self, v: &Value) -> Vec<Value> {
-        let [c, i, sel] = containers_images_selector(v);
-        vec![
-            json!(s(v, "/metadata/name")),
-            json!(n(v, "/spec/replicas")),
-            json!(n(v, "/status/replicas")),
-            json!(n(v, "/status/readyReplicas")),
-            json!(age(&v["metadata"]["creationTimestamp"])),
-            json!(c),
-            json!(i),
-            json!(sel),
-        ]
+        workload_cells(
+            v,
+            [
+                json!(n(v, "/spec/replicas")),
+                json!(n(v, "/status/replicas")),
+                json!(n(v, "/status/readyReplicas")),
+            ],
+        )
     }
 
     fn selectable_fields(&self) -> &'static [SelectableField] {

@@ -88,8 +88,31 @@ pub fn selector_immutable(old: &Value, new: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// A workload's Table columns: Name, three of its own, Age, then Containers, Images and
+/// Selector for `-o wide`.
+pub fn workload_columns(own: [(&str, &str); 3]) -> Vec<crate::table::Column> {
+    use crate::table::col;
+    let mut c = vec![col("Name", "string", 0)];
+    c.extend(own.iter().map(|(name, ty)| col(name, ty, 0)));
+    c.push(col("Age", "string", 0));
+    c.extend(["Containers", "Images", "Selector"].map(|n| col(n, "string", 1)));
+    c
+}
+
+/// A workload's cells in the order of [`workload_columns`].
+pub fn workload_cells(v: &Value, own: [Value; 3]) -> Vec<Value> {
+    let [c, i, sel] = containers_images_selector(v);
+    let mut cells = vec![json!(s(v, "/metadata/name"))];
+    cells.extend(own);
+    cells.push(json!(crate::table::age(
+        &v["metadata"]["creationTimestamp"]
+    )));
+    cells.extend([json!(c), json!(i), json!(sel)]);
+    cells
+}
+
 /// The Containers, Images and Selector cells of a workload (`-o wide`).
-pub fn containers_images_selector(v: &Value) -> [String; 3] {
+fn containers_images_selector(v: &Value) -> [String; 3] {
     let cs = v
         .at("/spec/template/spec/containers")
         .and_then(Value::as_array)

@@ -239,30 +239,14 @@ pub async fn delete_collection(
             Err(e) if e.code == 404 => continue,
             Err(e) => return Err(e),
         };
-        items.push(if metadata_only {
-            super::partial_metadata_bytes(&bytes)
-        } else {
-            bytes
-        });
+        items.push(bytes);
     }
-    let (kind, api_version) = if metadata_only {
-        (
-            "PartialObjectMetadataList".to_string(),
-            "meta.k8s.io/v1".to_string(),
-        )
-    } else {
-        (t.resource.list_kind(), t.resource.api_version())
-    };
-    let mut out = format!(
-        "{{\"kind\":\"{kind}\",\"apiVersion\":\"{api_version}\",\"metadata\":{{\"resourceVersion\":\"{rev}\"}},\"items\":["
-    )
-    .into_bytes();
-    for (i, b) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b);
-    }
-    out.extend_from_slice(b"]}");
+    let out = super::read::encode_list(
+        t.resource,
+        items.iter().map(|b| &b[..]),
+        rev,
+        None,
+        metadata_only,
+    );
     Ok(json_response(200, out))
 }

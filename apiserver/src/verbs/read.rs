@@ -77,7 +77,24 @@ pub fn list_body_page(
     more: Option<(&str, usize)>,
     metadata_only: bool,
 ) -> Bytes {
-    let mut out = Vec::with_capacity(items.iter().map(|o| o.bytes.len() + 1).sum::<usize>() + 256);
+    encode_list(
+        r,
+        items.iter().map(|o| &o.bytes[..]),
+        rev,
+        more,
+        metadata_only,
+    )
+}
+
+/// A list of already-encoded objects (or their metadata only), by concatenation.
+pub fn encode_list<'a>(
+    r: &ResourceInfo,
+    items: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
+    rev: u64,
+    more: Option<(&str, usize)>,
+    metadata_only: bool,
+) -> Bytes {
+    let mut out = Vec::with_capacity(items.clone().map(|o| o.len() + 1).sum::<usize>() + 256);
     let more = more
         .map(|(tok, n)| format!(",\"continue\":\"{tok}\",\"remainingItemCount\":{n}"))
         .unwrap_or_default();
@@ -95,14 +112,14 @@ pub fn list_body_page(
         )
         .as_bytes(),
     );
-    for (i, o) in items.iter().enumerate() {
+    for (i, o) in items.enumerate() {
         if i > 0 {
             out.push(b',');
         }
         if metadata_only {
-            out.extend_from_slice(&partial_metadata_bytes(&o.bytes));
+            out.extend_from_slice(&partial_metadata_bytes(o));
         } else {
-            out.extend_from_slice(&o.bytes);
+            out.extend_from_slice(o);
         }
     }
     out.extend_from_slice(b"]}");
