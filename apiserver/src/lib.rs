@@ -92,6 +92,8 @@ pub struct Config {
     pub request_timeout: std::time::Duration,
     /// How long a client may take to send a request's headers (kube-apiserver: 32 s).
     pub read_header_timeout: std::time::Duration,
+    /// How long a connection may sit idle before it is closed (kube-apiserver: 90 s).
+    pub idle_timeout: std::time::Duration,
 }
 
 pub use kinds::namespace::SYSTEM_NAMESPACES;
@@ -260,7 +262,11 @@ pub async fn run(
             stop_tx.send_replace(true);
         });
     };
-    let server = serve::serve(listener, router(st), config.read_header_timeout, signal);
+    let deadlines = serve::Deadlines {
+        read_header: config.read_header_timeout,
+        idle: config.idle_timeout,
+    };
+    let server = serve::serve(listener, router(st), deadlines, signal);
     tokio::pin!(server);
     tokio::select! {
         () = &mut server => return Ok(()),

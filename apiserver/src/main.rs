@@ -51,6 +51,11 @@ struct Args {
     /// closed (kube-apiserver hard-codes 32 s).
     #[arg(long, default_value = "32s", value_parser = parse_duration)]
     read_header_timeout: std::time::Duration,
+    /// How long a connection may sit with no request in flight before it is closed
+    /// (kube-apiserver hard-codes 90 s; HTTP/1.1 connections waiting for their next request
+    /// are already closed at the header deadline).
+    #[arg(long, default_value = "90s", value_parser = parse_duration)]
+    idle_timeout: std::time::Duration,
 }
 
 /// A Go-style duration with one unit (`ms`, `s`, `m`, `h`).
@@ -109,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
         max_mutating_requests_inflight: args.max_mutating_requests_inflight,
         request_timeout: args.request_timeout,
         read_header_timeout: args.read_header_timeout,
+        idle_timeout: args.idle_timeout,
     };
     cox_apiserver::run(listener, config, coxswain_daemon::shutdown_signal()).await
 }

@@ -4,7 +4,7 @@
 //! patch limits; the system namespaces; and the server's limits (body size, selectors, names,
 //! ConfigMap size, watch revisions, requests in flight, request timeout), each a `Status`.
 
-use coxswain_testkit::{eventually, Etcd, Options, TestCluster};
+use coxswain_testkit::{eventually, stays, Etcd, Options, TestCluster};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -450,4 +450,153 @@ fn clients_that_trickle_their_headers_are_cut_off() {
         started.elapsed()
     );
     assert_eq!(c.get("/api/v1/namespaces").0, 200);
+}
+
+/// Read from `s` until the server closes it; the bytes read, or `None` if it stayed open
+/// past `within`.
+fn read_until_closed(s: &mut std::net::TcpStream, within: Duration) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(got),
+            Err(_) => return None,
+        }
+    }
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    use std::io::Write;
+    let c = TestCluster::apiserver_only(&["--read-header-timeout", "2s", "--idle-timeout", "2s"]);
+    let addr = c.server.trim_start_matches("http://").to_string();
+
+    // HTTP/2 (prior knowledge): the preface and empty SETTINGS, then nothing. The server
+    // answers with its SETTINGS, then says GOAWAY (frame type 7) and closes.
+    let mut h2 = std::net::TcpStream::connect(&addr).unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    let got = read_until_closed(&mut h2, Duration::from_secs(15))
+        .expect("an idle HTTP/2 connection was closed");
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at + 9 <= got.len() {
+        let len = u32::from_be_bytes([0, got[at], got[at + 1], got[at + 2]]) as usize;
+        frames.push(got[at + 3]);
+        at += 9 + len;
+    }
+    assert!(frames.contains(&7), "frame types {frames:?}");
+
+    // HTTP/1.1 keep-alive: one request answered, then nothing; the connection is closed.
+    let mut h1 = std::net::TcpStream::connect(&addr).unwrap();
+    h1.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let got = read_until_closed(&mut h1, Duration::from_secs(15))
+        .expect("an idle HTTP/1.1 connection was closed");
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+
+    // A watch with no events is a request in flight, not an idle connection.
+    let mut w = std::net::TcpStream::connect(&addr).unwrap();
+    w.write_all(b"GET /api/v1/namespaces/default/configmaps?watch=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(
+        read_until_closed(&mut w, Duration::from_secs(6)).is_none(),
+        "a quiet watch stays open"
+    );
+    assert_eq!(c.get("/api/v1/namespaces").0, 200);
+}
+
+/// How many times the scheduler has tried each of the pods named `prefix-*` (the counts of
+/// their FailedScheduling Events).
+fn scheduling_attempts(c: &TestCluster, prefix: &str) -> i64 {
+    c.items("/api/v1/namespaces/default/events")
+        .iter()
+        .filter(|e| e["reason"] == "FailedScheduling")
+        .filter(|e| {
+            e["involvedObject"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .map(|e| e["count"].as_i64().unwrap_or(1))
+        .sum()
+}
+
+#[test]
+fn deleted_unschedulable_pods_are_forgotten_by_the_scheduler() {
+    let c = TestCluster::with(Options {
+        nodes: 1,
+        controllers: false,
+        scheduler_args: [
+            "--pod-initial-backoff-seconds",
+            "0.1",
+            "--pod-max-backoff-seconds",
+            "0.3",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    });
+    let nowhere = json!({"nodeSelector": {"zone": "nowhere"}});
+    let unschedulable = |prefix: &str| {
+        c.items(PODS)
+            .iter()
+            .filter(|p| p["metadata"]["name"].as_str().unwrap().starts_with(prefix))
+            .filter(|p| {
+                p["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["reason"] == "Unschedulable"))
+            })
+            .count()
+    };
+    for i in 0..10 {
+        assert_eq!(
+            c.post(PODS, &pod(&format!("stay-{i}"), nowhere.clone())).0,
+            201
+        );
+    }
+    eventually(T, "10 pods unschedulable", || {
+        (unschedulable("stay-") == 10 && scheduling_attempts(&c, "stay-") >= 10).then_some(())
+    });
+    for i in 0..150 {
+        assert_eq!(
+            c.post(PODS, &pod(&format!("gone-{i}"), nowhere.clone())).0,
+            201
+        );
+    }
+    eventually(T, "150 more pods unschedulable", || {
+        (unschedulable("gone-") == 150).then_some(())
+    });
+    let before = scheduling_attempts(&c, "stay-");
+    // Deleting pods that were never placed frees no room: nobody else is tried again, and the
+    // deleted ones are never tried again (no 404s from writing their status).
+    for i in 0..150 {
+        assert_eq!(c.delete(&format!("{PODS}/gone-{i}")).0, 200);
+    }
+    eventually(T, "the deleted pods are gone", || {
+        c.items(PODS).len().eq(&10).then_some(())
+    });
+    let not_found = || {
+        let (_, m) = c.get("/metrics");
+        m.as_str()
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("resource=\"pods\"") && l.contains("code=\"404\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    let missing = not_found();
+    stays(Duration::from_secs(3), "nobody is tried again", || {
+        scheduling_attempts(&c, "stay-") == before && not_found() == missing
+    });
 }
