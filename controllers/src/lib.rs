@@ -1,15 +1,19 @@
-//! `cox-controllers`: the Deployment, ReplicaSet, garbage-collector and namespace controllers
-//! in one process, sharing one informer per kind.
+//! `cox-controllers`: the Deployment, ReplicaSet, Job, CronJob, TTL-after-finished,
+//! garbage-collector, namespace and node-lifecycle controllers in one process, sharing one
+//! informer per kind.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod claim;
+mod cronjob;
 mod deployment;
 mod gc;
+mod job;
 mod namespace;
 mod nodelifecycle;
 mod replicaset;
 mod rollout;
+mod ttlafterfinished;
 mod util;
 mod wiring;
 
@@ -35,6 +39,14 @@ pub struct Config {
     /// How long a node's Lease may go unrenewed before the node is marked unreachable.
     #[arg(long, default_value = "40s", value_parser = parse_duration)]
     pub node_monitor_grace_period: std::time::Duration,
+    /// The first delay before a Job's failed pod is replaced, doubled per failure up to
+    /// 10 minutes (Kubernetes hard-codes 10 s; tests shorten it).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub job_pod_failure_backoff: std::time::Duration,
+    /// Testing: read the CronJob controller's current time (RFC 3339) from this file, so a
+    /// test can move time forward instead of waiting for the schedule.
+    #[arg(long)]
+    pub cronjob_clock_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub leader: coxswain_runtime::leader::LeaderElection,
 }
@@ -60,18 +72,27 @@ pub async fn run(
         ctx("garbage-collector-controller"),
     );
     let (n_ctx, l_ctx) = (ctx("namespace-controller"), ctx("node-controller"));
-    let (dq, rq, gq, nq, lq) = (
-        Queue::new(),
-        Queue::new(),
-        Queue::new(),
-        Queue::new(),
-        Queue::new(),
+    let (j_ctx, c_ctx, t_ctx) = (
+        ctx("job-controller"),
+        ctx("cronjob-controller"),
+        ctx("ttl-after-finished-controller"),
     );
+    let q = Queue::new;
+    let (dq, rq, gq, nq, lq, jq, cq, tq) = (q(), q(), q(), q(), q(), q(), q(), q());
     deployment::watches(&mut inf, &dq, &d_ctx);
     replicaset::watches(&mut inf, &rq, &r_ctx);
-    gc::watches(&mut inf, &gq, &g_ctx);
+    job::watches(&mut inf, &jq, &j_ctx);
+    cronjob::watches(&mut inf, &cq, &c_ctx);
+    ttlafterfinished::watches(&mut inf, &tq, &t_ctx);
     namespace::watches(&mut inf, &nq, &n_ctx);
     nodelifecycle::watches(&mut inf, &lq, &l_ctx);
+    // The garbage collector tracks every kind that owns or is owned.
+    let graph = Arc::new(gc::Graph::default());
+    graph.track(&mut inf.deployments, &gq, &g_ctx);
+    graph.track(&mut inf.replicasets, &gq, &g_ctx);
+    graph.track(&mut inf.pods, &gq, &g_ctx);
+    graph.track(&mut inf.jobs, &gq, &g_ctx);
+    graph.track(&mut inf.cronjobs, &gq, &g_ctx);
     inf.start().await;
     let lease = coxswain_runtime::leader::lead(&client, "cox-controllers", &args.leader).await;
     tracing::info!(server = %args.server, "caches synced; controllers running");
@@ -84,7 +105,23 @@ pub async fn run(
         replicaset::reconcile(r_ctx.clone(), k)
     }));
     tokio::spawn(controller::run("garbage-collector", gq, w, move |k| {
-        gc::reconcile(g_ctx.clone(), k)
+        gc::reconcile(graph.clone(), g_ctx.clone(), k)
+    }));
+    let tuning = job::Tuning {
+        backoff: args.job_pod_failure_backoff,
+        max_backoff: std::time::Duration::from_secs(600),
+    };
+    tokio::spawn(controller::run("job", jq, w, move |k| {
+        job::reconcile(j_ctx.clone(), k, tuning)
+    }));
+    let clock = cronjob::Clock {
+        file: args.cronjob_clock_file.clone(),
+    };
+    tokio::spawn(controller::run("cronjob", cq, w, move |k| {
+        cronjob::reconcile(c_ctx.clone(), k, clock.clone())
+    }));
+    tokio::spawn(controller::run("ttl-after-finished", tq, w, move |k| {
+        ttlafterfinished::reconcile(t_ctx.clone(), k)
     }));
     tokio::spawn(controller::run("namespace", nq, 1, move |k| {
         namespace::reconcile(n_ctx.clone(), k)

@@ -58,7 +58,8 @@ impl Expectations {
         }
     }
 
-    fn expect(&self, key: &str, adds: i64, dels: i64) {
+    /// Expect `adds` creations and `dels` deletions for `key`.
+    pub fn expect(&self, key: &str, adds: i64, dels: i64) {
         self.lock()
             .insert(key.to_string(), (adds, dels, Instant::now()));
     }
@@ -84,7 +85,8 @@ impl Expectations {
         }
     }
 
-    fn lower(&self, key: &str, adds: i64, dels: i64) {
+    /// Expect fewer (writes that failed).
+    pub fn lower(&self, key: &str, adds: i64, dels: i64) {
         if let Some(e) = self.lock().get_mut(key) {
             e.0 -= adds;
             e.1 -= dels;

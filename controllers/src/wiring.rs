@@ -9,6 +9,7 @@ use coxswain_runtime::events::Recorder;
 use coxswain_runtime::store::key_of;
 use coxswain_runtime::{Change, Informer, Store};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -21,6 +22,10 @@ pub struct Informers {
     pub replicasets: Informer<ReplicaSet>,
     /// Pods (by `controller`, `owner`, `orphan`, `node`).
     pub pods: Informer<Pod>,
+    /// Jobs (by `controller`, `owner`, `uid`).
+    pub jobs: Informer<Job>,
+    /// CronJobs (by `owner`, `uid`).
+    pub cronjobs: Informer<CronJob>,
     /// Nodes.
     pub nodes: Informer<Node>,
     /// Node Leases (`kube-node-lease`).
@@ -34,6 +39,7 @@ impl Informers {
     pub fn new(client: &Client) -> Informers {
         let deployments = Informer::new(Api::<Deployment>::all(client), ListParams::default())
             .index("uid", |d: &Deployment| uid_index(&d.metadata))
+            .index("owner", |d: &Deployment| util::owner_uids(&d.metadata))
             .index("namespace", |d: &Deployment| namespace_index(&d.metadata));
         let replicasets = Informer::new(Api::<ReplicaSet>::all(client), ListParams::default())
             .index("controller", |rs: &ReplicaSet| {
@@ -56,10 +62,21 @@ impl Informers {
                     .into_iter()
                     .collect()
             });
+        let jobs = Informer::new(Api::<Job>::all(client), ListParams::default())
+            .index("controller", |j: &Job| {
+                util::controller_uid(&j.metadata).into_iter().collect()
+            })
+            .index("owner", |j: &Job| util::owner_uids(&j.metadata))
+            .index("uid", |j: &Job| uid_index(&j.metadata));
+        let cronjobs = Informer::new(Api::<CronJob>::all(client), ListParams::default())
+            .index("owner", |c: &CronJob| util::owner_uids(&c.metadata))
+            .index("uid", |c: &CronJob| uid_index(&c.metadata));
         Informers {
             deployments,
             replicasets,
             pods,
+            jobs,
+            cronjobs,
             nodes: Informer::new(Api::<Node>::all(client), ListParams::default()),
             leases: Informer::new(
                 Api::<Lease>::namespaced(client, "kube-node-lease"),
@@ -81,9 +98,12 @@ impl Informers {
             self.nodes.store(),
             self.leases.store(),
         );
+        let (j, cj) = (self.jobs.store(), self.cronjobs.store());
         self.deployments.spawn();
         self.replicasets.spawn();
         self.pods.spawn();
+        self.jobs.spawn();
+        self.cronjobs.spawn();
         self.namespaces.spawn();
         self.nodes.spawn();
         self.leases.spawn();
@@ -93,6 +113,8 @@ impl Informers {
         ns.wait_ready().await;
         n.wait_ready().await;
         l.wait_ready().await;
+        j.wait_ready().await;
+        cj.wait_ready().await;
     }
 }
 
@@ -106,6 +128,10 @@ pub struct Ctx {
     pub replicasets: Store<ReplicaSet>,
     /// Pods cache (indexed by controller and owner UID).
     pub pods: Store<Pod>,
+    /// Jobs cache.
+    pub jobs: Store<Job>,
+    /// CronJobs cache.
+    pub cronjobs: Store<CronJob>,
     /// Namespaces cache.
     pub namespaces: Store<Namespace>,
     /// Nodes cache.
@@ -114,8 +140,10 @@ pub struct Ctx {
     pub leases: Store<Lease>,
     /// Event recorder, as the controller (`deployment-controller`, ...).
     pub recorder: Recorder,
-    /// ReplicaSet expectations (the ReplicaSet controller's).
+    /// Pod expectations (the ReplicaSet and Job controllers').
     pub expectations: replicaset::Expectations,
+    /// Pods whose Job tracking finalizer was removed (the Job controller's).
+    pub removed: crate::job::Removed,
 }
 
 impl Ctx {
@@ -127,11 +155,14 @@ impl Ctx {
             deployments: inf.deployments.store(),
             replicasets: inf.replicasets.store(),
             pods: inf.pods.store(),
+            jobs: inf.jobs.store(),
+            cronjobs: inf.cronjobs.store(),
             namespaces: inf.namespaces.store(),
             nodes: inf.nodes.store(),
             leases: inf.leases.store(),
             recorder: events.for_component(component),
             expectations: replicaset::Expectations::default(),
+            removed: Default::default(),
         }
     }
 }

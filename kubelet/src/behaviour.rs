@@ -112,12 +112,17 @@ impl RuntimeConfig {
         serde_yaml::from_str(text)
     }
 
-    /// The behaviour for a container, from every source.
+    /// The behaviour for a container, from every source. In a pod that runs to completion
+    /// (`batch`: restartPolicy Never or OnFailure), a program nothing scripts - `perl -e ...`,
+    /// an image's own entrypoint - runs for a second and exits 0, as such programs do; one
+    /// that plainly never ends (`sleep infinity`, a `while` loop, `tail -f`) still runs until
+    /// stopped.
     pub fn resolve(
         &self,
         image: &str,
         command: &[String],
         annotation: Option<&str>,
+        batch: bool,
     ) -> Result<Behaviour, String> {
         let mut b = self.defaults.clone();
         if let Some(rule) = self.images.iter().find(|r| glob(&r.image, image)) {
@@ -129,6 +134,14 @@ impl RuntimeConfig {
         if let Some(text) = annotation {
             let a: Behaviour = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
             b = b.overlay(&a);
+        }
+        let text = command.join(" ");
+        let endless = ["infinity", "while ", "tail -f"]
+            .iter()
+            .any(|w| text.contains(w));
+        if batch && b.exit_after_ms.is_none() && !endless {
+            b.exit_after_ms = Some(1000);
+            b.exit_code = b.exit_code.or(Some(0));
         }
         Ok(b)
     }
@@ -244,15 +257,37 @@ mod tests {
             "defaults: {pullMs: 400}\nimages:\n- image: 'busybox*'\n  exitAfterMs: 100\n  exitCode: 2\n- image: '*'\n  pullMs: 1\n",
         )
         .unwrap();
-        let b = cfg.resolve("busybox:1.36", &[], None).unwrap();
+        let b = cfg.resolve("busybox:1.36", &[], None, false).unwrap();
         assert_eq!((b.pull_ms, b.exit_code), (Some(400), Some(2)));
-        let b = cfg.resolve("nginx", &[], None).unwrap();
+        let b = cfg.resolve("nginx", &[], None, false).unwrap();
         assert_eq!((b.pull_ms, b.exit_after_ms), (Some(1), None));
         let b = cfg
-            .resolve("busybox", &argv(&["exit", "5"]), Some("{exitCode: 7}"))
+            .resolve(
+                "busybox",
+                &argv(&["exit", "5"]),
+                Some("{exitCode: 7}"),
+                false,
+            )
             .unwrap();
         assert_eq!((b.exit_after_ms, b.exit_code), (Some(0), Some(7)));
-        assert!(cfg.resolve("x", &[], Some("{bogus: 1}")).is_err());
+        assert!(cfg.resolve("x", &[], Some("{bogus: 1}"), false).is_err());
+        // In a pod that runs to completion an unscripted program ends; an endless one not.
+        let perl = argv(&["perl", "-Mbignum=bpi", "-wle", "print bpi(2000)"]);
+        let b = cfg.resolve("perl", &perl, None, true).unwrap();
+        assert_eq!((b.exit_after_ms, b.exit_code), (Some(1000), Some(0)));
+        assert_eq!(
+            cfg.resolve("perl", &perl, None, false)
+                .unwrap()
+                .exit_after_ms,
+            None
+        );
+        let endless = argv(&["sh", "-c", "while true; do date; sleep 1; done"]);
+        assert_eq!(
+            cfg.resolve("busybox", &endless, None, true)
+                .unwrap()
+                .exit_after_ms,
+            None
+        );
         assert!(glob(
             "registry.example/*:broken",
             "registry.example/a/b:broken"

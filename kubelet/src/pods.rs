@@ -204,6 +204,10 @@ impl PodManager {
             start_ms: Some(self.timing.start_ms),
             ..Default::default()
         };
+        let batch = spec
+            .restart_policy
+            .as_deref()
+            .is_some_and(|r| r != "Always");
         let slot = |c: &Container, init: bool| {
             let image = c.image.clone().unwrap_or_default();
             let argv: Vec<String> = c
@@ -214,21 +218,27 @@ impl PodManager {
                 .cloned()
                 .collect();
             let annotation = annotations.get(&format!("{ANNOTATION_PREFIX}{}", c.name));
-            let behaviour = match self
-                .config
-                .resolve(&image, &argv, annotation.map(String::as_str))
-            {
-                Ok(b) => defaults.overlay(&b),
-                Err(e) => {
-                    self.recorder.record(
-                        object_ref(pod),
-                        "Warning",
-                        "InvalidRuntimeAnnotation",
-                        format!("{ANNOTATION_PREFIX}{}: {e}", c.name),
-                    );
-                    defaults.overlay(&self.config.resolve(&image, &argv, None).unwrap_or_default())
-                }
-            };
+            let behaviour =
+                match self
+                    .config
+                    .resolve(&image, &argv, annotation.map(String::as_str), batch)
+                {
+                    Ok(b) => defaults.overlay(&b),
+                    Err(e) => {
+                        self.recorder.record(
+                            object_ref(pod),
+                            "Warning",
+                            "InvalidRuntimeAnnotation",
+                            format!("{ANNOTATION_PREFIX}{}: {e}", c.name),
+                        );
+                        defaults.overlay(
+                            &self
+                                .config
+                                .resolve(&image, &argv, None, batch)
+                                .unwrap_or_default(),
+                        )
+                    }
+                };
             Slot::new(c, init, behaviour)
         };
         PodState {

@@ -2,7 +2,7 @@
 
 Usage: python3 client_check.py http://127.0.0.1:PORT
 Exercises every verb (create, read, list, patch, replace, delete, duplicate create) on
-Namespaces, Nodes, Pods, ReplicaSets, Events and Deployments, watch streams, and error statuses; every response goes through the
+Namespaces, Nodes, Pods, ReplicaSets, Events, Deployments, Jobs and CronJobs, watch streams, and error statuses; every response goes through the
 client's strict models, so a missing required field fails here. Prints `N passed, 0 failed`.
 """
 import sys
@@ -17,6 +17,7 @@ cfg.host = server
 api_client = client.ApiClient(cfg)
 core = client.CoreV1Api(api_client)
 apps = client.AppsV1Api(api_client)
+batch = client.BatchV1Api(api_client)
 
 passed = 0
 failed = 0
@@ -293,6 +294,69 @@ for i, tier in enumerate(["web", "web", "db"]):
 core.delete_collection_namespaced_config_map("py", label_selector="tier=web")
 left = sorted(c.metadata.name for c in core.list_namespaced_config_map("py").items if c.metadata.name.startswith("dc-"))
 check("delete_collection_namespaced_config_map deletes what the selector matches", left == ["dc-2"], str(left))
+job_body = {
+    "metadata": {"name": "py-job"},
+    "spec": {"suspend": True, "template": {"spec": {"restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "busybox", "command": ["echo", "hi"]}]}}},
+}
+crud(
+    "job",
+    lambda b: batch.create_namespaced_job("py", b),
+    lambda n: batch.read_namespaced_job(n, "py"),
+    lambda: batch.list_namespaced_job("py"),
+    lambda n, b: batch.patch_namespaced_job(n, "py", b),
+    lambda n, b: batch.replace_namespaced_job(n, "py", b),
+    lambda n: batch.delete_namespaced_job(n, "py", propagation_policy="Background"),
+    job_body,
+    {"spec": {"parallelism": 2}},
+    labelled,
+    lambda o: o.spec.parallelism == 2 and o.spec.backoff_limit == 6 and o.spec.selector.match_labels,
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+job = batch.create_namespaced_job("py", dict(job_body, metadata={"name": "py-run"}, spec=dict(job_body["spec"], suspend=False)))
+done = eventually("job complete", lambda: any(
+    c.type == "Complete" and c.status == "True"
+    for c in (batch.read_namespaced_job_status("py-run", "py").status.conditions or [])))
+check("job runs to completion (read_namespaced_job_status)", done)
+check("job status counts", batch.read_namespaced_job("py-run", "py").status.succeeded == 1)
+for ev in w.stream(batch.list_namespaced_job, "py", timeout_seconds=3):
+    check("watch jobs", ev["type"] == "ADDED" and ev["object"].status is not None)
+    w.stop()
+# Without a propagation policy a Job's pods are orphaned, as Kubernetes does for batch/v1.
+batch.delete_namespaced_job("py-run", "py")
+orphaned = eventually("job gone", lambda: "py-run" not in [j.metadata.name for j in batch.list_namespaced_job("py").items])
+pods_left = core.list_namespaced_pod("py", label_selector="job-name=py-run").items
+check("delete_namespaced_job orphans pods by default", orphaned and len(pods_left) == 1
+      and not pods_left[0].metadata.owner_references, str(pods_left and pods_left[0].metadata))
+
+cron_body = {
+    "metadata": {"name": "py-cron"},
+    "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure",
+        "containers": [{"name": "c", "image": "busybox"}]}}}}},
+}
+crud(
+    "cronjob",
+    lambda b: batch.create_namespaced_cron_job("py", b),
+    lambda n: batch.read_namespaced_cron_job(n, "py"),
+    lambda: batch.list_namespaced_cron_job("py"),
+    lambda n, b: batch.patch_namespaced_cron_job(n, "py", b),
+    lambda n, b: batch.replace_namespaced_cron_job(n, "py", b),
+    lambda n: batch.delete_namespaced_cron_job(n, "py"),
+    cron_body,
+    {"spec": {"suspend": True}},
+    labelled,
+    lambda o: o.spec.suspend and o.spec.concurrency_policy == "Allow" and o.spec.successful_jobs_history_limit == 3,
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+batch.create_namespaced_cron_job("py", dict(cron_body, metadata={"name": "py-cron-2"}))
+check("read cronjob status", batch.read_namespaced_cron_job_status("py-cron-2", "py").spec.schedule == "*/5 * * * *")
+check("list cronjobs across namespaces", any(c.metadata.name == "py-cron-2" for c in batch.list_cron_job_for_all_namespaces().items))
+try:
+    batch.create_namespaced_cron_job("py", dict(cron_body, metadata={"name": "bad"}, spec=dict(cron_body["spec"], schedule="nope")))
+    check("invalid schedule is 422", False)
+except ApiException as e:
+    check("invalid schedule is 422", e.status == 422 and "spec.schedule" in e.body)
+
 core.delete_namespace("py")
 check(
     "namespace deleted",

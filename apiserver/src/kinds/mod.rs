@@ -9,8 +9,10 @@
 //! line in [`KINDS`].
 
 pub mod configmap;
+pub mod cronjob;
 pub mod deployment;
 pub mod event;
+pub mod job;
 pub mod lease;
 pub mod namespace;
 pub mod node;
@@ -201,6 +203,12 @@ pub trait Kind: Send + Sync + 'static {
         false
     }
 
+    /// The propagation policy of a DELETE that names none (`None`: Background; batch/v1 Jobs
+    /// orphan their pods, as Kubernetes keeps for compatibility).
+    fn default_propagation(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Whether DELETE answers with the object (pods) rather than a `Status`.
     fn delete_returns_object(&self) -> bool {
         false
@@ -255,6 +263,8 @@ pub static KINDS: &[&dyn Kind] = &[
     &event::Event,
     &deployment::Deployment,
     &replicaset::ReplicaSet,
+    &job::Job,
+    &cronjob::CronJob,
     &lease::Lease,
 ];
 

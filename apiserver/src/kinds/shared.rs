@@ -113,21 +113,60 @@ pub fn workload_cells(v: &Value, own: [Value; 3]) -> Vec<Value> {
 
 /// The Containers, Images and Selector cells of a workload (`-o wide`).
 fn containers_images_selector(v: &Value) -> [String; 3] {
+    let [c, i] = containers_images(v, "/spec/template/spec");
+    [c, i, selector_cell(v.at("/spec/selector"))]
+}
+
+/// The Containers and Images cells of the pod spec at `spec` (`-o wide`).
+pub fn containers_images(v: &Value, spec: &str) -> [String; 2] {
     let cs = v
-        .at("/spec/template/spec/containers")
+        .at(&format!("{spec}/containers"))
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
     let join = |p: &str| cs.iter().map(|c| s(c, p)).collect::<Vec<_>>().join(",");
-    let sel = v
-        .at("/spec/selector/matchLabels")
+    [join("/name"), join("/image")]
+}
+
+/// A label selector as kubectl prints it (`app=web,tier in (a,b)`; `<none>` when empty).
+pub fn selector_cell(sel: Option<&Value>) -> String {
+    let mut parts: Vec<String> = sel
+        .and_then(|x| x.get("matchLabels"))
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
                 .map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
+                .collect()
         })
         .unwrap_or_default();
-    [join("/name"), join("/image"), sel]
+    for e in sel
+        .and_then(|x| x.get("matchExpressions"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = s(e, "/key");
+        let values = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        parts.push(match s(e, "/operator").as_str() {
+            "In" => format!("{key} in ({values})"),
+            "NotIn" => format!("{key} notin ({values})"),
+            "Exists" => key,
+            "DoesNotExist" => format!("!{key}"),
+            op => format!("{key} {op} ({values})"),
+        });
+    }
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(",")
+    }
 }

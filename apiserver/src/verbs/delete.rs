@@ -71,7 +71,7 @@ fn mark_deleting(k: &dyn Kind, cur: &Value, o: &DeleteOptions) -> Option<Value> 
         .as_array()
         .cloned()
         .unwrap_or_default();
-    match o.policy.as_deref() {
+    match o.policy.as_deref().or(k.default_propagation()) {
         Some("Foreground") if !finalizers.contains(&json!("foregroundDeletion")) => {
             finalizers.push(json!("foregroundDeletion"))
         }

@@ -19,6 +19,7 @@
 
 pub use k8s_openapi as k8s;
 
+pub mod cron;
 pub mod managed;
 pub mod patch;
 pub mod protobuf;

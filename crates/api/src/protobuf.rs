@@ -1,6 +1,7 @@
 //! Decoding Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`) into
 //! JSON, for the kinds we serve that kubectl's generators send that way
-//! (`kubectl create namespace`, `kubectl create deployment`).
+//! (`kubectl create namespace`, `kubectl create deployment`, `kubectl create job`,
+//! `kubectl create cronjob`).
 //!
 //! The envelope is the 4-byte magic `k8s\0` and a `runtime.Unknown` whose `raw` field holds
 //! the object. Messages are decoded with a small schema per message type (field number ->
@@ -182,6 +183,71 @@ const DEPLOYMENT_SPEC: &[Field] = &[
 ];
 /// Status is ignored on create; an empty message is all generators send.
 const EMPTY: &[Field] = &[];
+const ON_EXIT_CODES: &[Field] = &[
+    p(1, "containerName", Str),
+    f(2, "operator", Str),
+    r(3, "values", Int),
+];
+const ON_POD_CONDITIONS: &[Field] = &[f(1, "type", Str), f(2, "status", Str)];
+const POD_FAILURE_POLICY_RULE: &[Field] = &[
+    f(1, "action", Str),
+    p(2, "onExitCodes", Msg(ON_EXIT_CODES)),
+    r(3, "onPodConditions", Msg(ON_POD_CONDITIONS)),
+];
+const SUCCESS_POLICY_RULE: &[Field] = &[p(1, "succeededIndexes", Str), p(2, "succeededCount", Int)];
+const JOB_SPEC: &[Field] = &[
+    p(1, "parallelism", Int),
+    p(2, "completions", Int),
+    p(3, "activeDeadlineSeconds", Int),
+    p(4, "selector", Msg(LABEL_SELECTOR)),
+    p(5, "manualSelector", Bool),
+    f(6, "template", Msg(POD_TEMPLATE)),
+    p(7, "backoffLimit", Int),
+    p(8, "ttlSecondsAfterFinished", Int),
+    p(9, "completionMode", Str),
+    p(10, "suspend", Bool),
+    p(
+        11,
+        "podFailurePolicy",
+        Msg(&[r(1, "rules", Msg(POD_FAILURE_POLICY_RULE))]),
+    ),
+    p(12, "backoffLimitPerIndex", Int),
+    p(13, "maxFailedIndexes", Int),
+    p(14, "podReplacementPolicy", Str),
+    p(15, "managedBy", Str),
+    p(
+        16,
+        "successPolicy",
+        Msg(&[r(1, "rules", Msg(SUCCESS_POLICY_RULE))]),
+    ),
+];
+const JOB: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "spec", Msg(JOB_SPEC)),
+    f(3, "status", Msg(EMPTY)),
+];
+const CRONJOB_SPEC: &[Field] = &[
+    f(1, "schedule", Str),
+    p(2, "startingDeadlineSeconds", Int),
+    f(3, "concurrencyPolicy", Str),
+    p(4, "suspend", Bool),
+    f(
+        5,
+        "jobTemplate",
+        Msg(&[
+            f(1, "metadata", Msg(OBJECT_META)),
+            f(2, "spec", Msg(JOB_SPEC)),
+        ]),
+    ),
+    p(6, "successfulJobsHistoryLimit", Int),
+    p(7, "failedJobsHistoryLimit", Int),
+    p(8, "timeZone", Str),
+];
+const CRONJOB: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "spec", Msg(CRONJOB_SPEC)),
+    f(3, "status", Msg(EMPTY)),
+];
 const DEPLOYMENT: &[Field] = &[
     f(1, "metadata", Msg(OBJECT_META)),
     f(2, "spec", Msg(DEPLOYMENT_SPEC)),
@@ -431,6 +497,10 @@ pub const NAMESPACE_SCHEMA: Schema = Schema(NAMESPACE);
 pub const POD_SCHEMA: Schema = Schema(POD);
 /// `v1` ConfigMap.
 pub const CONFIG_MAP_SCHEMA: Schema = Schema(CONFIG_MAP);
+/// `batch/v1` Job.
+pub const JOB_SCHEMA: Schema = Schema(JOB);
+/// `batch/v1` CronJob.
+pub const CRONJOB_SCHEMA: Schema = Schema(CRONJOB);
 
 /// Decode a protobuf request body into a JSON object with `apiVersion` and `kind`;
 /// `schema_of(apiVersion, kind)` names the message schema of the kinds that have one.

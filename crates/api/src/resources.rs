@@ -180,6 +180,34 @@ pub static REPLICASETS: ResourceInfo = ResourceInfo {
     has_scale: true,
 };
 
+/// `jobs` (Job).
+pub static JOBS: ResourceInfo = ResourceInfo {
+    group: "batch",
+    version: "v1",
+    kind: "Job",
+    plural: "jobs",
+    singular: "job",
+    namespaced: true,
+    short_names: &[],
+    categories: ALL,
+    has_status: true,
+    has_scale: false,
+};
+
+/// `cronjobs` (CronJob).
+pub static CRONJOBS: ResourceInfo = ResourceInfo {
+    group: "batch",
+    version: "v1",
+    kind: "CronJob",
+    plural: "cronjobs",
+    singular: "cronjob",
+    namespaced: true,
+    short_names: &["cj"],
+    categories: ALL,
+    has_status: true,
+    has_scale: false,
+};
+
 /// `leases` (Lease).
 pub static LEASES: ResourceInfo = ResourceInfo {
     group: "coordination.k8s.io",
@@ -203,6 +231,8 @@ pub static RESOURCES: &[&ResourceInfo] = &[
     &EVENTS,
     &DEPLOYMENTS,
     &REPLICASETS,
+    &JOBS,
+    &CRONJOBS,
     &LEASES,
 ];
 
