@@ -92,7 +92,7 @@ pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
     inf.replicasets.on_change(move |c| {
         let m = changed_meta(c);
         for k in adopters(m, &deps, |d: &Deployment| {
-            d.spec.as_ref().map(|s| &s.selector)
+            d.spec.as_ref().map(|s| s.selector.clone())
         }) {
             dq.add(k);
         }

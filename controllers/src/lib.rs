@@ -1,4 +1,4 @@
-//! `cox-controllers`: the Deployment, ReplicaSet, Job, CronJob, TTL-after-finished,
+//! `cox-controllers`: the Deployment, ReplicaSet, ReplicationController, Job, CronJob, TTL-after-finished,
 //! garbage-collector, namespace and node-lifecycle controllers in one process, sharing one
 //! informer per kind.
 
@@ -12,6 +12,7 @@ mod job;
 mod namespace;
 mod nodelifecycle;
 mod replicaset;
+mod replicationcontroller;
 mod rollout;
 mod ttlafterfinished;
 mod util;
@@ -77,8 +78,11 @@ pub async fn run(
         ctx("cronjob-controller"),
         ctx("ttl-after-finished-controller"),
     );
+    let rc_ctx = ctx("replication-controller");
     let q = Queue::new;
     let (dq, rq, gq, nq, lq, jq, cq, tq) = (q(), q(), q(), q(), q(), q(), q(), q());
+    let rcq = q();
+    replicationcontroller::watches(&mut inf, &rcq, &rc_ctx);
     deployment::watches(&mut inf, &dq, &d_ctx);
     replicaset::watches(&mut inf, &rq, &r_ctx);
     job::watches(&mut inf, &jq, &j_ctx);
@@ -91,6 +95,7 @@ pub async fn run(
     graph.track(&mut inf.deployments, &gq, &g_ctx);
     graph.track(&mut inf.replicasets, &gq, &g_ctx);
     graph.track(&mut inf.pods, &gq, &g_ctx);
+    graph.track(&mut inf.replicationcontrollers, &gq, &g_ctx);
     graph.track(&mut inf.jobs, &gq, &g_ctx);
     graph.track(&mut inf.cronjobs, &gq, &g_ctx);
     inf.start().await;
@@ -106,6 +111,9 @@ pub async fn run(
     }));
     tokio::spawn(controller::run("garbage-collector", gq, w, move |k| {
         gc::reconcile(graph.clone(), g_ctx.clone(), k)
+    }));
+    tokio::spawn(controller::run("replicationcontroller", rcq, w, move |k| {
+        replicationcontroller::reconcile(rc_ctx.clone(), k)
     }));
     let tuning = job::Tuning {
         backoff: args.job_pod_failure_backoff,

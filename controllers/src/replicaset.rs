@@ -10,7 +10,7 @@ use crate::wiring::{
 };
 use crate::Ctx;
 use coxswain_api::selector::LabelSelector;
-use coxswain_client::{Api, DeleteParams};
+use coxswain_client::{Api, DeleteParams, Object};
 use coxswain_runtime::events::object_ref;
 use coxswain_runtime::store::split_key;
 use coxswain_runtime::Action;
@@ -99,7 +99,7 @@ impl Expectations {
     }
 }
 
-fn new_pod(rs: &ReplicaSet) -> Pod {
+fn new_pod<K: Object>(rs: &ReplicaSet, owner: &K) -> Pod {
     let template = rs
         .spec
         .as_ref()
@@ -112,7 +112,7 @@ fn new_pod(rs: &ReplicaSet) -> Pod {
             namespace: rs.metadata.namespace.clone(),
             labels: tmeta.labels,
             annotations: tmeta.annotations,
-            owner_references: Some(vec![controller_ref(rs)]),
+            owner_references: Some(vec![controller_ref(owner)]),
             ..Default::default()
         },
         spec: template.spec,
@@ -209,7 +209,7 @@ pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
     inf.pods.on_change(move |c| {
         let m = changed_meta(c);
         for k in adopters(m, &ctx.replicasets, |rs: &ReplicaSet| {
-            rs.spec.as_ref().map(|s| &s.selector)
+            rs.spec.as_ref().map(|s| s.selector.clone())
         }) {
             rq.add(k);
         }
@@ -247,6 +247,19 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         ctx.expectations.remove(&key);
         return Ok(Action::AwaitChange);
     };
+    sync(&ctx, &key, &*rs, &rs).await
+}
+
+/// Keep `owner`'s pods at its replicas and write its status, given the owner as a ReplicaSet
+/// (`rs`): a ReplicaSet is itself, a ReplicationController its conversion, as Kubernetes'
+/// ReplicationManager runs the ReplicaSet controller's code.
+pub async fn sync<K: Object>(
+    ctx: &Ctx,
+    key: &str,
+    owner: &K,
+    rs: &ReplicaSet,
+) -> anyhow::Result<Action> {
+    let key = key.to_string();
     let (ns, name) = split_key(&key);
     let ns = ns.unwrap_or("default");
     let uid = rs.metadata.uid.clone().unwrap_or_default();
@@ -281,7 +294,7 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
     }
     let orphans = ctx.pods.by_index("orphan", ns);
     let orphans = orphans.into_iter().filter(|p| is_active(p)).collect();
-    for p in claim(&pod_api, &*rs, &selector, unmatched, orphans).await {
+    for p in claim(&pod_api, owner, &selector, unmatched, orphans).await {
         census.add(&p);
         pods.push(p);
     }
@@ -295,7 +308,7 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         if pods.len() < desired {
             let want = (desired - pods.len()).min(BURST);
             ctx.expectations.expect(&key, want as i64, 0);
-            let template = new_pod(&rs);
+            let template = new_pod(rs, owner);
             let mut created = 0;
             let mut batch = 1;
             'outer: while created < want {
@@ -307,7 +320,7 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
                         Ok(p) => {
                             created += 1;
                             ctx.recorder.record(
-                                object_ref(&*rs),
+                                object_ref(owner),
                                 "Normal",
                                 "SuccessfulCreate",
                                 format!("Created pod: {}", p.metadata.name.unwrap_or_default()),
@@ -316,7 +329,7 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
                         Err(e) => {
                             ctx.expectations.lower(&key, (want - created) as i64, 0);
                             ctx.recorder.record(
-                                object_ref(&*rs),
+                                object_ref(owner),
                                 "Warning",
                                 "FailedCreate",
                                 format!("Error creating: {e}"),
@@ -342,7 +355,7 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
                 let pname = p.metadata.name.clone().unwrap_or_default();
                 match pod_api.delete(&pname, &DeleteParams::default()).await {
                     Ok(true) => ctx.recorder.record(
-                        object_ref(&*rs),
+                        object_ref(owner),
                         "Normal",
                         "SuccessfulDelete",
                         format!("Deleted pod: {pname}"),
@@ -368,7 +381,7 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         conditions: None,
     };
     if rs.status.as_ref() != Some(&status) {
-        let api: Api<ReplicaSet> = Api::namespaced(&ctx.client, ns);
+        let api: Api<K> = Api::namespaced(&ctx.client, ns);
         api.patch_status(name, &json!({"status": status})).await?;
     }
     Ok(recheck.map_or(Action::AwaitChange, |d| {

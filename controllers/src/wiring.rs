@@ -11,7 +11,7 @@ use coxswain_runtime::{Change, Informer, Store};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// One informer per kind, shared by every controller.
@@ -22,6 +22,8 @@ pub struct Informers {
     pub replicasets: Informer<ReplicaSet>,
     /// Pods (by `controller`, `owner`, `orphan`, `node`).
     pub pods: Informer<Pod>,
+    /// ReplicationControllers (by `uid`, `owner`, `namespace`).
+    pub replicationcontrollers: Informer<ReplicationController>,
     /// Jobs (by `controller`, `owner`, `uid`).
     pub jobs: Informer<Job>,
     /// CronJobs (by `owner`, `uid`).
@@ -71,10 +73,22 @@ impl Informers {
         let cronjobs = Informer::new(Api::<CronJob>::all(client), ListParams::default())
             .index("owner", |c: &CronJob| util::owner_uids(&c.metadata))
             .index("uid", |c: &CronJob| uid_index(&c.metadata));
+        let replicationcontrollers = Informer::new(
+            Api::<ReplicationController>::all(client),
+            ListParams::default(),
+        )
+        .index("uid", |r: &ReplicationController| uid_index(&r.metadata))
+        .index("owner", |r: &ReplicationController| {
+            util::owner_uids(&r.metadata)
+        })
+        .index("namespace", |r: &ReplicationController| {
+            namespace_index(&r.metadata)
+        });
         Informers {
             deployments,
             replicasets,
             pods,
+            replicationcontrollers,
             jobs,
             cronjobs,
             nodes: Informer::new(Api::<Node>::all(client), ListParams::default()),
@@ -99,6 +113,8 @@ impl Informers {
             self.leases.store(),
         );
         let (j, cj) = (self.jobs.store(), self.cronjobs.store());
+        let rc = self.replicationcontrollers.store();
+        self.replicationcontrollers.spawn();
         self.deployments.spawn();
         self.replicasets.spawn();
         self.pods.spawn();
@@ -115,6 +131,7 @@ impl Informers {
         l.wait_ready().await;
         j.wait_ready().await;
         cj.wait_ready().await;
+        rc.wait_ready().await;
     }
 }
 
@@ -128,6 +145,8 @@ pub struct Ctx {
     pub replicasets: Store<ReplicaSet>,
     /// Pods cache (indexed by controller and owner UID).
     pub pods: Store<Pod>,
+    /// ReplicationControllers cache.
+    pub replicationcontrollers: Store<ReplicationController>,
     /// Jobs cache.
     pub jobs: Store<Job>,
     /// CronJobs cache.
@@ -155,6 +174,7 @@ impl Ctx {
             deployments: inf.deployments.store(),
             replicasets: inf.replicasets.store(),
             pods: inf.pods.store(),
+            replicationcontrollers: inf.replicationcontrollers.store(),
             jobs: inf.jobs.store(),
             cronjobs: inf.cronjobs.store(),
             namespaces: inf.namespaces.store(),
@@ -192,7 +212,7 @@ fn orphan_index(m: &ObjectMeta) -> Vec<String> {
 pub fn adopters<O: k8s_openapi::Metadata<Ty = ObjectMeta>>(
     m: &ObjectMeta,
     owners: &coxswain_runtime::Store<O>,
-    selector: impl Fn(&O) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    selector: impl Fn(&O) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 ) -> Vec<String> {
     if orphan_index(m).is_empty() {
         return Vec::new();
@@ -203,7 +223,7 @@ pub fn adopters<O: k8s_openapi::Metadata<Ty = ObjectMeta>>(
         .into_iter()
         .filter(|o| {
             selector(o)
-                .and_then(|s| coxswain_api::selector::LabelSelector::from_k8s(s).ok())
+                .and_then(|s| coxswain_api::selector::LabelSelector::from_k8s(&s).ok())
                 .is_some_and(|s| !s.is_empty() && s.matches(&labels))
         })
         .map(|o| meta_key(o.metadata()))

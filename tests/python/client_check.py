@@ -2,7 +2,7 @@
 
 Usage: python3 client_check.py http://127.0.0.1:PORT
 Exercises every verb (create, read, list, patch, replace, delete, duplicate create) on
-Namespaces, Nodes, Pods, ReplicaSets, Events, Deployments, Jobs and CronJobs, watch streams, and error statuses; every response goes through the
+Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, Jobs and CronJobs, watch streams, and error statuses; every response goes through the
 client's strict models, so a missing required field fails here. Prints `N passed, 0 failed`.
 """
 import sys
@@ -159,6 +159,32 @@ check(
     "replicaset pods garbage collected",
     eventually("replicaset pods gone", lambda: not core.list_namespaced_pod("py", label_selector="app=py-rs").items),
 )
+
+rc_body = {
+    "metadata": {"name": "py-rc"},
+    "spec": {"replicas": 1, "template": {"metadata": {"labels": {"app": "py-rc"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}},
+}
+crud(
+    "replicationcontroller",
+    lambda b: core.create_namespaced_replication_controller("py", b),
+    lambda n: core.read_namespaced_replication_controller(n, "py"),
+    lambda: core.list_namespaced_replication_controller("py"),
+    lambda n, b: core.patch_namespaced_replication_controller(n, "py", b),
+    lambda n, b: core.replace_namespaced_replication_controller(n, "py", b),
+    lambda n: core.delete_namespaced_replication_controller(n, "py"),
+    rc_body,
+    {"spec": {"replicas": 2}},
+    labelled,
+    lambda o: o.spec.replicas == 2 and o.spec.selector == {"app": "py-rc"},
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+core.create_namespaced_replication_controller("py", dict(rc_body, metadata={"name": "py-rc-2"}))
+core.patch_namespaced_replication_controller_scale("py-rc-2", "py", {"spec": {"replicas": 2}})
+check("replicationcontroller scale", core.read_namespaced_replication_controller_scale("py-rc-2", "py").spec.replicas == 2)
+check("replicationcontroller status", eventually("rc pods", lambda: (
+    core.read_namespaced_replication_controller_status("py-rc-2", "py").status.replicas == 2)))
+core.delete_namespaced_replication_controller("py-rc-2", "py")
 
 event_body = {
     "metadata": {"name": "py-event"},

@@ -18,6 +18,7 @@ pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod replicaset;
+pub mod replicationcontroller;
 pub mod shared;
 
 use crate::table::{col, Column};
@@ -214,6 +215,12 @@ pub trait Kind: Send + Sync + 'static {
         false
     }
 
+    /// The object's label selector as a `LabelSelector` (the `scale` subresource's
+    /// `status.selector`); a ReplicationController's plain map is converted.
+    fn label_selector(&self, v: &Value) -> Option<Value> {
+        v.at("/spec/selector").cloned()
+    }
+
     /// The Table columns kubectl prints.
     fn columns(&self) -> Vec<Column> {
         vec![col("Name", "string", 0), col("Age", "string", 0)]
@@ -260,6 +267,7 @@ pub static KINDS: &[&dyn Kind] = &[
     &node::Node,
     &pod::Pod,
     &configmap::ConfigMap,
+    &replicationcontroller::ReplicationController,
     &event::Event,
     &deployment::Deployment,
     &replicaset::ReplicaSet,

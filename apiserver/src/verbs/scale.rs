@@ -12,18 +12,10 @@ use coxswain_api::status::{ApiError, Cause};
 use coxswain_api::At;
 use serde_json::{json, Value};
 
-/// The Scale of an object.
-fn to_scale(v: &Value) -> Value {
-    let sel = v
-        .at("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+/// The Scale of an object (its selector as the kind states it, in label-selector syntax).
+fn to_scale(k: &dyn crate::kinds::Kind, v: &Value) -> Value {
+    let sel = crate::kinds::shared::selector_cell(k.label_selector(v).as_ref());
+    let sel = if sel == "<none>" { String::new() } else { sel };
     json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
         "metadata": {"name": v["metadata"]["name"], "namespace": v["metadata"]["namespace"],
             "uid": v["metadata"]["uid"], "resourceVersion": v["metadata"]["resourceVersion"],
@@ -50,13 +42,13 @@ pub async fn scale(
             .get(r, &ns, name)
             .ok_or_else(|| ApiError::not_found(r, name))?;
         let v: Value = serde_json::from_slice(&o.bytes).map_err(internal)?;
-        return Ok(value_response(200, &to_scale(&v)));
+        return Ok(value_response(200, &to_scale(crate::kinds::of(r), &v)));
     }
     let p = decode_body(h, body)?;
     let is_put = method == Method::PUT;
     let ct = content_type(h);
     let change = move |cur: &Value| -> Result<Value, ApiError> {
-        let mut s = to_scale(cur);
+        let mut s = to_scale(crate::kinds::of(r), cur);
         if is_put {
             s = p.clone();
         } else if ct == "application/json-patch+json" {
@@ -92,5 +84,5 @@ pub async fn scale(
     };
     let (bytes, _) = st.write(r, &ns, name, opts, &change).await?;
     let v: Value = serde_json::from_slice(&bytes).map_err(internal)?;
-    Ok(value_response(200, &to_scale(&v)))
+    Ok(value_response(200, &to_scale(crate::kinds::of(r), &v)))
 }

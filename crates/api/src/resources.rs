@@ -138,6 +138,20 @@ pub static CONFIGMAPS: ResourceInfo = ResourceInfo {
     has_scale: false,
 };
 
+/// `replicationcontrollers` (ReplicationController).
+pub static REPLICATIONCONTROLLERS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "ReplicationController",
+    plural: "replicationcontrollers",
+    singular: "replicationcontroller",
+    namespaced: true,
+    short_names: &["rc"],
+    categories: ALL,
+    has_status: true,
+    has_scale: true,
+};
+
 /// `events` (Event).
 pub static EVENTS: ResourceInfo = ResourceInfo {
     group: "",
@@ -228,6 +242,7 @@ pub static RESOURCES: &[&ResourceInfo] = &[
     &NODES,
     &PODS,
     &CONFIGMAPS,
+    &REPLICATIONCONTROLLERS,
     &EVENTS,
     &DEPLOYMENTS,
     &REPLICASETS,
