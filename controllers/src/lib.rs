@@ -1,4 +1,4 @@
-//! `cox-controllers`: the Deployment, ReplicaSet, ReplicationController, Job, CronJob, TTL-after-finished,
+//! `cox-controllers`: the Deployment, ReplicaSet, ReplicationController, disruption, Job, CronJob, TTL-after-finished,
 //! garbage-collector, namespace and node-lifecycle controllers in one process, sharing one
 //! informer per kind.
 
@@ -7,6 +7,7 @@
 mod claim;
 mod cronjob;
 mod deployment;
+mod disruption;
 mod gc;
 mod job;
 mod namespace;
@@ -81,8 +82,9 @@ pub async fn run(
     let rc_ctx = ctx("replication-controller");
     let q = Queue::new;
     let (dq, rq, gq, nq, lq, jq, cq, tq) = (q(), q(), q(), q(), q(), q(), q(), q());
-    let rcq = q();
+    let (pdb_ctx, pdbq, rcq) = (ctx("disruption-controller"), q(), q());
     replicationcontroller::watches(&mut inf, &rcq, &rc_ctx);
+    disruption::watches(&mut inf, &pdbq, &pdb_ctx);
     deployment::watches(&mut inf, &dq, &d_ctx);
     replicaset::watches(&mut inf, &rq, &r_ctx);
     job::watches(&mut inf, &jq, &j_ctx);
@@ -114,6 +116,9 @@ pub async fn run(
     }));
     tokio::spawn(controller::run("replicationcontroller", rcq, w, move |k| {
         replicationcontroller::reconcile(rc_ctx.clone(), k)
+    }));
+    tokio::spawn(controller::run("disruption", pdbq, w, move |k| {
+        disruption::reconcile(pdb_ctx.clone(), k)
     }));
     let tuning = job::Tuning {
         backoff: args.job_pod_failure_backoff,

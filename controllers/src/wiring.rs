@@ -12,6 +12,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// One informer per kind, shared by every controller.
@@ -28,6 +29,8 @@ pub struct Informers {
     pub jobs: Informer<Job>,
     /// CronJobs (by `owner`, `uid`).
     pub cronjobs: Informer<CronJob>,
+    /// PodDisruptionBudgets (by `namespace`).
+    pub pdbs: Informer<PodDisruptionBudget>,
     /// Nodes.
     pub nodes: Informer<Node>,
     /// Node Leases (`kube-node-lease`).
@@ -57,6 +60,7 @@ impl Informers {
             })
             .index("owner", |p: &Pod| util::owner_uids(&p.metadata))
             .index("orphan", |p: &Pod| orphan_index(&p.metadata))
+            .index("namespace", |p: &Pod| namespace_index(&p.metadata))
             .index("node", |p: &Pod| {
                 p.spec
                     .as_ref()
@@ -91,6 +95,13 @@ impl Informers {
             replicationcontrollers,
             jobs,
             cronjobs,
+            pdbs: Informer::new(
+                Api::<PodDisruptionBudget>::all(client),
+                ListParams::default(),
+            )
+            .index("namespace", |b: &PodDisruptionBudget| {
+                namespace_index(&b.metadata)
+            }),
             nodes: Informer::new(Api::<Node>::all(client), ListParams::default()),
             leases: Informer::new(
                 Api::<Lease>::namespaced(client, "kube-node-lease"),
@@ -114,7 +125,9 @@ impl Informers {
         );
         let (j, cj) = (self.jobs.store(), self.cronjobs.store());
         let rc = self.replicationcontrollers.store();
+        let pdbs = self.pdbs.store();
         self.replicationcontrollers.spawn();
+        self.pdbs.spawn();
         self.deployments.spawn();
         self.replicasets.spawn();
         self.pods.spawn();
@@ -132,6 +145,7 @@ impl Informers {
         j.wait_ready().await;
         cj.wait_ready().await;
         rc.wait_ready().await;
+        pdbs.wait_ready().await;
     }
 }
 
@@ -151,6 +165,8 @@ pub struct Ctx {
     pub jobs: Store<Job>,
     /// CronJobs cache.
     pub cronjobs: Store<CronJob>,
+    /// PodDisruptionBudgets cache.
+    pub pdbs: Store<PodDisruptionBudget>,
     /// Namespaces cache.
     pub namespaces: Store<Namespace>,
     /// Nodes cache.
@@ -177,6 +193,7 @@ impl Ctx {
             replicationcontrollers: inf.replicationcontrollers.store(),
             jobs: inf.jobs.store(),
             cronjobs: inf.cronjobs.store(),
+            pdbs: inf.pdbs.store(),
             namespaces: inf.namespaces.store(),
             nodes: inf.nodes.store(),
             leases: inf.leases.store(),

@@ -2,7 +2,7 @@
 
 Usage: python3 client_check.py http://127.0.0.1:PORT
 Exercises every verb (create, read, list, patch, replace, delete, duplicate create) on
-Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, Jobs and CronJobs, watch streams, and error statuses; every response goes through the
+Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, Jobs, CronJobs and PodDisruptionBudgets, watch streams, and error statuses; every response goes through the
 client's strict models, so a missing required field fails here. Prints `N passed, 0 failed`.
 """
 import sys
@@ -18,6 +18,7 @@ api_client = client.ApiClient(cfg)
 core = client.CoreV1Api(api_client)
 apps = client.AppsV1Api(api_client)
 batch = client.BatchV1Api(api_client)
+policy = client.PolicyV1Api(api_client)
 
 passed = 0
 failed = 0
@@ -382,6 +383,25 @@ try:
     check("invalid schedule is 422", False)
 except ApiException as e:
     check("invalid schedule is 422", e.status == 422 and "spec.schedule" in e.body)
+
+crud(
+    "poddisruptionbudget",
+    lambda b: policy.create_namespaced_pod_disruption_budget("py", b),
+    lambda n: policy.read_namespaced_pod_disruption_budget(n, "py"),
+    lambda: policy.list_namespaced_pod_disruption_budget("py"),
+    lambda n, b: policy.patch_namespaced_pod_disruption_budget(n, "py", b),
+    lambda n, b: policy.replace_namespaced_pod_disruption_budget(n, "py", b),
+    lambda n: policy.delete_namespaced_pod_disruption_budget(n, "py"),
+    {"metadata": {"name": "py-pdb"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "none"}}}},
+    {"spec": {"minAvailable": "50%"}},
+    labelled,
+    lambda o: o.spec.min_available == "50%",
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+policy.create_namespaced_pod_disruption_budget("py", {"metadata": {"name": "py-pdb-2"},
+    "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "none"}}}})
+check("pdb status", eventually("pdb status", lambda: (
+    policy.read_namespaced_pod_disruption_budget_status("py-pdb-2", "py").status.observed_generation == 1)))
 
 core.delete_namespace("py")
 check(

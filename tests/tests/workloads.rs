@@ -109,3 +109,99 @@ fn replication_controllers_keep_their_pods() {
         "{s}"
     );
 }
+
+#[test]
+fn disruption_budgets_refuse_evictions_and_drain_waits() {
+    let c = TestCluster::start(2);
+    ok(&c.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+    ]));
+    ok(&c.kubectl(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/web",
+        "--timeout=60s",
+    ]));
+    // kubectl's generator sends protobuf.
+    assert_eq!(
+        ok(&c.kubectl(&[
+            "create",
+            "pdb",
+            "web",
+            "--selector=app=web",
+            "--min-available=2"
+        ]))
+        .trim(),
+        "poddisruptionbudget.policy/web created"
+    );
+    let pdb = "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web";
+    eventually(T, "the budget's status", || {
+        let (_, b) = c.get(pdb);
+        let s = &b["status"];
+        (s["currentHealthy"] == 2
+            && s["desiredHealthy"] == 2
+            && s["disruptionsAllowed"] == 0
+            && s["expectedPods"] == 2
+            && s["observedGeneration"] == 1)
+            .then_some(())
+    });
+    let out = ok(&c.kubectl(&["get", "pdb"]));
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], ["web", "2", "N/A", "0"], "{out}");
+    // An eviction the budget does not allow: 429 with Kubernetes' words; the pod stays.
+    let pods = running(&c, "app%3Dweb");
+    let victim = pods[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let node = pods[0]["spec"]["nodeName"].as_str().unwrap().to_string();
+    let (code, s) = c.post(
+        &format!("{PODS}/{victim}/eviction"),
+        &json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": victim}}),
+    );
+    assert_eq!(code, 429, "{s}");
+    assert_eq!(s["reason"], "TooManyRequests");
+    assert_eq!(
+        s["message"],
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    assert_eq!(
+        s["details"]["causes"][0]["message"],
+        "The disruption budget web needs 2 healthy pods and has 2 currently"
+    );
+    assert_eq!(running(&c, "app%3Dweb").len(), 2);
+    // kubectl drain retries, and gives up at its timeout.
+    let out = c.kubectl(&["drain", &node, "--ignore-daemonsets", "--timeout=6s"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "{}",
+        stderr(&out)
+    );
+    // With room for one disruption, the drain goes through: one pod at a time.
+    ok(&c.kubectl(&[
+        "patch",
+        "pdb",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"minAvailable":1}}"#,
+    ]));
+    eventually(T, "one disruption allowed", || {
+        (c.get(pdb).1["status"]["disruptionsAllowed"] == 1).then_some(())
+    });
+    let out = ok(&c.kubectl(&["drain", &node, "--ignore-daemonsets", "--timeout=60s"]));
+    assert!(out.contains(&format!("node/{node} drained")), "{out}");
+    eventually(T, "both pods elsewhere", || {
+        let p = running(&c, "app%3Dweb");
+        (p.len() == 2 && p.iter().all(|p| p["spec"]["nodeName"] != node.as_str())).then_some(())
+    });
+    // Validation: not both.
+    let (code, s) = c.post(
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
+        &json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "both"},
+            "spec": {"minAvailable": 1, "maxUnavailable": "50%"}}),
+    );
+    assert_eq!(code, 422, "{s}");
+}

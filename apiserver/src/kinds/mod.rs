@@ -17,6 +17,7 @@ pub mod lease;
 pub mod namespace;
 pub mod node;
 pub mod pod;
+pub mod poddisruptionbudget;
 pub mod replicaset;
 pub mod replicationcontroller;
 pub mod shared;
@@ -273,6 +274,7 @@ pub static KINDS: &[&dyn Kind] = &[
     &replicaset::ReplicaSet,
     &job::Job,
     &cronjob::CronJob,
+    &poddisruptionbudget::PodDisruptionBudget,
     &lease::Lease,
 ];
 

@@ -204,6 +204,15 @@ pub async fn evict(
     let opts = ev.get("deleteOptions").cloned().unwrap_or(json!({}));
     let opts = serde_json::to_vec(&opts).map_err(crate::state::internal)?;
     let o = DeleteOptions::parse(q, &HeaderMap::new(), &opts)?;
+    let ns = t.namespace.clone().unwrap_or_default();
+    let pod = st
+        .cache
+        .get(t.resource, &ns, name)
+        .ok_or_else(|| ApiError::not_found(t.resource, name))?;
+    let pod: Value = serde_json::from_slice(&pod.bytes).map_err(crate::state::internal)?;
+    if !o.dry_run {
+        crate::kinds::poddisruptionbudget::admit_eviction(st, &ns, &pod).await?;
+    }
     delete_one(st, t, name, &o).await?;
     Ok(value_response(201, &success(201)))
 }

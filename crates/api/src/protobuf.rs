@@ -243,6 +243,17 @@ const CRONJOB_SPEC: &[Field] = &[
     p(7, "failedJobsHistoryLimit", Int),
     p(8, "timeZone", Str),
 ];
+const PDB_SPEC: &[Field] = &[
+    p(1, "minAvailable", IntOrString),
+    p(2, "selector", Msg(LABEL_SELECTOR)),
+    p(3, "maxUnavailable", IntOrString),
+    p(4, "unhealthyPodEvictionPolicy", Str),
+];
+const PDB: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "spec", Msg(PDB_SPEC)),
+    f(3, "status", Msg(EMPTY)),
+];
 const CRONJOB: &[Field] = &[
     f(1, "metadata", Msg(OBJECT_META)),
     f(2, "spec", Msg(CRONJOB_SPEC)),
@@ -501,6 +512,8 @@ pub const CONFIG_MAP_SCHEMA: Schema = Schema(CONFIG_MAP);
 pub const JOB_SCHEMA: Schema = Schema(JOB);
 /// `batch/v1` CronJob.
 pub const CRONJOB_SCHEMA: Schema = Schema(CRONJOB);
+/// `policy/v1` PodDisruptionBudget.
+pub const PDB_SCHEMA: Schema = Schema(PDB);
 
 /// Decode a protobuf request body into a JSON object with `apiVersion` and `kind`;
 /// `schema_of(apiVersion, kind)` names the message schema of the kinds that have one.

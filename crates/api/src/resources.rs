@@ -222,6 +222,20 @@ pub static CRONJOBS: ResourceInfo = ResourceInfo {
     has_scale: false,
 };
 
+/// `poddisruptionbudgets` (PodDisruptionBudget).
+pub static PODDISRUPTIONBUDGETS: ResourceInfo = ResourceInfo {
+    group: "policy",
+    version: "v1",
+    kind: "PodDisruptionBudget",
+    plural: "poddisruptionbudgets",
+    singular: "poddisruptionbudget",
+    namespaced: true,
+    short_names: &["pdb"],
+    categories: &[],
+    has_status: true,
+    has_scale: false,
+};
+
 /// `leases` (Lease).
 pub static LEASES: ResourceInfo = ResourceInfo {
     group: "coordination.k8s.io",
@@ -248,6 +262,7 @@ pub static RESOURCES: &[&ResourceInfo] = &[
     &REPLICASETS,
     &JOBS,
     &CRONJOBS,
+    &PODDISRUPTIONBUDGETS,
     &LEASES,
 ];
 

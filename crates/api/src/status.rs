@@ -242,6 +242,14 @@ impl ApiError {
         )
     }
 
+    /// 429 TooManyRequests with its own message and causes (an eviction a disruption budget
+    /// refuses).
+    pub fn too_many_requests_because(message: impl Into<String>, causes: Vec<Cause>) -> Self {
+        let mut e = Self::new(429, "TooManyRequests", message);
+        e.details_mut().causes = causes;
+        e
+    }
+
     /// 504 Timeout.
     pub fn timeout(message: impl Into<String>) -> Self {
         Self::new(504, "Timeout", message)
