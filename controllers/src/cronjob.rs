@@ -159,7 +159,10 @@ async fn prune(ctx: &Ctx, cj: &CronJob, jobs: &[Arc<Job>], api: &Api<Job>) {
         ("Failed", spec.failed_jobs_history_limit),
     ] {
         let Some(limit) = limit else { continue };
-        let mut done: Vec<&Arc<Job>> = jobs.iter().filter(|j| has_condition(j, ty)).collect();
+        let mut done: Vec<&Arc<Job>> = jobs
+            .iter()
+            .filter(|j| has_condition(j, ty) && j.metadata.deletion_timestamp.is_none())
+            .collect();
         // Oldest first by start time; Jobs that never started last, then by name.
         done.sort_by_key(|j| {
             let start = j
@@ -263,10 +266,18 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String, clock: Clock) -> anyhow::Resu
     // What to run next.
     let mut requeue = None;
     let runnable = cj.metadata.deletion_timestamp.is_none() && spec.suspend != Some(true);
-    let parsed = Schedule::parse(&spec.schedule)
-        .ok()
-        .zip(time_zone(spec.time_zone.as_deref()).ok());
-    if let (true, Some((sched, tz))) = (runnable, parsed) {
+    let sched = Schedule::parse(&spec.schedule).map_err(|e| {
+        let msg = format!("unparseable schedule: {:?} : {e}", spec.schedule);
+        ctx.recorder
+            .record(object_ref(&*cj), "Warning", "UnparseableSchedule", msg);
+    });
+    let tz = time_zone(spec.time_zone.as_deref()).map_err(|e| {
+        let tz = spec.time_zone.clone().unwrap_or_default();
+        let msg = format!("invalid timeZone: {tz:?}: {e}");
+        ctx.recorder
+            .record(object_ref(&*cj), "Warning", "UnknownTimeZone", msg);
+    });
+    if let (true, Ok(sched), Ok(tz)) = (runnable, sched, tz) {
         let mut earliest = st
             .last_schedule_time
             .as_ref()
@@ -354,7 +365,10 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String, clock: Clock) -> anyhow::Resu
             status["active"] = serde_json::Value::Null;
         }
         cj_api
-            .patch_status(name, &json!({ "status": status }))
+            .patch_status(
+                name,
+                &json!({"metadata": {"resourceVersion": cj.metadata.resource_version}, "status": status}),
+            )
             .await?;
     }
     Ok(requeue.map_or(Action::AwaitChange, Action::RequeueAfter))

@@ -38,7 +38,11 @@ trait Tracked: Send + Sync {
     fn kind(&self) -> &'static str;
     fn get(&self, key: &str) -> Option<ObjectMeta>;
     fn by_uid(&self, uid: &str) -> Option<ObjectMeta>;
-    fn dependents(&self, owner_uid: &str) -> Vec<ObjectMeta>;
+    /// The collector key of the object with this UID.
+    fn key_of_uid(&self, uid: &str) -> Option<String>;
+    /// The collector keys of the objects `owner_uid` owns.
+    fn dependent_keys(&self, owner_uid: &str) -> Vec<String>;
+    fn has_dependents(&self, owner_uid: &str) -> bool;
     fn get_live<'a>(
         &'a self,
         ns: &'a str,
@@ -86,12 +90,21 @@ impl<K: Object> Tracked for Tracker<K> {
             .first()
             .map(|o| o.metadata().clone())
     }
-    fn dependents(&self, owner_uid: &str) -> Vec<ObjectMeta> {
+    fn key_of_uid(&self, uid: &str) -> Option<String> {
+        self.store
+            .by_index("uid", uid)
+            .first()
+            .map(|o| gc_key(K::KIND, o.metadata()))
+    }
+    fn dependent_keys(&self, owner_uid: &str) -> Vec<String> {
         self.store
             .by_index("owner", owner_uid)
             .iter()
-            .map(|o| o.metadata().clone())
+            .map(|o| gc_key(K::KIND, o.metadata()))
             .collect()
+    }
+    fn has_dependents(&self, owner_uid: &str) -> bool {
+        self.store.count_index("owner", owner_uid) > 0
     }
     fn get_live<'a>(
         &'a self,
@@ -154,13 +167,13 @@ impl Graph {
             let m = changed_meta(c);
             q.add(gc_key(K::KIND, m));
             for uid in owner_refs(c) {
-                if let Some((kind, om)) = g.by_uid(&uid) {
-                    q.add(gc_key(kind, &om));
+                if let Some(k) = g.kinds().iter().find_map(|t| t.key_of_uid(&uid)) {
+                    q.add(k);
                 }
             }
             if m.deletion_timestamp.is_some() || matches!(c, Change::Deleted(_)) {
-                for (kind, dm) in g.dependents(m.uid.as_deref().unwrap_or("")) {
-                    q.add(gc_key(kind, &dm));
+                for k in g.dependent_keys(m.uid.as_deref().unwrap_or("")) {
+                    q.add(k);
                 }
             }
         });
@@ -176,32 +189,42 @@ impl Graph {
         self.kinds().iter().find(|t| t.kind() == kind)
     }
 
-    fn by_uid(&self, uid: &str) -> Option<(&'static str, ObjectMeta)> {
+    fn dependent_keys(&self, uid: &str) -> Vec<String> {
         self.kinds()
             .iter()
-            .find_map(|t| t.by_uid(uid).map(|m| (t.kind(), m)))
-    }
-
-    fn dependents(&self, uid: &str) -> Vec<(&'static str, ObjectMeta)> {
-        self.kinds()
-            .iter()
-            .flat_map(|t| t.dependents(uid).into_iter().map(|m| (t.kind(), m)))
+            .flat_map(|t| t.dependent_keys(uid))
             .collect()
     }
 
-    /// The owner a reference points at: `Ok(None)` when it is gone (checked live when the
-    /// cache does not have it), `Err` for a kind nobody tracks (left alone).
-    async fn owner(&self, ns: &str, r: &OwnerReference) -> anyhow::Result<Option<ObjectMeta>> {
+    fn has_dependents(&self, uid: &str) -> bool {
+        self.kinds().iter().any(|t| t.has_dependents(uid))
+    }
+
+    /// The owner a reference points at (checked live when the cache does not have it);
+    /// errors reading it are returned, so the dependent is looked at again.
+    async fn owner(&self, ns: &str, r: &OwnerReference) -> anyhow::Result<Owner> {
         let Some(t) = self.of(&r.kind) else {
-            anyhow::bail!("owner kind {} is not tracked", r.kind);
+            return Ok(Owner::Untracked);
         };
         if let Some(m) = t.by_uid(&r.uid) {
-            return Ok(Some(m));
+            return Ok(Owner::Present(Box::new(m)));
         }
-        Ok(t.get_live(ns, &r.name)
-            .await?
-            .filter(|m| m.uid.as_deref() == Some(r.uid.as_str())))
+        let live = t.get_live(ns, &r.name).await?;
+        Ok(
+            match live.filter(|m| m.uid.as_deref() == Some(r.uid.as_str())) {
+                Some(m) => Owner::Present(Box::new(m)),
+                None => Owner::Gone,
+            },
+        )
     }
+}
+
+/// What an owner reference points at.
+enum Owner {
+    Present(Box<ObjectMeta>),
+    Gone,
+    /// A kind the collector does not track: left alone.
+    Untracked,
 }
 
 /// Decide for one dependent: delete it, drop an owner reference, or leave it.
@@ -214,19 +237,17 @@ async fn check_dependent(g: &Graph, t: &dyn Tracked, m: &ObjectMeta) -> anyhow::
     }
     let (mut gone, mut foreground, mut orphan_uids) = (0, false, Vec::new());
     for r in &refs {
-        let Ok(owner) = g.owner(&ns, r).await else {
-            continue;
-        };
-        match owner {
-            None => gone += 1,
-            Some(om) if om.deletion_timestamp.is_some() => {
+        match g.owner(&ns, r).await? {
+            Owner::Untracked => {}
+            Owner::Gone => gone += 1,
+            Owner::Present(om) if om.deletion_timestamp.is_some() => {
                 if has_finalizer(&om, FOREGROUND) {
                     foreground = true;
                 } else if has_finalizer(&om, ORPHAN) {
                     orphan_uids.push(r.uid.clone());
                 }
             }
-            Some(_) => {}
+            Owner::Present(_) => {}
         }
     }
     if gone == refs.len() || foreground {
@@ -258,10 +279,10 @@ async fn check_owner(g: &Graph, t: &dyn Tracked, m: &ObjectMeta) -> anyhow::Resu
     if m.deletion_timestamp.is_none() {
         return Ok(());
     }
-    let remaining = g.dependents(m.uid.as_deref().unwrap_or(""));
+    let remaining = g.has_dependents(m.uid.as_deref().unwrap_or(""));
     let mut finalizers: Vec<String> = m.finalizers.clone().unwrap_or_default();
     let before = finalizers.len();
-    if remaining.is_empty() {
+    if !remaining {
         finalizers.retain(|f| f != FOREGROUND && f != ORPHAN);
     }
     if finalizers.len() != before {

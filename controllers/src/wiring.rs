@@ -177,8 +177,8 @@ pub struct Ctx {
     pub recorder: Recorder,
     /// Pod expectations (the ReplicaSet and Job controllers').
     pub expectations: replicaset::Expectations,
-    /// Pods whose Job tracking finalizer was removed (the Job controller's).
-    pub removed: crate::job::Removed,
+    /// What the Job controller remembers of its own writes.
+    pub job_memory: crate::job::Memory,
 }
 
 impl Ctx {
@@ -199,7 +199,7 @@ impl Ctx {
             leases: inf.leases.store(),
             recorder: events.for_component(component),
             expectations: replicaset::Expectations::default(),
-            removed: Default::default(),
+            job_memory: Default::default(),
         }
     }
 }

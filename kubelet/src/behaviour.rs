@@ -113,10 +113,10 @@ impl RuntimeConfig {
     }
 
     /// The behaviour for a container, from every source. In a pod that runs to completion
-    /// (`batch`: restartPolicy Never or OnFailure), a program nothing scripts - `perl -e ...`,
-    /// an image's own entrypoint - runs for a second and exits 0, as such programs do; one
-    /// that plainly never ends (`sleep infinity`, a `while` loop, `tail -f`) still runs until
-    /// stopped.
+    /// (`batch`: restartPolicy Never or OnFailure), a command nothing scripts (`perl -e ...`)
+    /// runs for a second and exits 0, as such programs do; one that plainly never ends
+    /// (`sleep infinity`, a `while` loop, `tail -f`), or an image's own entrypoint (no
+    /// command: it may be a server), still runs until stopped.
     pub fn resolve(
         &self,
         image: &str,
@@ -139,7 +139,8 @@ impl RuntimeConfig {
         let endless = ["infinity", "while ", "tail -f"]
             .iter()
             .any(|w| text.contains(w));
-        if batch && b.exit_after_ms.is_none() && !endless {
+        // Only a command the pod names: an image's own entrypoint may be a server.
+        if batch && !command.is_empty() && b.exit_after_ms.is_none() && !endless {
             b.exit_after_ms = Some(1000);
             b.exit_code = b.exit_code.or(Some(0));
         }

@@ -553,3 +553,127 @@ fn cronjobs_run_on_schedule_prune_history_and_cascade() {
             .then_some(())
     });
 }
+
+#[test]
+fn running_jobs_change_and_hostile_numbers_stop_nothing() {
+    let c = cluster(&[]);
+    // Numbers at the edge of their types neither crash nor stall the controllers.
+    let spec = json!({"completionMode": "Indexed", "completions": 2147483647, "parallelism": 2});
+    assert_eq!(c.post(JOBS, &job("huge", spec, "sleep infinity")).0, 201);
+    let spec = json!({"activeDeadlineSeconds": 9223372036854775807i64});
+    assert_eq!(c.post(JOBS, &job("forever", spec, "echo ok")).0, 201);
+    wait_condition(&c, "forever", "Complete");
+    eventually(T, "two pods of the huge Job", || {
+        (job_pods(&c, "huge").len() == 2).then_some(())
+    });
+
+    // Suspending a running Job stops its pods without counting them as failures.
+    let spec = json!({"parallelism": 3, "completions": 3});
+    assert_eq!(c.post(JOBS, &job("pause", spec, "sleep infinity")).0, 201);
+    let active = |name: &str| {
+        job_pods(&c, name)
+            .iter()
+            .filter(|p| {
+                p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()
+            })
+            .count()
+    };
+    eventually(T, "3 running", || (active("pause") == 3).then_some(()));
+    ok(&c.kubectl(&[
+        "patch",
+        "job",
+        "pause",
+        "-p",
+        r#"{"spec":{"suspend":true}}"#,
+    ]));
+    eventually(T, "suspended, no pods", || {
+        let (_, j) = c.get(&format!("{JOBS}/pause"));
+        (condition(&j, "Suspended").is_some() && job_pods(&c, "pause").is_empty()).then_some(j)
+    });
+    let (_, j) = c.get(&format!("{JOBS}/pause"));
+    assert!(j["status"]["failed"].is_null(), "{j}");
+    ok(&c.kubectl(&[
+        "patch",
+        "job",
+        "pause",
+        "-p",
+        r#"{"spec":{"suspend":false}}"#,
+    ]));
+    eventually(T, "3 running again", || {
+        (active("pause") == 3).then_some(())
+    });
+    // Lowering parallelism removes pods, not as failures.
+    ok(&c.kubectl(&[
+        "patch",
+        "job",
+        "pause",
+        "-p",
+        r#"{"spec":{"parallelism":1}}"#,
+    ]));
+    eventually(T, "1 running", || {
+        (active("pause") == 1 && job_pods(&c, "pause").len() == 1).then_some(())
+    });
+    let (_, j) = c.get(&format!("{JOBS}/pause"));
+    assert!(j["status"]["failed"].is_null(), "{j}");
+    assert!(condition(&j, "Failed").is_none());
+
+    // Elastic Indexed Jobs: completions and parallelism together; pods beyond go.
+    let spec = json!({"completionMode": "Indexed", "completions": 4, "parallelism": 4});
+    assert_eq!(c.post(JOBS, &job("elastic", spec, "sleep infinity")).0, 201);
+    eventually(T, "4 running", || (active("elastic") == 4).then_some(()));
+    ok(&c.kubectl(&[
+        "patch",
+        "job",
+        "elastic",
+        "-p",
+        r#"{"spec":{"completions":2,"parallelism":2}}"#,
+    ]));
+    eventually(T, "indexes 0 and 1 left", || {
+        let mut ix: Vec<String> = job_pods(&c, "elastic")
+            .iter()
+            .map(|p| {
+                p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        ix.sort();
+        (ix == ["0", "1"]).then_some(())
+    });
+
+    // Deleting a running Job (kubectl: background) deletes its pods; none are re-created.
+    ok(&c.kubectl(&["delete", "job", "pause"]));
+    eventually(T, "the Job and its pods are gone", || {
+        (c.get(&format!("{JOBS}/pause")).0 == 404 && job_pods(&c, "pause").is_empty()).then_some(())
+    });
+    stays(Duration::from_secs(1), "no pod comes back", || {
+        job_pods(&c, "pause").is_empty()
+    });
+    // Unsupported fields are refused, not ignored.
+    let (code, s) = c.post(
+        JOBS,
+        &job(
+            "perindex",
+            json!({"completionMode": "Indexed", "completions": 2, "backoffLimitPerIndex": 1}),
+            "echo",
+        ),
+    );
+    assert_eq!(code, 422, "{s}");
+    // A selector of one's own needs manualSelector.
+    let mut own = job(
+        "own",
+        json!({"selector": {"matchLabels": {"app": "x"}}}),
+        "echo",
+    );
+    own["spec"]["template"]["metadata"] = json!({"labels": {"app": "x"}});
+    let (code, s) = c.post(JOBS, &own);
+    assert_eq!(code, 422, "{s}");
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .contains("`selector` not auto-generated"),
+        "{s}"
+    );
+}

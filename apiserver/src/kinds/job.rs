@@ -75,9 +75,7 @@ impl Kind for Job {
 
     fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<Cause>) {
         let indexed = new.at("/spec/completionMode") == Some(&json!("Indexed"));
-        let elastic = indexed
-            && old.at("/spec/completions") == old.at("/spec/parallelism")
-            && new.at("/spec/completions") == new.at("/spec/parallelism");
+        let elastic = indexed && new.at("/spec/completions") == new.at("/spec/parallelism");
         for (field, ptr) in [
             ("spec.selector", "/spec/selector"),
             ("spec.template", "/spec/template"),
@@ -143,10 +141,21 @@ fn generate_selector(v: &mut Value) {
     let Some(spec) = obj(v, "spec") else {
         return;
     };
-    spec.insert(
-        "selector".into(),
-        json!({"matchLabels": {CONTROLLER_UID: uid}}),
-    );
+    // A selector the user gave is kept (validation then says it is not the generated one);
+    // the UID key is added to it as Kubernetes does.
+    let sel = spec.entry("selector").or_insert_with(|| json!({}));
+    if !sel.is_object() {
+        *sel = json!({});
+    }
+    if let Some(sel) = sel.as_object_mut() {
+        let ml = sel.entry("matchLabels").or_insert_with(|| json!({}));
+        if !ml.is_object() {
+            *ml = json!({});
+        }
+        if let Some(ml) = ml.as_object_mut() {
+            ml.entry(CONTROLLER_UID).or_insert_with(|| json!(uid));
+        }
+    }
     let Some(tmpl) = spec
         .entry("template")
         .or_insert_with(|| json!({}))
@@ -247,13 +256,20 @@ pub fn validate_job_spec(
     ] {
         non_negative(spec.get(k), &at(k), causes);
     }
-    if let Some(x) = spec.get("activeDeadlineSeconds").and_then(Value::as_i64) {
-        if x <= 0 {
-            causes.push(Cause::invalid(
-                &at("activeDeadlineSeconds"),
-                x,
-                "must be greater than 0",
-            ));
+    non_negative(
+        spec.get("activeDeadlineSeconds"),
+        &at("activeDeadlineSeconds"),
+        causes,
+    );
+    // Accepted by Kubernetes, not run by Coxswain yet: refused rather than ignored.
+    for k in ["backoffLimitPerIndex", "maxFailedIndexes"] {
+        if spec.get(k).is_some_and(|x| !x.is_null()) {
+            causes.push(Cause {
+                reason: "FieldValueForbidden".into(),
+                message: "Forbidden: per-index back-off limits are not supported by Coxswain yet"
+                    .into(),
+                field: at(k),
+            });
         }
     }
     let mode = spec
@@ -337,6 +353,22 @@ pub fn validate_job_spec(
             _ => {}
         }
     }
+    if selector && spec.get("manualSelector") != Some(&json!(true)) {
+        let generated = spec
+            .at("/selector/matchLabels")
+            .and_then(Value::as_object)
+            .is_some_and(|m| m.len() == 1 && m.contains_key(CONTROLLER_UID))
+            && spec
+                .at("/selector/matchExpressions")
+                .is_none_or(|e| e.as_array().is_none_or(Vec::is_empty));
+        if !generated {
+            causes.push(Cause::invalid(
+                &at("selector"),
+                json!(spec.get("selector")).to_string(),
+                "`selector` not auto-generated",
+            ));
+        }
+    }
     validate_pod_failure_policy(spec, path, causes);
     validate_success_policy(spec, path, causes);
 }
@@ -352,15 +384,11 @@ fn validate_pod_failure_policy(spec: &Value, path: &str, causes: &mut Vec<Cause>
             "only \"Never\" is supported when podFailurePolicy is specified",
         ));
     }
-    let indexed = spec.get("completionMode") == Some(&json!("Indexed"));
     for (i, r) in rules.iter().enumerate() {
         let p = format!("{path}.podFailurePolicy.rules[{i}]");
         let action = r.get("action").and_then(Value::as_str).unwrap_or("");
-        let actions: &[&str] = if indexed && spec.get("backoffLimitPerIndex").is_some() {
-            &["Count", "FailIndex", "FailJob", "Ignore"]
-        } else {
-            &["Count", "FailJob", "Ignore"]
-        };
+        // FailIndex needs per-index back-off limits, which are not supported yet.
+        let actions: &[&str] = &["Count", "FailJob", "Ignore"];
         if !actions.contains(&action) {
             causes.push(Cause::not_supported(
                 &format!("{p}.action"),

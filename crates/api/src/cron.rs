@@ -244,7 +244,10 @@ fn field(expr: &str, b: &Bounds) -> Result<(u64, bool), CronError> {
         let mut v = start;
         while v <= end {
             bits |= 1u64 << v;
-            v += step;
+            match v.checked_add(step) {
+                Some(next) => v = next,
+                None => break,
+            }
         }
     }
     Ok((bits, star))
@@ -382,6 +385,7 @@ mod tests {
 
     #[test]
     fn bad_schedules() {
+        assert!(Schedule::parse("1/4294967295 * * * *").is_ok());
         for bad in [
             "",
             "* * * *",
