@@ -1,4 +1,5 @@
-//! `cox-controllers`: the Deployment, ReplicaSet, ReplicationController, disruption, Job, CronJob, TTL-after-finished,
+//! `cox-controllers`: the Deployment, ReplicaSet, ReplicationController, StatefulSet,
+//! disruption, Job, CronJob, TTL-after-finished,
 //! garbage-collector, namespace and node-lifecycle controllers in one process, sharing one
 //! informer per kind.
 
@@ -9,12 +10,14 @@ mod cronjob;
 mod deployment;
 mod disruption;
 mod gc;
+mod history;
 mod job;
 mod namespace;
 mod nodelifecycle;
 mod replicaset;
 mod replicationcontroller;
 mod rollout;
+mod statefulset;
 mod ttlafterfinished;
 mod util;
 mod wiring;
@@ -83,6 +86,8 @@ pub async fn run(
     let q = Queue::new;
     let (dq, rq, gq, nq, lq, jq, cq, tq) = (q(), q(), q(), q(), q(), q(), q(), q());
     let (pdb_ctx, pdbq, rcq) = (ctx("disruption-controller"), q(), q());
+    let (sts_ctx, stsq) = (ctx("statefulset-controller"), q());
+    statefulset::watches(&mut inf, &stsq, &sts_ctx);
     replicationcontroller::watches(&mut inf, &rcq, &rc_ctx);
     disruption::watches(&mut inf, &pdbq, &pdb_ctx);
     deployment::watches(&mut inf, &dq, &d_ctx);
@@ -98,6 +103,9 @@ pub async fn run(
     graph.track(&mut inf.replicasets, &gq, &g_ctx);
     graph.track(&mut inf.pods, &gq, &g_ctx);
     graph.track(&mut inf.replicationcontrollers, &gq, &g_ctx);
+    graph.track(&mut inf.statefulsets, &gq, &g_ctx);
+    graph.track(&mut inf.revisions, &gq, &g_ctx);
+    graph.track(&mut inf.claims, &gq, &g_ctx);
     graph.track(&mut inf.jobs, &gq, &g_ctx);
     graph.track(&mut inf.cronjobs, &gq, &g_ctx);
     inf.start().await;
@@ -116,6 +124,9 @@ pub async fn run(
     }));
     tokio::spawn(controller::run("replicationcontroller", rcq, w, move |k| {
         replicationcontroller::reconcile(rc_ctx.clone(), k)
+    }));
+    tokio::spawn(controller::run("statefulset", stsq, w, move |k| {
+        statefulset::reconcile(sts_ctx.clone(), k)
     }));
     tokio::spawn(controller::run("disruption", pdbq, w, move |k| {
         disruption::reconcile(pdb_ctx.clone(), k)

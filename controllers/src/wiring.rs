@@ -8,10 +8,12 @@ use coxswain_client::{Api, Client, ListParams};
 use coxswain_runtime::events::Recorder;
 use coxswain_runtime::store::key_of;
 use coxswain_runtime::{Change, Informer, Store};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ReplicationController};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolumeClaim, Pod, ReplicationController,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -31,6 +33,13 @@ pub struct Informers {
     pub cronjobs: Informer<CronJob>,
     /// PodDisruptionBudgets (by `namespace`).
     pub pdbs: Informer<PodDisruptionBudget>,
+    /// StatefulSets (by `uid`, `owner`).
+    pub statefulsets: Informer<StatefulSet>,
+    /// ControllerRevisions (by `controller`, `owner`, `uid`).
+    pub revisions: Informer<ControllerRevision>,
+    /// PersistentVolumeClaims (by `owner`, `uid`): the collector deletes claims their
+    /// StatefulSet owns.
+    pub claims: Informer<PersistentVolumeClaim>,
     /// Nodes.
     pub nodes: Informer<Node>,
     /// Node Leases (`kube-node-lease`).
@@ -102,6 +111,28 @@ impl Informers {
             .index("namespace", |b: &PodDisruptionBudget| {
                 namespace_index(&b.metadata)
             }),
+            statefulsets: Informer::new(Api::<StatefulSet>::all(client), ListParams::default())
+                .index("uid", |s: &StatefulSet| uid_index(&s.metadata))
+                .index("owner", |s: &StatefulSet| util::owner_uids(&s.metadata)),
+            revisions: Informer::new(
+                Api::<ControllerRevision>::all(client),
+                ListParams::default(),
+            )
+            .index("controller", |r: &ControllerRevision| {
+                util::controller_uid(&r.metadata).into_iter().collect()
+            })
+            .index("owner", |r: &ControllerRevision| {
+                util::owner_uids(&r.metadata)
+            })
+            .index("uid", |r: &ControllerRevision| uid_index(&r.metadata)),
+            claims: Informer::new(
+                Api::<PersistentVolumeClaim>::all(client),
+                ListParams::default(),
+            )
+            .index("owner", |c: &PersistentVolumeClaim| {
+                util::owner_uids(&c.metadata)
+            })
+            .index("uid", |c: &PersistentVolumeClaim| uid_index(&c.metadata)),
             nodes: Informer::new(Api::<Node>::all(client), ListParams::default()),
             leases: Informer::new(
                 Api::<Lease>::namespaced(client, "kube-node-lease"),
@@ -126,8 +157,16 @@ impl Informers {
         let (j, cj) = (self.jobs.store(), self.cronjobs.store());
         let rc = self.replicationcontrollers.store();
         let pdbs = self.pdbs.store();
+        let (sts, revs, claims) = (
+            self.statefulsets.store(),
+            self.revisions.store(),
+            self.claims.store(),
+        );
         self.replicationcontrollers.spawn();
         self.pdbs.spawn();
+        self.statefulsets.spawn();
+        self.revisions.spawn();
+        self.claims.spawn();
         self.deployments.spawn();
         self.replicasets.spawn();
         self.pods.spawn();
@@ -146,6 +185,9 @@ impl Informers {
         cj.wait_ready().await;
         rc.wait_ready().await;
         pdbs.wait_ready().await;
+        sts.wait_ready().await;
+        revs.wait_ready().await;
+        claims.wait_ready().await;
     }
 }
 
@@ -167,6 +209,10 @@ pub struct Ctx {
     pub cronjobs: Store<CronJob>,
     /// PodDisruptionBudgets cache.
     pub pdbs: Store<PodDisruptionBudget>,
+    /// StatefulSets cache.
+    pub statefulsets: Store<StatefulSet>,
+    /// ControllerRevisions cache (by controller UID).
+    pub revisions: Store<ControllerRevision>,
     /// Namespaces cache.
     pub namespaces: Store<Namespace>,
     /// Nodes cache.
@@ -194,6 +240,8 @@ impl Ctx {
             jobs: inf.jobs.store(),
             cronjobs: inf.cronjobs.store(),
             pdbs: inf.pdbs.store(),
+            statefulsets: inf.statefulsets.store(),
+            revisions: inf.revisions.store(),
             namespaces: inf.namespaces.store(),
             nodes: inf.nodes.store(),
             leases: inf.leases.store(),

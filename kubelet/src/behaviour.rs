@@ -284,7 +284,7 @@ mod tests {
         );
         let endless = argv(&["sh", "-c", "while true; do date; sleep 1; done"]);
         assert_eq!(
-            cfg.resolve("busybox", &endless, None, true)
+            cfg.resolve("alpine", &endless, None, true)
                 .unwrap()
                 .exit_after_ms,
             None

@@ -2,7 +2,7 @@
 
 Usage: python3 client_check.py http://127.0.0.1:PORT
 Exercises every verb (create, read, list, patch, replace, delete, duplicate create) on
-Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, Jobs, CronJobs and PodDisruptionBudgets, watch streams, and error statuses; every response goes through the
+Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, Jobs, CronJobs and PodDisruptionBudgets, watch streams, and error statuses; every response goes through the
 client's strict models, so a missing required field fails here. Prints `N passed, 0 failed`.
 """
 import sys
@@ -321,6 +321,33 @@ for i, tier in enumerate(["web", "web", "db"]):
 core.delete_collection_namespaced_config_map("py", label_selector="tier=web")
 left = sorted(c.metadata.name for c in core.list_namespaced_config_map("py").items if c.metadata.name.startswith("dc-"))
 check("delete_collection_namespaced_config_map deletes what the selector matches", left == ["dc-2"], str(left))
+sts_body = {
+    "metadata": {"name": "py-sts"},
+    "spec": {"replicas": 1, "serviceName": "py-sts", "selector": {"matchLabels": {"app": "py-sts"}},
+        "template": {"metadata": {"labels": {"app": "py-sts"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}},
+}
+crud(
+    "statefulset",
+    lambda b: apps.create_namespaced_stateful_set("py", b),
+    lambda n: apps.read_namespaced_stateful_set(n, "py"),
+    lambda: apps.list_namespaced_stateful_set("py"),
+    lambda n, b: apps.patch_namespaced_stateful_set(n, "py", b),
+    lambda n, b: apps.replace_namespaced_stateful_set(n, "py", b),
+    lambda n: apps.delete_namespaced_stateful_set(n, "py"),
+    sts_body,
+    {"spec": {"replicas": 2}},
+    labelled,
+    lambda o: o.spec.replicas == 2 and o.spec.update_strategy.rolling_update.partition == 0,
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+apps.create_namespaced_stateful_set("py", dict(sts_body, metadata={"name": "py-sts-2"}))
+check("statefulset runs its pod", eventually("py-sts-2-0 running", lambda: (
+    apps.read_namespaced_stateful_set_status("py-sts-2", "py").status.ready_replicas == 1)))
+check("statefulset scale", apps.read_namespaced_stateful_set_scale("py-sts-2", "py").spec.replicas == 1)
+check("controller revisions", any(r.revision == 1 for r in apps.list_namespaced_controller_revision("py").items))
+apps.delete_namespaced_stateful_set("py-sts-2", "py")
+
 job_body = {
     "metadata": {"name": "py-job"},
     "spec": {"suspend": True, "template": {"spec": {"restartPolicy": "Never",

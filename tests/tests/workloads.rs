@@ -205,3 +205,213 @@ fn disruption_budgets_refuse_evictions_and_drain_waits() {
     );
     assert_eq!(code, 422, "{s}");
 }
+
+const STS: &str = "apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: nginx
+  replicas: 3
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: registry.k8s.io/nginx-slim:0.24
+        ports:
+        - containerPort: 80
+          name: web
+        volumeMounts:
+        - name: www
+          mountPath: /usr/share/nginx/html
+  volumeClaimTemplates:
+  - metadata:
+      name: www
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources:
+        requests:
+          storage: 1Gi
+";
+
+fn ready_at(p: &Value) -> Option<String> {
+    p["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready" && c["status"] == "True")
+        .and_then(|c| c["lastTransitionTime"].as_str().map(String::from))
+}
+
+fn image_of(c: &TestCluster, pod: &str) -> String {
+    c.get(&format!("{PODS}/{pod}")).1["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn statefulsets_start_in_order_update_from_the_top_and_roll_back() {
+    let c = TestCluster::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("sts.yaml");
+    std::fs::write(&f, STS).unwrap();
+    assert_eq!(
+        ok(&c.kubectl(&["apply", "-f", f.to_str().unwrap()])).trim(),
+        "statefulset.apps/web created"
+    );
+    // OrderedReady: at every sample the pods are a prefix web-0..web-k, and web-(k+1) is
+    // created only after web-k is Ready.
+    eventually(T, "3 ready pods, in order", || {
+        let pods = c.items(&format!("{PODS}?labelSelector=app%3Dnginx"));
+        let mut names: Vec<String> = pods
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        let prefix: Vec<String> = (0..names.len()).map(|i| format!("web-{i}")).collect();
+        assert_eq!(names, prefix, "pods appear in ordinal order");
+        for i in 1..pods.len() {
+            let next = pods
+                .iter()
+                .find(|p| p["metadata"]["name"] == format!("web-{i}").as_str())
+                .unwrap();
+            let prev = pods
+                .iter()
+                .find(|p| p["metadata"]["name"] == format!("web-{}", i - 1).as_str())
+                .unwrap();
+            let prev_ready = ready_at(prev).expect("web-(k) is Ready before web-(k+1) exists");
+            assert!(next["metadata"]["creationTimestamp"].as_str().unwrap() >= prev_ready.as_str());
+        }
+        (pods.len() == 3 && pods.iter().all(|p| ready_at(p).is_some())).then_some(())
+    });
+    let (_, p) = c.get(&format!("{PODS}/web-1"));
+    assert_eq!(
+        (
+            p["spec"]["hostname"].as_str(),
+            p["spec"]["subdomain"].as_str()
+        ),
+        (Some("web-1"), Some("nginx"))
+    );
+    assert_eq!(p["metadata"]["labels"]["apps.kubernetes.io/pod-index"], "1");
+    assert_eq!(
+        p["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"],
+        "web-1"
+    );
+    assert_eq!(
+        p["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+        "www-web-1"
+    );
+    let claims: Vec<String> = c
+        .items("/api/v1/namespaces/default/persistentvolumeclaims")
+        .iter()
+        .map(|x| x["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(claims.len(), 3, "{claims:?}");
+    for i in 0..3 {
+        assert!(claims.contains(&format!("www-web-{i}")));
+    }
+    let out = ok(&c.kubectl(&["rollout", "status", "sts/web", "--timeout=60s"]));
+    assert!(
+        out.trim_end()
+            .ends_with("partitioned roll out complete: 3 new pods have been updated..."),
+        "{out}"
+    );
+    let out = ok(&c.kubectl(&["get", "sts"]));
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..2], ["web", "3/3"], "{out}");
+
+    // A new template rolls from the highest ordinal down, one pod at a time.
+    ok(&c.kubectl(&[
+        "set",
+        "image",
+        "sts/web",
+        "nginx=registry.k8s.io/nginx-slim:0.27",
+    ]));
+    let mut order: Vec<String> = Vec::new();
+    eventually(T, "all pods updated", || {
+        for i in (0..3).rev() {
+            let n = format!("web-{i}");
+            if !order.contains(&n) && image_of(&c, &n).ends_with(":0.27") {
+                order.push(n);
+            }
+        }
+        (order.len() == 3).then_some(())
+    });
+    assert_eq!(order, ["web-2", "web-1", "web-0"]);
+    ok(&c.kubectl(&["rollout", "status", "sts/web", "--timeout=60s"]));
+    let out = ok(&c.kubectl(&["rollout", "history", "sts/web"]));
+    assert!(
+        out.contains("REVISION") && out.contains("\n1 ") && out.contains("\n2 "),
+        "{out}"
+    );
+    let out = ok(&c.kubectl(&["get", "controllerrevisions"]));
+    assert!(out.contains("statefulset.apps/web"), "{out}");
+    // Undo brings back the first template, as revision 3.
+    assert_eq!(
+        ok(&c.kubectl(&["rollout", "undo", "sts/web"])).trim(),
+        "statefulset.apps/web rolled back"
+    );
+    eventually(T, "rolled back", || {
+        (0..3)
+            .all(|i| image_of(&c, &format!("web-{i}")).ends_with(":0.24"))
+            .then_some(())
+    });
+    eventually(T, "the old revision renumbered", || {
+        let revs = c.items("/apis/apps/v1/namespaces/default/controllerrevisions");
+        let mut nums: Vec<i64> = revs
+            .iter()
+            .map(|r| r["revision"].as_i64().unwrap())
+            .collect();
+        nums.sort();
+        (nums == [2, 3]).then_some(())
+    });
+
+    // Scaling down removes the highest ordinals first; the claims stay (Retain).
+    ok(&c.kubectl(&["scale", "sts/web", "--replicas=1"]));
+    eventually(T, "only web-0 left", || {
+        let pods = c.items(&format!("{PODS}?labelSelector=app%3Dnginx"));
+        let names: Vec<&str> = pods
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap())
+            .collect();
+        if names.contains(&"web-1") {
+            assert!(names.contains(&"web-0"));
+        }
+        (names == ["web-0"]).then_some(())
+    });
+    assert_eq!(
+        c.items("/api/v1/namespaces/default/persistentvolumeclaims")
+            .len(),
+        3
+    );
+    // Deleting the set deletes its pods and its revisions.
+    ok(&c.kubectl(&["delete", "sts", "web"]));
+    eventually(T, "pods and revisions gone", || {
+        (c.items(&format!("{PODS}?labelSelector=app%3Dnginx"))
+            .is_empty()
+            && c.items("/apis/apps/v1/namespaces/default/controllerrevisions")
+                .is_empty())
+        .then_some(())
+    });
+    // Only some fields may change.
+    std::fs::write(&f, STS.replace("serviceName: nginx", "serviceName: other")).unwrap();
+    ok(&c.kubectl(&["apply", "-f", f.to_str().unwrap()]));
+    let (code, s) = c.patch(
+        "/apis/apps/v1/namespaces/default/statefulsets/web",
+        &json!({"spec": {"serviceName": "third"}}),
+    );
+    assert_eq!(code, 422);
+    assert!(
+        s["message"]
+            .as_str()
+            .unwrap()
+            .contains("updates to statefulset spec for fields other than"),
+        "{s}"
+    );
+}

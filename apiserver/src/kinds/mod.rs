@@ -9,18 +9,22 @@
 //! line in [`KINDS`].
 
 pub mod configmap;
+pub mod controllerrevision;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod event;
 pub mod job;
 pub mod lease;
 pub mod namespace;
 pub mod node;
+pub mod persistentvolumeclaim;
 pub mod pod;
 pub mod poddisruptionbudget;
 pub mod replicaset;
 pub mod replicationcontroller;
 pub mod shared;
+pub mod statefulset;
 
 use crate::table::{col, Column};
 use coxswain_api::protobuf::Schema;
@@ -269,9 +273,13 @@ pub static KINDS: &[&dyn Kind] = &[
     &pod::Pod,
     &configmap::ConfigMap,
     &replicationcontroller::ReplicationController,
+    &persistentvolumeclaim::PersistentVolumeClaim,
     &event::Event,
     &deployment::Deployment,
     &replicaset::ReplicaSet,
+    &statefulset::StatefulSet,
+    &daemonset::DaemonSet,
+    &controllerrevision::ControllerRevision,
     &job::Job,
     &cronjob::CronJob,
     &poddisruptionbudget::PodDisruptionBudget,

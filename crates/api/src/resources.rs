@@ -152,6 +152,20 @@ pub static REPLICATIONCONTROLLERS: ResourceInfo = ResourceInfo {
     has_scale: true,
 };
 
+/// `persistentvolumeclaims` (PersistentVolumeClaim).
+pub static PERSISTENTVOLUMECLAIMS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "PersistentVolumeClaim",
+    plural: "persistentvolumeclaims",
+    singular: "persistentvolumeclaim",
+    namespaced: true,
+    short_names: &["pvc"],
+    categories: &[],
+    has_status: true,
+    has_scale: false,
+};
+
 /// `events` (Event).
 pub static EVENTS: ResourceInfo = ResourceInfo {
     group: "",
@@ -192,6 +206,48 @@ pub static REPLICASETS: ResourceInfo = ResourceInfo {
     categories: ALL,
     has_status: true,
     has_scale: true,
+};
+
+/// `statefulsets` (StatefulSet).
+pub static STATEFULSETS: ResourceInfo = ResourceInfo {
+    group: "apps",
+    version: "v1",
+    kind: "StatefulSet",
+    plural: "statefulsets",
+    singular: "statefulset",
+    namespaced: true,
+    short_names: &["sts"],
+    categories: ALL,
+    has_status: true,
+    has_scale: true,
+};
+
+/// `daemonsets` (DaemonSet).
+pub static DAEMONSETS: ResourceInfo = ResourceInfo {
+    group: "apps",
+    version: "v1",
+    kind: "DaemonSet",
+    plural: "daemonsets",
+    singular: "daemonset",
+    namespaced: true,
+    short_names: &["ds"],
+    categories: ALL,
+    has_status: true,
+    has_scale: false,
+};
+
+/// `controllerrevisions` (ControllerRevision).
+pub static CONTROLLERREVISIONS: ResourceInfo = ResourceInfo {
+    group: "apps",
+    version: "v1",
+    kind: "ControllerRevision",
+    plural: "controllerrevisions",
+    singular: "controllerrevision",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
 };
 
 /// `jobs` (Job).
@@ -257,9 +313,13 @@ pub static RESOURCES: &[&ResourceInfo] = &[
     &PODS,
     &CONFIGMAPS,
     &REPLICATIONCONTROLLERS,
+    &PERSISTENTVOLUMECLAIMS,
     &EVENTS,
     &DEPLOYMENTS,
     &REPLICASETS,
+    &STATEFULSETS,
+    &DAEMONSETS,
+    &CONTROLLERREVISIONS,
     &JOBS,
     &CRONJOBS,
     &PODDISRUPTIONBUDGETS,

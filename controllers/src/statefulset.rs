@@ -1,0 +1,449 @@
+//! The StatefulSet controller: pods with stable identities `<set>-<ordinal>` (hostname,
+//! subdomain, the pod-name and pod-index labels, one PersistentVolumeClaim per claim template
+//! named `<claim>-<set>-<ordinal>`). `OrderedReady` creates one pod at a time in ordinal
+//! order, each Running and Ready (for `minReadySeconds`) before the next, and removes them
+//! highest first; `Parallel` does all at once. Updates go through ControllerRevisions
+//! (`history.rs`): `RollingUpdate` replaces one pod at a time from the highest ordinal down
+//! to `partition` (pods below it keep the current revision), `OnDelete` waits for the user.
+
+use crate::history;
+use crate::util::{controller_ref, is_ready, ready_since};
+use crate::wiring::{changed_meta, meta_key, owner_refs, Informers};
+use crate::Ctx;
+use coxswain_client::{Api, DeleteParams};
+use coxswain_runtime::events::object_ref;
+use coxswain_runtime::store::split_key;
+use coxswain_runtime::{Action, Queue};
+use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::json;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The label naming the revision a pod was made from.
+const REVISION: &str = "controller-revision-hash";
+/// The label a StatefulSet's revisions carry their hash in.
+const HASH: &str = "controller.kubernetes.io/hash";
+
+/// What wakes a StatefulSet: a change to it or to a pod it controls.
+pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
+    let sq = q.clone();
+    inf.statefulsets
+        .on_change(move |c| sq.add(meta_key(changed_meta(c))));
+    let (sq, ctx) = (q.clone(), ctx.clone());
+    inf.pods.on_change(move |c| {
+        for uid in owner_refs(c) {
+            if let Some(s) = ctx.statefulsets.by_index("uid", &uid).first() {
+                sq.add(meta_key(&s.metadata));
+            }
+        }
+    });
+}
+
+/// The ordinal of a pod of set `name` (`web-3` -> 3).
+fn ordinal(set: &str, pod: &Pod) -> Option<i64> {
+    let n = pod.metadata.name.as_deref()?;
+    let (parent, ord) = n.rsplit_once('-')?;
+    (parent == set).then(|| ord.parse().ok()).flatten()
+}
+
+fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+/// Running, Ready, and Ready for `min_ready` seconds.
+fn available(p: &Pod, min_ready: i64) -> bool {
+    phase(p) == "Running"
+        && is_ready(p)
+        && ready_since(p)
+            .is_some_and(|t| chrono::Utc::now() - t >= chrono::Duration::seconds(min_ready))
+}
+
+fn rev_name(r: &ControllerRevision) -> String {
+    r.metadata.name.clone().unwrap_or_default()
+}
+
+/// The template a revision restores.
+fn template_of(r: &ControllerRevision) -> PodTemplateSpec {
+    let mut t = r
+        .data
+        .as_ref()
+        .and_then(|d| d.0.pointer("/spec/template").cloned())
+        .unwrap_or_default();
+    if let Some(m) = t.as_object_mut() {
+        m.remove("$patch");
+    }
+    serde_json::from_value(t).unwrap_or_default()
+}
+
+/// The pod of `ordinal`, made from revision `rev`.
+fn new_pod(set: &StatefulSet, ordinal: i64, rev: &ControllerRevision) -> Pod {
+    let name = set.metadata.name.clone().unwrap_or_default();
+    let pod_name = format!("{name}-{ordinal}");
+    let t = template_of(rev);
+    let tm = t.metadata.unwrap_or_default();
+    let mut labels = tm.labels.unwrap_or_default();
+    labels.insert(
+        "statefulset.kubernetes.io/pod-name".into(),
+        pod_name.clone(),
+    );
+    labels.insert("apps.kubernetes.io/pod-index".into(), ordinal.to_string());
+    labels.insert(REVISION.into(), rev_name(rev));
+    let mut spec = t.spec.unwrap_or_default();
+    spec.hostname = Some(pod_name.clone());
+    let service = set
+        .spec
+        .as_ref()
+        .map(|s| s.service_name.clone())
+        .unwrap_or_default();
+    if !service.is_empty() {
+        spec.subdomain = Some(service);
+    }
+    let volumes = spec.volumes.get_or_insert_with(Vec::new);
+    for claim in set
+        .spec
+        .iter()
+        .flat_map(|s| s.volume_claim_templates.iter().flatten())
+    {
+        let cname = claim.metadata.name.clone().unwrap_or_default();
+        volumes.retain(|v| v.name != cname);
+        volumes.push(Volume {
+            name: cname.clone(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: format!("{cname}-{name}-{ordinal}"),
+                read_only: None,
+            }),
+            ..Default::default()
+        });
+    }
+    if volumes.is_empty() {
+        spec.volumes = None;
+    }
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(pod_name),
+            generate_name: Some(format!("{name}-")),
+            namespace: set.metadata.namespace.clone(),
+            labels: Some(labels),
+            annotations: tm.annotations,
+            owner_references: Some(vec![controller_ref(set)]),
+            ..Default::default()
+        },
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+/// Create the claims of `ordinal`'s pod that do not exist yet.
+async fn create_claims(ctx: &Ctx, set: &StatefulSet, ordinal: i64, ns: &str) -> anyhow::Result<()> {
+    let spec = set.spec.clone().unwrap_or_default();
+    let name = set.metadata.name.clone().unwrap_or_default();
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(&ctx.client, ns);
+    let delete_with_set = spec
+        .persistent_volume_claim_retention_policy
+        .as_ref()
+        .and_then(|p| p.when_deleted.as_deref())
+        == Some("Delete");
+    for t in spec.volume_claim_templates.iter().flatten() {
+        let claim = format!(
+            "{}-{name}-{ordinal}",
+            t.metadata.name.as_deref().unwrap_or("")
+        );
+        if api.get_opt(&claim).await?.is_some() {
+            continue;
+        }
+        let mut labels = t.metadata.labels.clone().unwrap_or_default();
+        labels.extend(spec.selector.match_labels.clone().unwrap_or_default());
+        let pvc = PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some(claim.clone()),
+                namespace: Some(ns.into()),
+                labels: Some(labels),
+                annotations: t.metadata.annotations.clone(),
+                owner_references: delete_with_set.then(|| vec![controller_ref(set)]),
+                ..Default::default()
+            },
+            spec: t.spec.clone(),
+            status: None,
+        };
+        match api.create(&pvc).await {
+            Ok(_) => ctx.recorder.record(
+                object_ref(set),
+                "Normal",
+                "SuccessfulCreate",
+                format!("create Claim {claim} Pod {name}-{ordinal} in StatefulSet {name} success"),
+            ),
+            Err(e) if e.code() == Some(409) => {}
+            Err(e) => {
+                ctx.recorder.record(object_ref(set), "Warning", "FailedCreate", format!("create Claim {claim} for Pod {name}-{ordinal} in StatefulSet {name} failed error: {e}"));
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Create or delete one pod, with the StatefulSet's Event.
+async fn act(
+    ctx: &Ctx,
+    set: &StatefulSet,
+    api: &Api<Pod>,
+    create: Option<Pod>,
+    delete: Option<&Pod>,
+) -> anyhow::Result<()> {
+    let set_name = set.metadata.name.clone().unwrap_or_default();
+    let (verb, pod, res) = match (create, delete) {
+        (Some(p), _) => {
+            let n = p.metadata.name.clone().unwrap_or_default();
+            let r = api.create(&p).await.map(|_| ());
+            (
+                "create",
+                n,
+                r.or_else(|e| {
+                    if e.code() == Some(409) {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                }),
+            )
+        }
+        (None, Some(p)) => {
+            let n = p.metadata.name.clone().unwrap_or_default();
+            let r = api.delete(&n, &DeleteParams::default()).await.map(|_| ());
+            (
+                "delete",
+                n,
+                r.or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) }),
+            )
+        }
+        (None, None) => return Ok(()),
+    };
+    let reason = if verb == "create" { "Create" } else { "Delete" };
+    match res {
+        Ok(()) => {
+            ctx.recorder.record(
+                object_ref(set),
+                "Normal",
+                &format!("Successful{reason}"),
+                format!("{verb} Pod {pod} in StatefulSet {set_name} successful"),
+            );
+            Ok(())
+        }
+        Err(e) => {
+            ctx.recorder.record(
+                object_ref(set),
+                "Warning",
+                &format!("Failed{reason}"),
+                format!("{verb} Pod {pod} in StatefulSet {set_name} failed error: {e}"),
+            );
+            Err(e.into())
+        }
+    }
+}
+
+/// Reconcile one StatefulSet.
+pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
+    let Some(set) = ctx.statefulsets.get(&key) else {
+        return Ok(Action::AwaitChange);
+    };
+    let (ns, name) = split_key(&key);
+    let ns = ns.unwrap_or("default");
+    let spec = set.spec.clone().unwrap_or_default();
+    let uid = set.metadata.uid.clone().unwrap_or_default();
+    let status = set.status.clone().unwrap_or_default();
+    let collisions = status.collision_count.unwrap_or(0);
+    let (update, _) = history::current(&ctx, &*set, &spec.template, collisions, HASH).await?;
+    let revs = history::revisions(&ctx, &uid);
+    let current = status
+        .current_revision
+        .as_ref()
+        .and_then(|n| revs.iter().find(|r| r.metadata.name.as_ref() == Some(n)))
+        .map_or_else(|| update.clone(), |r| (**r).clone());
+    let (start, replicas) = (
+        spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0) as i64,
+        spec.replicas.unwrap_or(1).max(0) as i64,
+    );
+    let min_ready = i64::from(spec.min_ready_seconds.unwrap_or(0));
+    let pods_api: Api<Pod> = Api::namespaced(&ctx.client, ns);
+    let mut by_ordinal: BTreeMap<i64, Arc<Pod>> = BTreeMap::new();
+    for p in ctx.pods.by_index("controller", &uid) {
+        if let Some(o) = ordinal(name, &p) {
+            by_ordinal.insert(o, p);
+        }
+    }
+    let monotonic = spec.pod_management_policy.as_deref() != Some("Parallel");
+    let rolling = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.type_.as_deref())
+        != Some("OnDelete");
+    let partition = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.rolling_update.as_ref())
+        .and_then(|r| r.partition)
+        .unwrap_or(0) as i64;
+    let mut blocked = set.metadata.deletion_timestamp.is_some();
+    // 1. Every ordinal in range has a healthy pod, in order (OrderedReady waits for each).
+    for ord in start..start + replicas {
+        if blocked {
+            break;
+        }
+        match by_ordinal.get(&ord) {
+            None => {
+                let rev = if rolling && ord < start + partition {
+                    &current
+                } else {
+                    &update
+                };
+                create_claims(&ctx, &set, ord, ns).await?;
+                act(&ctx, &set, &pods_api, Some(new_pod(&set, ord, rev)), None).await?;
+                blocked = monotonic;
+            }
+            Some(p) if matches!(phase(p), "Failed" | "Succeeded") => {
+                if p.metadata.deletion_timestamp.is_none() {
+                    act(&ctx, &set, &pods_api, None, Some(p)).await?;
+                }
+                blocked = monotonic;
+            }
+            Some(p) if p.metadata.deletion_timestamp.is_some() || !available(p, min_ready) => {
+                blocked = monotonic
+            }
+            Some(_) => {}
+        }
+    }
+    // 2. Pods beyond the range go, highest first (OrderedReady: one at a time, once healthy).
+    let condemned: Vec<&Arc<Pod>> = by_ordinal
+        .iter()
+        .rev()
+        .filter(|(o, _)| **o < start || **o >= start + replicas)
+        .map(|(_, p)| p)
+        .collect();
+    for p in &condemned {
+        if blocked {
+            break;
+        }
+        if p.metadata.deletion_timestamp.is_some() {
+            blocked = monotonic;
+            continue;
+        }
+        act(&ctx, &set, &pods_api, None, Some(p)).await?;
+        blocked = monotonic;
+    }
+    // 3. RollingUpdate: the highest out-of-date pod down to the partition, one at a time.
+    let update_name = rev_name(&update);
+    if rolling && !blocked {
+        for ord in (start + partition..start + replicas).rev() {
+            let Some(p) = by_ordinal.get(&ord) else { break };
+            let hash = p.metadata.labels.as_ref().and_then(|l| l.get(REVISION));
+            if hash != Some(&update_name) && p.metadata.deletion_timestamp.is_none() {
+                act(&ctx, &set, &pods_api, None, Some(p)).await?;
+                break;
+            }
+            if p.metadata.deletion_timestamp.is_some() || !available(p, min_ready) {
+                break;
+            }
+        }
+    }
+    // 4. History and status.
+    let mut live: HashSet<String> = [rev_name(&current), update_name.clone()].into();
+    live.extend(
+        by_ordinal
+            .values()
+            .filter_map(|p| p.metadata.labels.as_ref()?.get(REVISION).cloned()),
+    );
+    history::prune(
+        &ctx,
+        &uid,
+        ns,
+        spec.revision_history_limit.unwrap_or(10),
+        &live,
+    )
+    .await?;
+    let st = next_status(
+        &set,
+        &by_ordinal,
+        &rev_name(&current),
+        &update_name,
+        rolling,
+        min_ready,
+    );
+    if set.status.as_ref() != Some(&st) {
+        let api: Api<StatefulSet> = Api::namespaced(&ctx.client, ns);
+        api.patch_status(name, &json!({"status": st})).await?;
+    }
+    let waiting = min_ready > 0 && st.available_replicas != Some(replicas as i32);
+    Ok(if waiting {
+        Action::RequeueAfter(Duration::from_secs(min_ready as u64).min(Duration::from_secs(30)))
+    } else {
+        Action::AwaitChange
+    })
+}
+
+/// The status the pods add up to; the current revision advances once every pod is updated
+/// and ready.
+fn next_status(
+    set: &StatefulSet,
+    pods: &BTreeMap<i64, Arc<Pod>>,
+    current: &str,
+    update: &str,
+    rolling: bool,
+    min_ready: i64,
+) -> StatefulSetStatus {
+    let alive = || {
+        pods.values()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+    };
+    let with_rev = |r: &str| {
+        alive()
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(REVISION))
+                    .map(String::as_str)
+                    == Some(r)
+            })
+            .count() as i32
+    };
+    let mut st = StatefulSetStatus {
+        replicas: pods.values().filter(|p| !phase(p).is_empty()).count() as i32,
+        ready_replicas: Some(
+            pods.values()
+                .filter(|p| phase(p) == "Running" && is_ready(p))
+                .count() as i32,
+        ),
+        available_replicas: Some(pods.values().filter(|p| available(p, min_ready)).count() as i32),
+        current_replicas: Some(with_rev(current)),
+        updated_replicas: Some(with_rev(update)),
+        current_revision: Some(current.to_string()),
+        update_revision: Some(update.to_string()),
+        collision_count: Some(
+            set.status
+                .as_ref()
+                .and_then(|s| s.collision_count)
+                .unwrap_or(0),
+        ),
+        observed_generation: set.metadata.generation,
+        conditions: None,
+    };
+    let want = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let updated = st.updated_replicas.unwrap_or(0);
+    if rolling
+        && updated == st.ready_replicas.unwrap_or(0)
+        && updated == st.replicas
+        && st.replicas == want
+    {
+        st.current_replicas = Some(updated);
+        st.current_revision = Some(update.to_string());
+    }
+    st
+}
