@@ -1,5 +1,5 @@
 //! `cox-controllers`: the Deployment, ReplicaSet, ReplicationController, StatefulSet,
-//! disruption, Job, CronJob, TTL-after-finished,
+//! DaemonSet, disruption, Job, CronJob, TTL-after-finished,
 //! garbage-collector, namespace and node-lifecycle controllers in one process, sharing one
 //! informer per kind.
 
@@ -7,6 +7,7 @@
 
 mod claim;
 mod cronjob;
+mod daemonset;
 mod deployment;
 mod disruption;
 mod gc;
@@ -71,27 +72,27 @@ pub async fn run(
     // Each controller: its context, its queue, and what wakes it (declared in its module).
     let events = coxswain_runtime::events::Recorder::new(&client, "cox-controllers", None);
     let ctx = |component: &str| Arc::new(Ctx::new(&client, &inf, &events, component));
-    let (d_ctx, r_ctx, g_ctx) = (
-        ctx("deployment-controller"),
-        ctx("replicaset-controller"),
-        ctx("garbage-collector-controller"),
-    );
-    let (n_ctx, l_ctx) = (ctx("namespace-controller"), ctx("node-controller"));
-    let (j_ctx, c_ctx, t_ctx) = (
-        ctx("job-controller"),
-        ctx("cronjob-controller"),
-        ctx("ttl-after-finished-controller"),
-    );
+    let d_ctx = ctx("deployment-controller");
+    let r_ctx = ctx("replicaset-controller");
     let rc_ctx = ctx("replication-controller");
+    let sts_ctx = ctx("statefulset-controller");
+    let ds_ctx = ctx("daemonset-controller");
+    let pdb_ctx = ctx("disruption-controller");
+    let j_ctx = ctx("job-controller");
+    let c_ctx = ctx("cronjob-controller");
+    let t_ctx = ctx("ttl-after-finished-controller");
+    let g_ctx = ctx("garbage-collector-controller");
+    let n_ctx = ctx("namespace-controller");
+    let l_ctx = ctx("node-controller");
     let q = Queue::new;
-    let (dq, rq, gq, nq, lq, jq, cq, tq) = (q(), q(), q(), q(), q(), q(), q(), q());
-    let (pdb_ctx, pdbq, rcq) = (ctx("disruption-controller"), q(), q());
-    let (sts_ctx, stsq) = (ctx("statefulset-controller"), q());
-    statefulset::watches(&mut inf, &stsq, &sts_ctx);
-    replicationcontroller::watches(&mut inf, &rcq, &rc_ctx);
-    disruption::watches(&mut inf, &pdbq, &pdb_ctx);
+    let (dq, rq, rcq, stsq, dsq, pdbq) = (q(), q(), q(), q(), q(), q());
+    let (jq, cq, tq, gq, nq, lq) = (q(), q(), q(), q(), q(), q());
     deployment::watches(&mut inf, &dq, &d_ctx);
     replicaset::watches(&mut inf, &rq, &r_ctx);
+    replicationcontroller::watches(&mut inf, &rcq, &rc_ctx);
+    statefulset::watches(&mut inf, &stsq, &sts_ctx);
+    daemonset::watches(&mut inf, &dsq, &ds_ctx);
+    disruption::watches(&mut inf, &pdbq, &pdb_ctx);
     job::watches(&mut inf, &jq, &j_ctx);
     cronjob::watches(&mut inf, &cq, &c_ctx);
     ttlafterfinished::watches(&mut inf, &tq, &t_ctx);
@@ -104,6 +105,7 @@ pub async fn run(
     graph.track(&mut inf.pods, &gq, &g_ctx);
     graph.track(&mut inf.replicationcontrollers, &gq, &g_ctx);
     graph.track(&mut inf.statefulsets, &gq, &g_ctx);
+    graph.track(&mut inf.daemonsets, &gq, &g_ctx);
     graph.track(&mut inf.revisions, &gq, &g_ctx);
     graph.track(&mut inf.claims, &gq, &g_ctx);
     graph.track(&mut inf.jobs, &gq, &g_ctx);
@@ -127,6 +129,9 @@ pub async fn run(
     }));
     tokio::spawn(controller::run("statefulset", stsq, w, move |k| {
         statefulset::reconcile(sts_ctx.clone(), k)
+    }));
+    tokio::spawn(controller::run("daemonset", dsq, w, move |k| {
+        daemonset::reconcile(ds_ctx.clone(), k)
     }));
     tokio::spawn(controller::run("disruption", pdbq, w, move |k| {
         disruption::reconcile(pdb_ctx.clone(), k)

@@ -3,6 +3,8 @@
 //! `node.kubernetes.io/unreachable:NoExecute` taint; its pods are evicted once their
 //! toleration of that taint runs out (`tolerationSeconds`, 300 s by default admission), so
 //! their ReplicaSets replace them elsewhere. A node whose Lease is fresh again loses the taint.
+//! Pods bound to a node that no longer exists are deleted at once (Kubernetes' pod garbage
+//! collector), since no kubelet will ever confirm they stopped.
 
 use crate::wiring::Informers;
 use crate::Ctx;
@@ -64,17 +66,39 @@ fn evict_at(
 /// until the node's Lease is due).
 pub fn watches(inf: &mut Informers, q: &Queue, _ctx: &Arc<Ctx>) {
     let lq = q.clone();
-    inf.nodes.on_change(move |c| {
-        if let Change::Applied { old: None, new } = c {
-            lq.add(new.metadata.name.clone().unwrap_or_default());
-        }
+    inf.nodes.on_change(move |c| match c {
+        Change::Applied { old: None, new } => lq.add(new.metadata.name.clone().unwrap_or_default()),
+        Change::Deleted(old) => lq.add(old.metadata.name.clone().unwrap_or_default()),
+        _ => {}
     });
+}
+
+/// Delete (without grace) the pods bound to a node that is gone, once the API server
+/// confirms it is gone.
+async fn orphaned_pods(ctx: &Ctx, name: &str) -> anyhow::Result<Action> {
+    if Api::<Node>::all(&ctx.client).get_opt(name).await?.is_some() {
+        return Ok(Action::AwaitChange);
+    }
+    for p in ctx.pods.by_index("node", name) {
+        let api: Api<Pod> = Api::namespaced(&ctx.client, p.metadata.namespace.as_deref().unwrap_or(""));
+        let now = DeleteParams {
+            grace_period_seconds: Some(0),
+            uid: p.metadata.uid.clone(),
+            ..Default::default()
+        };
+        match api.delete(p.metadata.name.as_deref().unwrap_or(""), &now).await {
+            Ok(_) => tracing::info!(pod = ?p.metadata.name, node = name, "deleted a pod of a node that is gone"),
+            Err(e) if e.is_not_found() || e.is_conflict() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Action::AwaitChange)
 }
 
 /// Reconcile one node.
 pub async fn reconcile(ctx: Arc<Ctx>, name: String, grace: Duration) -> anyhow::Result<Action> {
     let Some(node) = ctx.nodes.get(&name) else {
-        return Ok(Action::AwaitChange);
+        return orphaned_pods(&ctx, &name).await;
     };
     let api: Api<Node> = Api::all(&ctx.client);
     let grace_c =

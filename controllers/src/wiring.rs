@@ -8,7 +8,9 @@ use coxswain_client::{Api, Client, ListParams};
 use coxswain_runtime::events::Recorder;
 use coxswain_runtime::store::key_of;
 use coxswain_runtime::{Change, Informer, Store};
-use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
@@ -35,6 +37,8 @@ pub struct Informers {
     pub pdbs: Informer<PodDisruptionBudget>,
     /// StatefulSets (by `uid`, `owner`).
     pub statefulsets: Informer<StatefulSet>,
+    /// DaemonSets (by `uid`, `owner`).
+    pub daemonsets: Informer<DaemonSet>,
     /// ControllerRevisions (by `controller`, `owner`, `uid`).
     pub revisions: Informer<ControllerRevision>,
     /// PersistentVolumeClaims (by `owner`, `uid`): the collector deletes claims their
@@ -114,6 +118,9 @@ impl Informers {
             statefulsets: Informer::new(Api::<StatefulSet>::all(client), ListParams::default())
                 .index("uid", |s: &StatefulSet| uid_index(&s.metadata))
                 .index("owner", |s: &StatefulSet| util::owner_uids(&s.metadata)),
+            daemonsets: Informer::new(Api::<DaemonSet>::all(client), ListParams::default())
+                .index("uid", |d: &DaemonSet| uid_index(&d.metadata))
+                .index("owner", |d: &DaemonSet| util::owner_uids(&d.metadata)),
             revisions: Informer::new(
                 Api::<ControllerRevision>::all(client),
                 ListParams::default(),
@@ -165,6 +172,8 @@ impl Informers {
         self.replicationcontrollers.spawn();
         self.pdbs.spawn();
         self.statefulsets.spawn();
+        let ds = self.daemonsets.store();
+        self.daemonsets.spawn();
         self.revisions.spawn();
         self.claims.spawn();
         self.deployments.spawn();
@@ -186,6 +195,7 @@ impl Informers {
         rc.wait_ready().await;
         pdbs.wait_ready().await;
         sts.wait_ready().await;
+        ds.wait_ready().await;
         revs.wait_ready().await;
         claims.wait_ready().await;
     }
@@ -211,6 +221,8 @@ pub struct Ctx {
     pub pdbs: Store<PodDisruptionBudget>,
     /// StatefulSets cache.
     pub statefulsets: Store<StatefulSet>,
+    /// DaemonSets cache.
+    pub daemonsets: Store<DaemonSet>,
     /// ControllerRevisions cache (by controller UID).
     pub revisions: Store<ControllerRevision>,
     /// Namespaces cache.
@@ -241,6 +253,7 @@ impl Ctx {
             cronjobs: inf.cronjobs.store(),
             pdbs: inf.pdbs.store(),
             statefulsets: inf.statefulsets.store(),
+            daemonsets: inf.daemonsets.store(),
             revisions: inf.revisions.store(),
             namespaces: inf.namespaces.store(),
             nodes: inf.nodes.store(),

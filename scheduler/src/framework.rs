@@ -7,8 +7,7 @@
 use coxswain_api::quantity;
 use coxswain_api::selector::LabelSelector;
 use k8s_openapi::api::core::v1::{
-    Node, NodeAffinity, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodAffinityTerm, Taint,
-    Toleration,
+    Node, NodeAffinity, NodeSelectorTerm, Pod, PodAffinityTerm, Taint, Toleration,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -375,43 +374,9 @@ pub fn normalize_min_max(scores: &mut [i64]) {
     }
 }
 
-fn requirement(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or_default();
-    let num = |s: &str| s.parse::<i64>().ok();
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (value.and_then(num), values.first().and_then(|b| num(b)))
-            else {
-                return false;
-            };
-            if r.operator == "Gt" {
-                v > bound
-            } else {
-                v < bound
-            }
-        }
-        _ => false,
-    }
-}
-
 /// Whether a node selector term matches a node (an empty term matches nothing).
 pub fn term_matches(t: &NodeSelectorTerm, n: &NodeInfo) -> bool {
-    let exprs = t.match_expressions.as_deref().unwrap_or_default();
-    let fields = t.match_fields.as_deref().unwrap_or_default();
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    exprs
-        .iter()
-        .all(|r| requirement(r, n.labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| {
-            let v = (r.key == "metadata.name").then_some(n.name.as_str());
-            requirement(r, v)
-        })
+    coxswain_api::placement::term_matches(t, &n.labels, &n.name)
 }
 
 /// Whether the pod's nodeSelector and required node affinity allow the node.

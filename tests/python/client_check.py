@@ -2,7 +2,7 @@
 
 Usage: python3 client_check.py http://127.0.0.1:PORT
 Exercises every verb (create, read, list, patch, replace, delete, duplicate create) on
-Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, Jobs, CronJobs and PodDisruptionBudgets, watch streams, and error statuses; every response goes through the
+Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs and PodDisruptionBudgets, watch streams, and error statuses; every response goes through the
 client's strict models, so a missing required field fails here. Prints `N passed, 0 failed`.
 """
 import sys
@@ -347,6 +347,31 @@ check("statefulset runs its pod", eventually("py-sts-2-0 running", lambda: (
 check("statefulset scale", apps.read_namespaced_stateful_set_scale("py-sts-2", "py").spec.replicas == 1)
 check("controller revisions", any(r.revision == 1 for r in apps.list_namespaced_controller_revision("py").items))
 apps.delete_namespaced_stateful_set("py-sts-2", "py")
+
+ds_body = {
+    "metadata": {"name": "py-ds"},
+    "spec": {"selector": {"matchLabels": {"app": "py-ds"}},
+        "template": {"metadata": {"labels": {"app": "py-ds"}},
+            "spec": {"containers": [{"name": "c", "image": "fluentd:v1"}]}}},
+}
+crud(
+    "daemonset",
+    lambda b: apps.create_namespaced_daemon_set("py", b),
+    lambda n: apps.read_namespaced_daemon_set(n, "py"),
+    lambda: apps.list_namespaced_daemon_set("py"),
+    lambda n, b: apps.patch_namespaced_daemon_set(n, "py", b),
+    lambda n, b: apps.replace_namespaced_daemon_set(n, "py", b),
+    lambda n: apps.delete_namespaced_daemon_set(n, "py"),
+    ds_body,
+    {"spec": {"minReadySeconds": 1}},
+    labelled,
+    lambda o: o.spec.min_ready_seconds == 1 and o.spec.update_strategy.rolling_update.max_unavailable == 1,
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+apps.create_namespaced_daemon_set("py", dict(ds_body, metadata={"name": "py-ds-2"}))
+check("daemonset status", eventually("daemon pods", lambda: (
+    apps.read_namespaced_daemon_set_status("py-ds-2", "py").status.desired_number_scheduled >= 1)))
+apps.delete_namespaced_daemon_set("py-ds-2", "py")
 
 job_body = {
     "metadata": {"name": "py-job"},

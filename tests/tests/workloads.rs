@@ -415,3 +415,151 @@ fn statefulsets_start_in_order_update_from_the_top_and_roll_back() {
         "{s}"
     );
 }
+
+const DS: &str = "apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: fluentd
+  namespace: kube-system
+spec:
+  selector:
+    matchLabels:
+      name: fluentd
+  template:
+    metadata:
+      labels:
+        name: fluentd
+    spec:
+      containers:
+      - name: fluentd
+        image: quay.io/fluentd_elasticsearch/fluentd:v2.5.2
+";
+
+#[test]
+fn daemonsets_run_one_pod_per_eligible_node_and_roll() {
+    let mut c = TestCluster::start(3);
+    let ks_pods = "/api/v1/namespaces/kube-system/pods?labelSelector=name%3Dfluentd";
+    ok(&c.kubectl(&["taint", "nodes", "node-3", "dedicated=infra:NoSchedule"]));
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("ds.yaml");
+    std::fs::write(&f, DS).unwrap();
+    assert_eq!(
+        ok(&c.kubectl(&["apply", "-f", f.to_str().unwrap()])).trim(),
+        "daemonset.apps/fluentd created"
+    );
+    let on_nodes = |c: &TestCluster| -> Vec<String> {
+        let mut n: Vec<String> = c
+            .items(ks_pods)
+            .iter()
+            .filter(|p| {
+                p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()
+            })
+            .map(|p| p["spec"]["nodeName"].as_str().unwrap_or("").to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    // One pod per node, none on the tainted one.
+    eventually(T, "pods on node-1 and node-2", || {
+        (on_nodes(&c) == ["node-1", "node-2"]).then_some(())
+    });
+    let p = &c.items(ks_pods)[0];
+    let term = &p["spec"]["affinity"]["nodeAffinity"]
+        ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]["matchFields"]
+        [0];
+    assert_eq!(term["key"], "metadata.name");
+    let tolerations: Vec<&str> = p["spec"]["tolerations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        tolerations.contains(&"node.kubernetes.io/unschedulable")
+            && tolerations.contains(&"node.kubernetes.io/not-ready"),
+        "{tolerations:?}"
+    );
+    eventually(T, "status", || {
+        let out = ok(&c.kubectl(&["get", "ds", "-n", "kube-system"]));
+        let row: Vec<String> = out
+            .lines()
+            .nth(1)?
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        (row[..7] == ["fluentd", "2", "2", "2", "2", "2", "<none>"]).then_some(())
+    });
+    // A new node gets a pod; so does the tainted one once the taint goes.
+    c.start_component("node-4");
+    eventually(T, "a pod on node-4", || {
+        (on_nodes(&c) == ["node-1", "node-2", "node-4"]).then_some(())
+    });
+    ok(&c.kubectl(&["taint", "nodes", "node-3", "dedicated=infra:NoSchedule-"]));
+    eventually(T, "a pod on node-3", || {
+        (on_nodes(&c).len() == 4).then_some(())
+    });
+    ok(&c.kubectl(&[
+        "rollout",
+        "status",
+        "ds/fluentd",
+        "-n",
+        "kube-system",
+        "--timeout=60s",
+    ]));
+    // RollingUpdate with maxUnavailable 1: at every sample at most one node lacks its pod.
+    ok(&c.kubectl(&[
+        "set",
+        "image",
+        "ds/fluentd",
+        "-n",
+        "kube-system",
+        "fluentd=quay.io/fluentd_elasticsearch/fluentd:v2.6.0",
+    ]));
+    eventually(T, "every pod updated", || {
+        let pods = c.items(ks_pods);
+        let serving = pods
+            .iter()
+            .filter(|p| {
+                p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null()
+            })
+            .count();
+        assert!(
+            serving >= 3,
+            "at most one node without its daemon: {serving} serving"
+        );
+        let new = pods
+            .iter()
+            .filter(|p| {
+                p["status"]["phase"] == "Running"
+                    && p["spec"]["containers"][0]["image"]
+                        .as_str()
+                        .unwrap_or("")
+                        .ends_with("v2.6.0")
+            })
+            .count();
+        (new == 4 && pods.len() == 4).then_some(())
+    });
+    let out = ok(&c.kubectl(&[
+        "rollout",
+        "status",
+        "ds/fluentd",
+        "-n",
+        "kube-system",
+        "--timeout=60s",
+    ]));
+    assert!(
+        out.trim_end()
+            .ends_with("daemon set \"fluentd\" successfully rolled out"),
+        "{out}"
+    );
+    let out = ok(&c.kubectl(&["rollout", "history", "ds/fluentd", "-n", "kube-system"]));
+    assert!(out.contains("\n1 ") && out.contains("\n2 "), "{out}");
+    // A node that goes loses its pod; deleting the DaemonSet deletes the rest.
+    ok(&c.kubectl(&["delete", "node", "node-4"]));
+    c.kill("node-4");
+    eventually(T, "node-4's pod deleted", || {
+        (on_nodes(&c).len() == 3 && c.items(ks_pods).len() == 3).then_some(())
+    });
+    ok(&c.kubectl(&["delete", "ds", "fluentd", "-n", "kube-system"]));
+    eventually(T, "pods gone", || c.items(ks_pods).is_empty().then_some(()));
+}

@@ -22,6 +22,7 @@ pub use k8s_openapi as k8s;
 pub mod cron;
 pub mod managed;
 pub mod patch;
+pub mod placement;
 pub mod protobuf;
 pub mod quantity;
 pub mod resources;

@@ -3,26 +3,11 @@
 
 use super::{normalize_max, Cycle, Filter, Score};
 use crate::framework::NodeInfo;
-use k8s_openapi::api::core::v1::{Taint, Toleration};
 
 /// Filter and score.
 pub struct TaintToleration;
 
-/// Whether `tol` tolerates `t` (Kubernetes' `ToleratesTaint`).
-pub fn tolerates(tol: &Toleration, t: &Taint) -> bool {
-    let op_exists = tol.operator.as_deref() == Some("Exists");
-    let key_ok = tol
-        .key
-        .as_deref()
-        .is_none_or(|k| k.is_empty() || k == t.key);
-    let val_ok =
-        op_exists || tol.value.as_deref().unwrap_or("") == t.value.as_deref().unwrap_or("");
-    let eff_ok = tol
-        .effect
-        .as_deref()
-        .is_none_or(|e| e.is_empty() || e == t.effect);
-    key_ok && val_ok && eff_ok
-}
+pub use coxswain_api::placement::tolerates;
 
 impl Filter for TaintToleration {
     fn name(&self) -> &'static str {
@@ -65,6 +50,7 @@ impl Score for TaintToleration {
 mod tests {
     use super::*;
     use crate::plugins::testing::{node, pod};
+    use k8s_openapi::api::core::v1::{Taint, Toleration};
     use serde_json::json;
 
     fn taint(key: &str, value: &str, effect: &str) -> Taint {
