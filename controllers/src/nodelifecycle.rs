@@ -80,14 +80,20 @@ async fn orphaned_pods(ctx: &Ctx, name: &str) -> anyhow::Result<Action> {
         return Ok(Action::AwaitChange);
     }
     for p in ctx.pods.by_index("node", name) {
-        let api: Api<Pod> = Api::namespaced(&ctx.client, p.metadata.namespace.as_deref().unwrap_or(""));
+        let api: Api<Pod> =
+            Api::namespaced(&ctx.client, p.metadata.namespace.as_deref().unwrap_or(""));
         let now = DeleteParams {
             grace_period_seconds: Some(0),
             uid: p.metadata.uid.clone(),
             ..Default::default()
         };
-        match api.delete(p.metadata.name.as_deref().unwrap_or(""), &now).await {
-            Ok(_) => tracing::info!(pod = ?p.metadata.name, node = name, "deleted a pod of a node that is gone"),
+        match api
+            .delete(p.metadata.name.as_deref().unwrap_or(""), &now)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(pod = ?p.metadata.name, node = name, "deleted a pod of a node that is gone")
+            }
             Err(e) if e.is_not_found() || e.is_conflict() => {}
             Err(e) => return Err(e.into()),
         }

@@ -12,6 +12,10 @@
 //! - `storage`: the same write loop against a sled API server and an etcd API server
 //!   (its own etcd), side by side: writes/s, p50/p99, and the ratio.
 //!
+//! - `daemonset`: a DaemonSet on every one of N nodes: time until a pod runs on each
+//!   (the roll-out), then a new template rolled with `maxUnavailable: 10%` until every node
+//!   runs the new pod.
+//!
 //! - `soak` (only when named): a long update loop over 200 objects on sled and on etcd,
 //!   sampling the API server's RSS and the data dir's size, to show both level off.
 //!
@@ -147,6 +151,8 @@ struct PodBrief {
 struct BriefMeta {
     name: String,
     creation_timestamp: String,
+    labels: HashMap<String, String>,
+    deletion_timestamp: Option<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -294,6 +300,95 @@ pub async fn startup(
     let mut out = json!({"scenario": "startup", "pods": pods, "all_running_s": total,
         "pods_per_s": pods as f64 / total, "startup_p50_ms": p50, "startup_p90_ms": p90, "startup_p99_ms": p99,
         "events_written_s": events_s, "requests_per_pod": per_pod});
+    if let (Some(o), Value::Object(c)) = (out.as_object_mut(), cpu) {
+        if !pids.is_empty() {
+            o.extend(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Follow the pods watch until `nodes` pods of template `rev` run (`running`: pod -> rev).
+async fn wait_daemons(
+    watch: &mut (impl futures::Stream<Item = anyhow::Result<PodBrief>> + Unpin),
+    running: &mut HashMap<String, String>,
+    rev: &str,
+    nodes: usize,
+    deadline: tokio::time::Instant,
+) -> anyhow::Result<()> {
+    let count = |r: &HashMap<String, String>| r.values().filter(|x| *x == rev).count();
+    while count(running) < nodes {
+        let ev = match tokio::time::timeout_at(deadline, watch.next()).await {
+            Ok(Some(ev)) => ev?,
+            Ok(None) => bail!("watch ended"),
+            Err(_) => bail!(
+                "only {} of {nodes} daemon pods of rev {rev} Running",
+                count(running)
+            ),
+        };
+        let r = ev.metadata.labels.get("rev").cloned().unwrap_or_default();
+        if ev.status.phase == "Running" && ev.metadata.deletion_timestamp.is_none() {
+            running.insert(ev.metadata.name, r);
+        } else {
+            running.remove(&ev.metadata.name);
+        }
+    }
+    Ok(())
+}
+
+/// The `daemonset` scenario: roll-out on `nodes` nodes, then a rolling update.
+pub async fn daemonset(
+    client: &Client,
+    nodes: usize,
+    timeout: Duration,
+    pids: &[(&str, u32)],
+) -> anyhow::Result<Value> {
+    let ns = "bench-daemonset";
+    let (_, mut watch) = watch_pods(client, ns).await?;
+    let ds = |rev: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "bench"},
+            "spec": {"selector": {"matchLabels": {"app": "bench"}},
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "10%"}},
+                "template": {"metadata": {"labels": {"app": "bench", "rev": rev}},
+                    "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}}})
+    };
+    let path = format!("/apis/apps/v1/namespaces/{ns}/daemonsets");
+    let cpu0 = cpu_now(pids);
+    let t0 = Instant::now();
+    client
+        .request(reqwest::Method::POST, &path, &[], Some(&ds("1")), None)
+        .await
+        .context("creating the bench daemonset")?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    // Pods running each template (by name), until every node runs one of `rev`.
+    let mut running: HashMap<String, String> = HashMap::new();
+    wait_daemons(&mut watch, &mut running, "1", nodes, deadline).await?;
+    let rollout = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    client
+        .request(
+            reqwest::Method::PUT,
+            &format!("{path}/bench"),
+            &[],
+            Some(&ds("2")),
+            None,
+        )
+        .await
+        .context("updating the bench daemonset")?;
+    wait_daemons(&mut watch, &mut running, "2", nodes, deadline).await?;
+    let update = t1.elapsed().as_secs_f64();
+    let cpu = cpu_spent(&cpu0, pids, t0.elapsed().as_secs_f64());
+    let _ = client
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/namespaces/{ns}"),
+            &[],
+            None,
+            None,
+        )
+        .await;
+    let mut out = json!({"scenario": "daemonset", "nodes": nodes, "rollout_s": rollout,
+        "pods_per_s": nodes as f64 / rollout, "rolling_update_10pct_s": update});
     if let (Some(o), Value::Object(c)) = (out.as_object_mut(), cpu) {
         if !pids.is_empty() {
             o.extend(c);

@@ -44,7 +44,7 @@ enum Cmd {
         #[arg(long)]
         exit: bool,
     },
-    /// Run benchmark scenarios (startup, api, watch, pace, storage) and write JSON.
+    /// Run benchmark scenarios (startup, daemonset, api, watch, pace, storage) and write JSON.
     Bench(BenchArgs),
 }
 
@@ -53,7 +53,7 @@ struct BenchArgs {
     /// Target a running cluster instead of starting one.
     #[arg(long)]
     server: Option<String>,
-    /// `startup`, `api`, `watch`, `pace`, `storage`, `all` (those five) or `soak`.
+    /// `startup`, `daemonset`, `api`, `watch`, `pace`, `storage`, `all` (those six) or `soak`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// The full sizes (10,000 pods on 1,000 nodes; 16 clients; 100 watchers at 1,000 writes/s)
@@ -168,7 +168,7 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
     let rate = b.rate.unwrap_or(if b.full { 1_000 } else { 100 });
     let writes = if b.full { 5_000 } else { 200 };
     let tmp = tempfile::Builder::new().prefix("cox-bench-").tempdir()?;
-    let needs_cluster = ["startup", "api", "watch", "pace"]
+    let needs_cluster = ["startup", "daemonset", "api", "watch", "pace"]
         .iter()
         .any(|s| b.scenario == "all" || b.scenario == *s);
     let cluster = match &b.server {
@@ -213,6 +213,15 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
                 started.push(("bench", std::process::id()));
             }
             results.push(bench::startup(&client, pods, Duration::from_secs(600), &started).await?);
+        }
+        if want("daemonset") {
+            let mut started: Vec<(&str, u32)> =
+                pids.iter().filter_map(|(n, p)| Some((*n, (*p)?))).collect();
+            if cluster.is_some() {
+                started.push(("bench", std::process::id()));
+            }
+            results
+                .push(bench::daemonset(&client, nodes, Duration::from_secs(600), &started).await?);
         }
         if want("api") {
             results.push(bench::api(&client, clients, ops).await?);

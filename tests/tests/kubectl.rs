@@ -529,7 +529,13 @@ fn create_from_a_directory_and_stdin_edit_and_watch() {
     let out = ok(&c.kubectl(&["api-versions"]));
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        ["apps/v1", "batch/v1", "coordination.k8s.io/v1", "v1"]
+        [
+            "apps/v1",
+            "batch/v1",
+            "coordination.k8s.io/v1",
+            "policy/v1",
+            "v1"
+        ]
     );
     let rs = c.items("/apis/apps/v1/namespaces/shop/replicasets")[0]["metadata"]["name"]
         .as_str()
