@@ -37,14 +37,36 @@ const BURST: usize = 250;
 /// What wakes a DaemonSet: a change to it, to a pod it controls, or to any node.
 pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
     let dq = q.clone();
-    inf.daemonsets
-        .on_change(move |c| dq.add(meta_key(changed_meta(c))));
+    inf.daemonsets.on_change(move |c| {
+        // Its own status writes change nothing it decides on.
+        if let coxswain_runtime::Change::Applied { old: Some(o), new } = c {
+            if crate::wiring::status_only(&o.metadata, &new.metadata) {
+                return;
+            }
+        }
+        dq.add(meta_key(changed_meta(c)));
+    });
     let (dq, c2) = (q.clone(), ctx.clone());
     inf.pods.on_change(move |c| {
         // A DaemonSet looks at every node: pod changes within a short batch share one look.
+        let m = changed_meta(c);
+        let selector = |d: &DaemonSet| d.spec.as_ref().map(|s| s.selector.clone());
+        for k in crate::wiring::adopters(m, &c2.daemonsets, selector) {
+            dq.add(k);
+        }
         for uid in owner_refs(c) {
             if let Some(d) = c2.daemonsets.by_index("uid", &uid).first() {
-                dq.add_after(meta_key(&d.metadata), Duration::from_millis(100));
+                let k = meta_key(&d.metadata);
+                match c {
+                    coxswain_runtime::Change::Applied { old: None, .. } => {
+                        c2.expectations.observed_add(&k);
+                    }
+                    coxswain_runtime::Change::Deleted(_) => {
+                        c2.expectations.observed_delete(&k);
+                    }
+                    _ => {}
+                }
+                dq.add_after(k, Duration::from_millis(100));
             }
         }
     });
@@ -222,7 +244,11 @@ fn scaled(v: Option<&IntOrString>, total: usize) -> usize {
     match v {
         Some(IntOrString::Int(n)) => (*n).max(0) as usize,
         Some(IntOrString::String(s)) => {
-            let pct: usize = s.trim_end_matches('%').parse().unwrap_or(0);
+            let pct: usize = s
+                .trim_end_matches('%')
+                .parse::<usize>()
+                .unwrap_or(0)
+                .min(100);
             (pct * total).div_ceil(100)
         }
         None => 0,
@@ -246,7 +272,10 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         .as_ref()
         .and_then(|s| s.collision_count)
         .unwrap_or(0);
-    let (rev, hash) = history::current(&ctx, &*ds, &spec.template, collisions, REVISION).await?;
+    let selector =
+        coxswain_api::selector::LabelSelector::from_k8s(&spec.selector).unwrap_or_default();
+    let (rev, hash) =
+        history::current(&ctx, &*ds, &spec.template, collisions, REVISION, &selector).await?;
     let generation = ds
         .metadata
         .annotations
@@ -273,7 +302,22 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
     let min_ready = i64::from(spec.min_ready_seconds.unwrap_or(0));
     // The pods on each node, oldest first; finished pods that are being deleted do not count.
     let mut by_node: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
-    for p in ctx.pods.by_index("controller", &uid) {
+    let api: Api<Pod> = Api::namespaced(&ctx.client, ns);
+    // Orphans its selector matches are adopted (after a `--cascade=orphan` delete).
+    let selector =
+        coxswain_api::selector::LabelSelector::from_k8s(&spec.selector).unwrap_or_default();
+    let orphans = ctx.pods.by_index("orphan", ns);
+    let adopted = if orphans.is_empty() || selector.is_empty() {
+        Vec::new()
+    } else {
+        crate::claim::claim(&api, &*ds, &selector, Vec::new(), orphans).await
+    };
+    for p in ctx
+        .pods
+        .by_index("controller", &uid)
+        .into_iter()
+        .chain(adopted)
+    {
         let gone =
             p.metadata.deletion_timestamp.is_some() && matches!(phase(&p), "Succeeded" | "Failed");
         if let (false, Some(n)) = (gone, target(&p)) {
@@ -289,7 +333,6 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
             )
         });
     }
-    let api: Api<Pod> = Api::namespaced(&ctx.client, ns);
     let nodes = ctx.nodes.list();
     let mut want: Vec<String> = Vec::new();
     let mut create: Vec<String> = Vec::new();
@@ -345,6 +388,19 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         ) > 0;
         if !surge && alive.len() > 1 {
             delete.extend(alive.into_iter().skip(1));
+        } else if surge && alive.len() > 1 {
+            // Surge: the oldest new pod and the oldest old one stay; any other goes.
+            let is_new =
+                |p: &Pod| p.metadata.labels.as_ref().and_then(|l| l.get(REVISION)) == Some(&hash);
+            let (first_new, first_old) = (
+                alive.iter().position(|p| is_new(p)),
+                alive.iter().position(|p| !is_new(p)),
+            );
+            for (i, p) in alive.iter().enumerate() {
+                if Some(i) != first_new && Some(i) != first_old {
+                    delete.push(p.clone());
+                }
+            }
         }
     }
     // Pods for nodes that are gone.
@@ -374,6 +430,17 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
             &mut delete,
         );
     }
+    // Each pod once, each node once; nothing until the cache has shown our last writes.
+    let mut seen = HashSet::new();
+    delete.retain(|p| seen.insert(p.metadata.uid.clone()));
+    let mut seen = HashSet::new();
+    create.retain(|n| seen.insert(n.clone()));
+    if !ctx.expectations.satisfied(&key) {
+        delete.clear();
+        create.clear();
+    }
+    let (dels, adds) = (delete.len().min(BURST), create.len().min(BURST));
+    ctx.expectations.expect(&key, adds as i64, dels as i64);
     for p in delete.iter().take(BURST) {
         let pn = p.metadata.name.clone().unwrap_or_default();
         match api.delete(&pn, &DeleteParams::default()).await {
@@ -383,8 +450,11 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
                 "SuccessfulDelete",
                 format!("Deleted pod: {pn}"),
             ),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e.into()),
+            Err(e) if e.is_not_found() => ctx.expectations.lower(&key, 0, 1),
+            Err(e) => {
+                ctx.expectations.lower(&key, adds as i64, 1);
+                return Err(e.into());
+            }
         }
     }
     let new: Vec<Pod> = create
@@ -392,6 +462,7 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         .take(BURST)
         .map(|n| new_pod(&ds, n, &hash, &generation, &tolerations))
         .collect();
+    let mut failed = 0;
     for r in futures::future::join_all(new.iter().map(|p| api.create(p))).await {
         match r {
             Ok(p) => ctx.recorder.record(
@@ -401,15 +472,19 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
                 format!("Created pod: {}", p.metadata.name.unwrap_or_default()),
             ),
             Err(e) => {
+                failed += 1;
                 ctx.recorder.record(
                     object_ref(&*ds),
                     "Warning",
                     "FailedCreate",
                     format!("Error creating: {e}"),
                 );
-                return Err(e.into());
             }
         }
+    }
+    if failed > 0 {
+        ctx.expectations.lower(&key, failed, 0);
+        anyhow::bail!("{failed} daemon pods could not be created");
     }
     // History and status.
     let mut live: HashSet<String> = [rev.metadata.name.clone().unwrap_or_default()].into();

@@ -25,13 +25,14 @@ use std::time::Duration;
 /// How long an eviction counts against a budget before its pod is deleted.
 const DELETION_TIMEOUT: i64 = 120;
 
-/// The budget's selector (an empty one covers the whole namespace, as policy/v1 says).
-fn selector(pdb: &PodDisruptionBudget) -> LabelSelector {
+/// Whether the budget covers a pod with these labels (policy/v1: an empty selector covers
+/// the whole namespace, a missing or malformed one covers nothing).
+fn covers(pdb: &PodDisruptionBudget, labels: &BTreeMap<String, String>) -> bool {
     pdb.spec
         .as_ref()
         .and_then(|s| s.selector.as_ref())
         .and_then(|s| LabelSelector::from_k8s(s).ok())
-        .unwrap_or_default()
+        .is_some_and(|s| s.is_empty() || s.matches(labels))
 }
 
 /// What wakes a budget: a change to it, or to a pod of its namespace it selects.
@@ -45,8 +46,13 @@ pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
         let ns = m.namespace.as_deref().unwrap_or("");
         let empty = BTreeMap::new();
         let labels = m.labels.as_ref().unwrap_or(&empty);
+        // Old labels too: a pod that leaves a budget changes it.
+        let old = match c {
+            coxswain_runtime::Change::Applied { old: Some(o), .. } => o.metadata.labels.clone(),
+            _ => None,
+        };
         for pdb in ctx.pdbs.by_index("namespace", ns) {
-            if selector(&pdb).matches(labels) || selector(&pdb).is_empty() {
+            if covers(&pdb, labels) || old.as_ref().is_some_and(|o| covers(&pdb, o)) {
                 pq.add(meta_key(&pdb.metadata));
             }
         }
@@ -92,6 +98,8 @@ fn controllers_scale(ctx: &Ctx, pods: &[Arc<Pod>]) -> Option<i32> {
             }
         } else if let Some(rc) = ctx.replicationcontrollers.by_index("uid", &r.uid).first() {
             rc.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+        } else if let Some(sts) = ctx.statefulsets.by_index("uid", &r.uid).first() {
+            sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
         } else {
             return None;
         };
@@ -107,12 +115,12 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
     };
     let (ns, name) = split_key(&key);
     let ns = ns.unwrap_or("default");
-    let sel = selector(&pdb);
+    let empty = BTreeMap::new();
     let pods: Vec<Arc<Pod>> = ctx
         .pods
         .by_index("namespace", ns)
         .into_iter()
-        .filter(|p| sel.matches(p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
+        .filter(|p| covers(&pdb, p.metadata.labels.as_ref().unwrap_or(&empty)))
         .collect();
     let spec = pdb.spec.clone().unwrap_or_default();
     let (expected, desired) = match (&spec.min_available, &spec.max_unavailable) {
@@ -132,6 +140,14 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
     };
     let (Some(expected), Some(desired)) = (expected, desired) else {
         ctx.recorder.record(object_ref(&*pdb), "Warning", "NoControllers", "found no controllers for the pods this budget covers, so no percentage can be worked out".into());
+        // Fail safe: no disruption is allowed while the budget cannot be worked out.
+        let api: Api<PodDisruptionBudget> = Api::namespaced(&ctx.client, ns);
+        let status = json!({"status": {"disruptionsAllowed": 0, "observedGeneration": pdb.metadata.generation,
+            "conditions": [{"type": "DisruptionAllowed", "status": "False", "reason": "SyncFailed",
+                "message": "found no controllers for the pods this budget covers",
+                "lastTransitionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(chrono::Utc::now()),
+                "observedGeneration": pdb.metadata.generation}]}});
+        api.patch_status(name, &status).await?;
         return Ok(Action::RequeueAfter(Duration::from_secs(30)));
     };
     // Evictions in flight: until their pod is deleted, for two minutes at most.

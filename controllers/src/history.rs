@@ -59,10 +59,16 @@ pub async fn current<K: Object>(
     template: &PodTemplateSpec,
     collisions: i32,
     hash_label: &str,
+    selector: &coxswain_api::selector::LabelSelector,
 ) -> anyhow::Result<(ControllerRevision, String)> {
     let m = owner.metadata();
     let ns = m.namespace.clone().unwrap_or_default();
     let api: Api<ControllerRevision> = Api::namespaced(&ctx.client, &ns);
+    // Revisions left by an owner deleted with --cascade=orphan are adopted, as pods are.
+    let orphans = ctx.revisions.by_index("orphan", &ns);
+    if !orphans.is_empty() && !selector.is_empty() {
+        crate::claim::claim(&api, owner, selector, Vec::new(), orphans).await;
+    }
     let revs = revisions(ctx, m.uid.as_deref().unwrap_or(""));
     let data = patch_data(template);
     let h = hash(&serde_json::to_vec(&data)?, collisions);
@@ -98,7 +104,36 @@ pub async fn current<K: Object>(
         data: Some(RawExtension(data)),
         revision: newest + 1,
     };
-    Ok((api.create(&rev).await?, h))
+    match api.create(&rev).await {
+        Ok(r) => Ok((r, h)),
+        Err(e) if e.code() == Some(409) => {
+            // A revision of that name exists: ours not yet in the cache, or left behind
+            // by an owner deleted with --cascade=orphan (adopted), or a true hash
+            // collision (the owner's collisionCount goes up and the next pass hashes anew).
+            let name = rev.metadata.name.clone().unwrap_or_default();
+            let existing = api.get(&name).await?;
+            if existing.data.as_ref().map(|d| &d.0) == rev.data.as_ref().map(|d| &d.0) {
+                if existing
+                    .metadata
+                    .owner_references
+                    .as_ref()
+                    .is_none_or(Vec::is_empty)
+                {
+                    let refs = json!({"metadata": {"ownerReferences": [controller_ref(owner)],
+                        "resourceVersion": existing.metadata.resource_version}});
+                    return Ok((api.patch(&name, &refs).await?, h));
+                }
+                return Ok((existing, h));
+            }
+            let owners: Api<K> = Api::namespaced(&ctx.client, m.namespace.as_deref().unwrap_or(""));
+            let bump = json!({"status": {"collisionCount": collisions.saturating_add(1)}});
+            owners
+                .patch_status(m.name.as_deref().unwrap_or(""), &bump)
+                .await?;
+            anyhow::bail!("revision {name} collides with another template; hashing again");
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Delete the oldest revisions beyond `limit` that no pod and neither named revision uses.

@@ -56,9 +56,10 @@ fn evict_at(
     });
     match tol {
         None => Some(since),
+        // A toleration too long for the calendar is forever.
         Some(t) => t
             .toleration_seconds
-            .map(|s| since + chrono::Duration::seconds(s.max(0))),
+            .and_then(|s| since.checked_add_signed(chrono::Duration::try_seconds(s.max(0))?)),
     }
 }
 

@@ -6,10 +6,12 @@
 //! (`history.rs`): `RollingUpdate` replaces one pod at a time from the highest ordinal down
 //! to `partition` (pods below it keep the current revision), `OnDelete` waits for the user.
 
+use crate::claim::claim;
 use crate::history;
 use crate::util::{controller_ref, is_ready, ready_since};
-use crate::wiring::{changed_meta, meta_key, owner_refs, Informers};
+use crate::wiring::{adopters, changed_meta, meta_key, owner_refs, Informers};
 use crate::Ctx;
+use coxswain_api::selector::LabelSelector;
 use coxswain_client::{Api, DeleteParams};
 use coxswain_runtime::events::object_ref;
 use coxswain_runtime::store::split_key;
@@ -36,6 +38,11 @@ pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
         .on_change(move |c| sq.add(meta_key(changed_meta(c))));
     let (sq, ctx) = (q.clone(), ctx.clone());
     inf.pods.on_change(move |c| {
+        let m = changed_meta(c);
+        let selector = |s: &StatefulSet| s.spec.as_ref().map(|s| s.selector.clone());
+        for k in adopters(m, &ctx.statefulsets, selector) {
+            sq.add(k);
+        }
         for uid in owner_refs(c) {
             if let Some(s) = ctx.statefulsets.by_index("uid", &uid).first() {
                 sq.add(meta_key(&s.metadata));
@@ -202,18 +209,11 @@ async fn act(
     let (verb, pod, res) = match (create, delete) {
         (Some(p), _) => {
             let n = p.metadata.name.clone().unwrap_or_default();
-            let r = api.create(&p).await.map(|_| ());
-            (
-                "create",
-                n,
-                r.or_else(|e| {
-                    if e.code() == Some(409) {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                }),
-            )
+            match api.create(&p).await {
+                // Already there (a cache behind our own create): nothing happened.
+                Err(e) if e.code() == Some(409) => return Ok(()),
+                r => ("create", n, r.map(|_| ())),
+            }
         }
         (None, Some(p)) => {
             let n = p.metadata.name.clone().unwrap_or_default();
@@ -259,22 +259,45 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
     let spec = set.spec.clone().unwrap_or_default();
     let uid = set.metadata.uid.clone().unwrap_or_default();
     let status = set.status.clone().unwrap_or_default();
+    let pods_api: Api<Pod> = Api::namespaced(&ctx.client, ns);
     let collisions = status.collision_count.unwrap_or(0);
-    let (update, _) = history::current(&ctx, &*set, &spec.template, collisions, HASH).await?;
+    let selector = LabelSelector::from_k8s(&spec.selector).unwrap_or_default();
+    let (update, _) =
+        history::current(&ctx, &*set, &spec.template, collisions, HASH, &selector).await?;
     let revs = history::revisions(&ctx, &uid);
-    let current = status
-        .current_revision
-        .as_ref()
-        .and_then(|n| revs.iter().find(|r| r.metadata.name.as_ref() == Some(n)))
-        .map_or_else(|| update.clone(), |r| (**r).clone());
+    let current = match &status.current_revision {
+        None => update.clone(),
+        Some(n) if *n == rev_name(&update) => update.clone(),
+        Some(n) => match revs.iter().find(|r| r.metadata.name.as_ref() == Some(n)) {
+            Some(r) => (**r).clone(),
+            // Pods below the partition must not get the new template by mistake.
+            None => anyhow::bail!("the current revision {n} is not in the cache (yet)"),
+        },
+    };
     let (start, replicas) = (
         spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0) as i64,
         spec.replicas.unwrap_or(1).max(0) as i64,
     );
     let min_ready = i64::from(spec.min_ready_seconds.unwrap_or(0));
-    let pods_api: Api<Pod> = Api::namespaced(&ctx.client, ns);
     let mut by_ordinal: BTreeMap<i64, Arc<Pod>> = BTreeMap::new();
-    for p in ctx.pods.by_index("controller", &uid) {
+    // Its pods, and the orphans named like its pods that its selector matches (adopted).
+    let orphans: Vec<Arc<Pod>> = ctx
+        .pods
+        .by_index("orphan", ns)
+        .into_iter()
+        .filter(|p| ordinal(name, p).is_some())
+        .collect();
+    let adopted = if orphans.is_empty() {
+        Vec::new()
+    } else {
+        claim(&pods_api, &*set, &selector, Vec::new(), orphans).await
+    };
+    for p in ctx
+        .pods
+        .by_index("controller", &uid)
+        .into_iter()
+        .chain(adopted)
+    {
         if let Some(o) = ordinal(name, &p) {
             by_ordinal.insert(o, p);
         }
@@ -292,6 +315,7 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         .and_then(|r| r.partition)
         .unwrap_or(0) as i64;
     let mut blocked = set.metadata.deletion_timestamp.is_some();
+    let mut budget = 500usize;
     // 1. Every ordinal in range has a healthy pod, in order (OrderedReady waits for each).
     for ord in start..start + replicas {
         if blocked {
@@ -306,7 +330,8 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
                 };
                 create_claims(&ctx, &set, ord, ns).await?;
                 act(&ctx, &set, &pods_api, Some(new_pod(&set, ord, rev)), None).await?;
-                blocked = monotonic;
+                budget -= 1;
+                blocked = monotonic || budget == 0;
             }
             Some(p) if matches!(phase(p), "Failed" | "Succeeded") => {
                 if p.metadata.deletion_timestamp.is_none() {

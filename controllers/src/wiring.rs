@@ -39,7 +39,7 @@ pub struct Informers {
     pub statefulsets: Informer<StatefulSet>,
     /// DaemonSets (by `uid`, `owner`).
     pub daemonsets: Informer<DaemonSet>,
-    /// ControllerRevisions (by `controller`, `owner`, `uid`).
+    /// ControllerRevisions (by `controller`, `owner`, `orphan`, `uid`).
     pub revisions: Informer<ControllerRevision>,
     /// PersistentVolumeClaims (by `owner`, `uid`): the collector deletes claims their
     /// StatefulSet owns.
@@ -131,6 +131,7 @@ impl Informers {
             .index("owner", |r: &ControllerRevision| {
                 util::owner_uids(&r.metadata)
             })
+            .index("orphan", |r: &ControllerRevision| orphan_index(&r.metadata))
             .index("uid", |r: &ControllerRevision| uid_index(&r.metadata)),
             claims: Informer::new(
                 Api::<PersistentVolumeClaim>::all(client),

@@ -197,6 +197,25 @@ fn disruption_budgets_refuse_evictions_and_drain_waits() {
         let p = running(&c, "app%3Dweb");
         (p.len() == 2 && p.iter().all(|p| p["spec"]["nodeName"] != node.as_str())).then_some(())
     });
+    // A budget without a selector covers nothing (policy/v1): evictions go through.
+    let (code, _) = c.post(
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
+        &json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "none"},
+            "spec": {"maxUnavailable": 0}}),
+    );
+    assert_eq!(code, 201);
+    eventually(T, "one disruption allowed again", || {
+        (c.get(pdb).1["status"]["disruptionsAllowed"] == 1).then_some(())
+    });
+    let victim = running(&c, "app%3Dweb")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, s) = c.post(
+        &format!("{PODS}/{victim}/eviction"),
+        &json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": victim}}),
+    );
+    assert_eq!(code, 201, "only the budget with a selector counts: {s}");
     // Validation: not both.
     let (code, s) = c.post(
         "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
@@ -390,6 +409,27 @@ fn statefulsets_start_in_order_update_from_the_top_and_roll_back() {
             .len(),
         3
     );
+    // Deleted with --cascade=orphan and created again: the pods and the revisions are
+    // adopted, nothing is created twice.
+    let web0 = c.get(&format!("{PODS}/web-0")).1["metadata"]["uid"].clone();
+    ok(&c.kubectl(&["delete", "sts", "web", "--cascade=orphan"]));
+    eventually(T, "the set is gone", || {
+        (c.get("/apis/apps/v1/namespaces/default/statefulsets/web").0 == 404).then_some(())
+    });
+    ok(&c.kubectl(&["apply", "-f", f.to_str().unwrap()]));
+    ok(&c.kubectl(&["scale", "sts/web", "--replicas=1"]));
+    eventually(T, "web-0 adopted", || {
+        let (_, p) = c.get(&format!("{PODS}/web-0"));
+        let (_, set) = c.get("/apis/apps/v1/namespaces/default/statefulsets/web");
+        (p["metadata"]["ownerReferences"][0]["uid"] == set["metadata"]["uid"]
+            && set["status"]["readyReplicas"] == 1)
+            .then_some(())
+    });
+    assert_eq!(
+        c.get(&format!("{PODS}/web-0")).1["metadata"]["uid"],
+        web0,
+        "the same pod"
+    );
     // Deleting the set deletes its pods and its revisions.
     ok(&c.kubectl(&["delete", "sts", "web"]));
     eventually(T, "pods and revisions gone", || {
@@ -562,4 +602,87 @@ fn daemonsets_run_one_pod_per_eligible_node_and_roll() {
     });
     ok(&c.kubectl(&["delete", "ds", "fluentd", "-n", "kube-system"]));
     eventually(T, "pods gone", || c.items(ks_pods).is_empty().then_some(()));
+}
+
+#[test]
+fn the_examples_run_and_describe_as_against_kubernetes() {
+    let c = TestCluster::start(2);
+    let ex = |f: &str| format!("{}/../examples/{f}", env!("CARGO_MANIFEST_DIR"));
+    let out = ok(&c.kubectl(&[
+        "apply",
+        "-f",
+        &ex("statefulset.yaml"),
+        "-f",
+        &ex("job.yaml"),
+        "-f",
+        &ex("cronjob.yaml"),
+        "-f",
+        &ex("daemonset.yaml"),
+    ]));
+    for line in [
+        "statefulset.apps/web created",
+        "job.batch/pi created",
+        "cronjob.batch/hello created",
+        "daemonset.apps/fluentd-elasticsearch created",
+    ] {
+        assert!(out.contains(line), "{out}");
+    }
+    ok(&c.kubectl(&["rollout", "status", "statefulset/web", "--timeout=60s"]));
+    assert_eq!(
+        ok(&c.kubectl(&[
+            "wait",
+            "--for=condition=complete",
+            "job/pi",
+            "--timeout=60s"
+        ]))
+        .trim(),
+        "job.batch/pi condition met"
+    );
+    ok(&c.kubectl(&[
+        "rollout",
+        "status",
+        "ds/fluentd-elasticsearch",
+        "-n",
+        "kube-system",
+        "--timeout=60s",
+    ]));
+    for (what, expect) in [
+        (
+            vec!["describe", "statefulset", "web"],
+            "Pods Status:        2 Running / 0 Waiting / 0 Succeeded / 0 Failed",
+        ),
+        (
+            vec!["describe", "job", "pi"],
+            "Pods Statuses:    0 Active (0 Ready) / 1 Succeeded / 0 Failed",
+        ),
+        (
+            vec!["describe", "cronjob", "hello"],
+            "Schedule:                      * * * * *",
+        ),
+        (
+            vec![
+                "describe",
+                "ds",
+                "fluentd-elasticsearch",
+                "-n",
+                "kube-system",
+            ],
+            "Desired Number of Nodes Scheduled: 2",
+        ),
+        (
+            vec!["describe", "pvc", "www-web-0"],
+            "Status:        Pending",
+        ),
+    ] {
+        let out = ok(&c.kubectl(&what));
+        assert!(out.contains(expect), "{what:?}:\n{out}");
+    }
+    let out = ok(&c.kubectl(&["get", "all"]));
+    for name in [
+        "statefulset.apps/web",
+        "job.batch/pi",
+        "cronjob.batch/hello",
+    ] {
+        assert!(out.contains(name), "{out}");
+    }
 }

@@ -119,6 +119,16 @@ impl Kind for DaemonSet {
             Some("OnDelete") => {}
             Some("RollingUpdate") => {
                 let ru = v.at("/spec/updateStrategy/rollingUpdate");
+                for k in ["maxUnavailable", "maxSurge"] {
+                    if let Some(Value::String(p)) = ru.and_then(|r| r.get(k)) {
+                        let field = format!("spec.updateStrategy.rollingUpdate.{k}");
+                        match p.strip_suffix('%').and_then(|d| d.parse::<u64>().ok()) {
+                            None => causes.push(Cause::invalid(&field, format!("\"{p}\""), "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")),
+                            Some(x) if x > 100 => causes.push(Cause::invalid(&field, format!("\"{p}\""), "must not be greater than 100%")),
+                            Some(_) => {}
+                        }
+                    }
+                }
                 let unavailable =
                     int_or_percent(ru.and_then(|r| r.get("maxUnavailable"))).unwrap_or(0);
                 let surge = int_or_percent(ru.and_then(|r| r.get("maxSurge"))).unwrap_or(0);

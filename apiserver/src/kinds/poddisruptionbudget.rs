@@ -143,7 +143,12 @@ fn is_ready(pod: &Value) -> bool {
 /// The one budget covering `pod` may allow its eviction: take one disruption from it (or
 /// answer 429 when it allows none). Pods that are not running, or already being deleted,
 /// need no budget; a pod covered by more than one budget cannot be evicted.
-pub async fn admit_eviction(st: &AppState, ns: &str, pod: &Value) -> Result<(), ApiError> {
+pub async fn admit_eviction(
+    st: &AppState,
+    ns: &str,
+    pod: &Value,
+    dry_run: bool,
+) -> Result<(), ApiError> {
     let phase = pod.at("/status/phase").and_then(Value::as_str);
     if pod.at("/metadata/deletionTimestamp").is_some()
         || matches!(phase, Some("Succeeded" | "Failed" | "Pending"))
@@ -169,8 +174,8 @@ pub async fn admit_eviction(st: &AppState, ns: &str, pod: &Value) -> Result<(), 
             .cloned()
             .and_then(|s| serde_json::from_value(s).ok())
             .and_then(|s| LabelSelector::from_k8s(&s).ok());
-        // policy/v1: an empty selector covers every pod of the namespace.
-        if sel.is_none_or(|s| s.is_empty() || s.matches(&labels)) {
+        // policy/v1: an empty selector covers every pod of the namespace; a missing one none.
+        if sel.is_some_and(|s| s.is_empty() || s.matches(&labels)) {
             covering.push(v);
         }
     }
@@ -189,8 +194,8 @@ pub async fn admit_eviction(st: &AppState, ns: &str, pod: &Value) -> Result<(), 
         .unwrap_or("")
         .to_string();
     let always = budget.at("/spec/unhealthyPodEvictionPolicy") == Some(&json!("AlwaysAllow"));
-    let healthy_budget =
-        n(&budget, "/status/currentHealthy") >= n(&budget, "/status/desiredHealthy");
+    let desired = n(&budget, "/status/desiredHealthy");
+    let healthy_budget = desired > 0 && n(&budget, "/status/currentHealthy") >= desired;
     // An unready pod takes nothing from a healthy budget (or from any, with AlwaysAllow).
     if !is_ready(pod) && (always || healthy_budget) {
         return Ok(());
@@ -235,6 +240,7 @@ pub async fn admit_eviction(st: &AppState, ns: &str, pod: &Value) -> Result<(), 
     };
     let opts = WriteOptions {
         internal: true,
+        dry_run,
         ..Default::default()
     };
     let bname = budget

@@ -210,9 +210,7 @@ pub async fn evict(
         .get(t.resource, &ns, name)
         .ok_or_else(|| ApiError::not_found(t.resource, name))?;
     let pod: Value = serde_json::from_slice(&pod.bytes).map_err(crate::state::internal)?;
-    if !o.dry_run {
-        crate::kinds::poddisruptionbudget::admit_eviction(st, &ns, &pod).await?;
-    }
+    crate::kinds::poddisruptionbudget::admit_eviction(st, &ns, &pod, o.dry_run).await?;
     delete_one(st, t, name, &o).await?;
     Ok(value_response(201, &success(201)))
 }
