@@ -20,7 +20,7 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetSta
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -197,6 +197,68 @@ async fn create_claims(ctx: &Ctx, set: &StatefulSet, ordinal: i64, ns: &str) -> 
     Ok(())
 }
 
+/// The owners the claims of a pod should have by the retention policy: the set while the
+/// ordinal is in range and `whenDeleted: Delete`; the pod once it is scaled away and
+/// `whenScaled: Delete` (so the claim goes with it); none otherwise (Retain).
+fn claim_owners(set: &StatefulSet, pod: &Pod, condemned: bool) -> Option<Vec<OwnerReference>> {
+    let policy = set
+        .spec
+        .as_ref()
+        .and_then(|s| s.persistent_volume_claim_retention_policy.clone())
+        .unwrap_or_default();
+    let delete = |p: &Option<String>| p.as_deref() == Some("Delete");
+    if condemned && delete(&policy.when_scaled) {
+        Some(vec![controller_ref(pod)])
+    } else if delete(&policy.when_deleted) {
+        Some(vec![controller_ref(set)])
+    } else {
+        None
+    }
+}
+
+/// Keep the owners of a pod's claims in step with the retention policy (which may change).
+async fn sync_claim_owners(
+    ctx: &Ctx,
+    set: &StatefulSet,
+    pod: &Pod,
+    ordinal: i64,
+    condemned: bool,
+    ns: &str,
+) -> anyhow::Result<()> {
+    let want = claim_owners(set, pod, condemned);
+    let name = set.metadata.name.clone().unwrap_or_default();
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(&ctx.client, ns);
+    let templates = set
+        .spec
+        .iter()
+        .flat_map(|s| s.volume_claim_templates.iter().flatten());
+    for t in templates {
+        let claim = format!(
+            "{}-{name}-{ordinal}",
+            t.metadata.name.as_deref().unwrap_or("")
+        );
+        let Some(cur) = ctx.claims.get(&format!("{ns}/{claim}")) else {
+            continue;
+        };
+        let cur_refs = cur
+            .metadata
+            .owner_references
+            .clone()
+            .filter(|r| !r.is_empty());
+        if cur_refs == want {
+            continue;
+        }
+        let patch = json!({"metadata": {"ownerReferences": want,
+            "resourceVersion": cur.metadata.resource_version}});
+        match api.patch(&claim, &patch).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() || e.is_conflict() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Create or delete one pod, with the StatefulSet's Event.
 async fn act(
     ctx: &Ctx,
@@ -352,6 +414,11 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         .filter(|(o, _)| **o < start || **o >= start + replicas)
         .map(|(_, p)| p)
         .collect();
+    // Claims follow the retention policy: the set's while in range, the pod's once scaled away.
+    for (ord, p) in &by_ordinal {
+        let condemned = *ord < start || *ord >= start + replicas;
+        sync_claim_owners(&ctx, &set, p, *ord, condemned, ns).await?;
+    }
     for p in &condemned {
         if blocked {
             break;

@@ -226,6 +226,8 @@ pub struct Ctx {
     pub daemonsets: Store<DaemonSet>,
     /// ControllerRevisions cache (by controller UID).
     pub revisions: Store<ControllerRevision>,
+    /// PersistentVolumeClaims cache.
+    pub claims: Store<PersistentVolumeClaim>,
     /// Namespaces cache.
     pub namespaces: Store<Namespace>,
     /// Nodes cache.
@@ -256,6 +258,7 @@ impl Ctx {
             statefulsets: inf.statefulsets.store(),
             daemonsets: inf.daemonsets.store(),
             revisions: inf.revisions.store(),
+            claims: inf.claims.store(),
             namespaces: inf.namespaces.store(),
             nodes: inf.nodes.store(),
             leases: inf.leases.store(),

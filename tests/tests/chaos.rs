@@ -281,10 +281,69 @@ fn the_cluster_converges_through_random_kills() {
     // Running at its image, and no other pod of it left.
     for (i, name) in names.iter().enumerate() {
         let p = &model[i];
-        eventually(
-            Duration::from_secs(90),
+        // What the cluster holds of a Deployment, for the message of a failed convergence.
+        let state = || {
+            let get = |path: &str| -> Value {
+                http.get(format!("{}{path}", c.server))
+                    .send()
+                    .ok()
+                    .and_then(|r| r.json().ok())
+                    .unwrap_or(Value::Null)
+            };
+            let d = get(&format!("{DEPLOYS}/{name}"));
+            let rs: Vec<String> = get("/apis/apps/v1/namespaces/default/replicasets")["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter(|r| {
+                    r["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with(&format!("{name}-"))
+                })
+                .map(|r| {
+                    format!(
+                        "{} owner={} spec={} status={} deleting={}",
+                        r["metadata"]["name"],
+                        r["metadata"]["ownerReferences"][0]["uid"],
+                        r["spec"]["replicas"],
+                        r["status"],
+                        r["metadata"]["deletionTimestamp"]
+                    )
+                })
+                .collect();
+            let pods: Vec<String> = get(&format!(
+                "/api/v1/namespaces/default/pods?labelSelector=app%3D{name}"
+            ))["items"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|x| {
+                    format!(
+                        "{} {} {} node={} owner={} deleting={}",
+                        x["metadata"]["name"],
+                        x["status"]["phase"],
+                        x["spec"]["containers"][0]["image"],
+                        x["spec"]["nodeName"],
+                        x["metadata"]["ownerReferences"][0]["name"],
+                        x["metadata"]["deletionTimestamp"]
+                    )
+                })
+                .collect();
+            format!("deployment uid={} spec.replicas={} image={} status={}\nreplicasets:\n  {}\npods:\n  {}",
+                d["metadata"]["uid"], d["spec"]["replicas"], d["spec"]["template"]["spec"]["containers"][0]["image"], d["status"],
+                rs.join("\n  "), pods.join("\n  "))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        let converged = eventually(
+            Duration::from_secs(95),
             &format!("{name} converged ({p:?})"),
             || {
+                if std::time::Instant::now() > deadline {
+                    return Some(false);
+                }
                 let r = http
                     .get(format!("{}{DEPLOYS}/{name}", c.server))
                     .send()
@@ -303,7 +362,7 @@ fn the_cluster_converges_through_random_kills() {
                     .as_array()?
                     .clone();
                 if code == 404 {
-                    return (p.exists.contains(&false) && pods.is_empty()).then_some(());
+                    return (p.exists.contains(&false) && pods.is_empty()).then_some(true);
                 }
                 let replicas = d["spec"]["replicas"].as_i64()?;
                 let image = d["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -331,8 +390,13 @@ fn the_cluster_converges_through_random_kills() {
                             && x["metadata"].get("deletionTimestamp").is_none()
                     })
                     .count();
-                (running as i64 == replicas && pods.len() as i64 == replicas).then_some(())
+                (running as i64 == replicas && pods.len() as i64 == replicas).then_some(true)
             },
+        );
+        assert!(
+            converged,
+            "{name} did not converge in 90 s ({p:?}):\n{}",
+            state()
         );
     }
     drop(c);

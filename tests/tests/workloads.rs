@@ -686,3 +686,55 @@ fn the_examples_run_and_describe_as_against_kubernetes() {
         assert!(out.contains(name), "{out}");
     }
 }
+
+#[test]
+fn statefulset_claims_follow_the_retention_policy() {
+    let c = TestCluster::start(2);
+    let claims = |c: &TestCluster| -> Vec<String> {
+        let mut v: Vec<String> = c
+            .items("/api/v1/namespaces/default/persistentvolumeclaims")
+            .iter()
+            .map(|x| x["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let sts = STS.replace("replicas: 3", "replicas: 2").replace(
+        "  volumeClaimTemplates:",
+        "  persistentVolumeClaimRetentionPolicy:\n    whenScaled: Delete\n    whenDeleted: Retain\n  volumeClaimTemplates:",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("sts.yaml");
+    std::fs::write(&f, sts).unwrap();
+    ok(&c.kubectl(&["apply", "-f", f.to_str().unwrap()]));
+    ok(&c.kubectl(&["rollout", "status", "sts/web", "--timeout=60s"]));
+    assert_eq!(claims(&c), ["www-web-0", "www-web-1"]);
+    // whenScaled: Delete - the claim of a pod scaled away goes with it.
+    ok(&c.kubectl(&["scale", "sts/web", "--replicas=1"]));
+    eventually(T, "www-web-1 deleted", || {
+        (claims(&c) == ["www-web-0"]).then_some(())
+    });
+    // whenDeleted: Retain - deleting the set keeps the claims of the pods it had.
+    ok(&c.kubectl(&["delete", "sts", "web"]));
+    eventually(T, "pods gone", || {
+        c.items(&format!("{PODS}?labelSelector=app%3Dnginx"))
+            .is_empty()
+            .then_some(())
+    });
+    assert_eq!(claims(&c), ["www-web-0"]);
+    // Changing the policy to whenDeleted: Delete gives the claims to the set.
+    std::fs::write(&f, STS.replace("replicas: 3", "replicas: 1").replace(
+        "  volumeClaimTemplates:",
+        "  persistentVolumeClaimRetentionPolicy:\n    whenDeleted: Delete\n  volumeClaimTemplates:",
+    ))
+    .unwrap();
+    ok(&c.kubectl(&["apply", "-f", f.to_str().unwrap()]));
+    eventually(T, "the claim owned by the set", || {
+        let (_, pvc) = c.get("/api/v1/namespaces/default/persistentvolumeclaims/www-web-0");
+        (pvc["metadata"]["ownerReferences"][0]["kind"] == "StatefulSet").then_some(())
+    });
+    ok(&c.kubectl(&["delete", "sts", "web"]));
+    eventually(T, "claims deleted with the set", || {
+        claims(&c).is_empty().then_some(())
+    });
+}
