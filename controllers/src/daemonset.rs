@@ -7,7 +7,7 @@
 //! the new pod before the old one goes; OnDelete waits for the user.
 
 use crate::history;
-use crate::util::{controller_ref, is_ready, ready_since};
+use crate::util::{available, controller_ref, is_ready, phase};
 use crate::wiring::{changed_meta, meta_key, owner_refs, Informers};
 use crate::Ctx;
 use coxswain_api::placement::{term_matches, tolerates};
@@ -224,19 +224,6 @@ fn new_pod(
         spec: Some(spec),
         status: None,
     }
-}
-
-fn phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
-}
-
-fn available(p: &Pod, min_ready: i64) -> bool {
-    is_ready(p)
-        && ready_since(p)
-            .is_some_and(|t| chrono::Utc::now() - t >= chrono::Duration::seconds(min_ready))
 }
 
 /// `v` of `total`, percentages rounded up.

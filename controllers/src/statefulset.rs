@@ -8,7 +8,7 @@
 
 use crate::claim::claim;
 use crate::history;
-use crate::util::{controller_ref, is_ready, ready_since};
+use crate::util::{controller_ref, is_ready, phase};
 use crate::wiring::{adopters, changed_meta, meta_key, owner_refs, Informers};
 use crate::Ctx;
 use coxswain_api::selector::LabelSelector;
@@ -58,19 +58,9 @@ fn ordinal(set: &str, pod: &Pod) -> Option<i64> {
     (parent == set).then(|| ord.parse().ok()).flatten()
 }
 
-fn phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("")
-}
-
-/// Running, Ready, and Ready for `min_ready` seconds.
+/// Running, and Ready for `min_ready` seconds.
 fn available(p: &Pod, min_ready: i64) -> bool {
-    phase(p) == "Running"
-        && is_ready(p)
-        && ready_since(p)
-            .is_some_and(|t| chrono::Utc::now() - t >= chrono::Duration::seconds(min_ready))
+    phase(p) == "Running" && is_ready(p) && crate::util::available(p, min_ready)
 }
 
 fn rev_name(r: &ControllerRevision) -> String {

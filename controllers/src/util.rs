@@ -78,6 +78,22 @@ pub fn is_active(p: &Pod) -> bool {
         )
 }
 
+/// The pod's phase (`""` while it has none).
+pub fn phase(p: &Pod) -> &str {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
+}
+
+/// Ready for at least `min_ready` seconds (what Kubernetes calls available).
+pub fn available(p: &Pod, min_ready: i64) -> bool {
+    ready_since(p).is_some_and(|t| {
+        chrono::Utc::now() - t
+            >= chrono::Duration::try_seconds(min_ready).unwrap_or(chrono::Duration::MAX)
+    })
+}
+
 /// The pod's Ready condition is True.
 pub fn is_ready(p: &Pod) -> bool {
     p.status

@@ -198,6 +198,16 @@ async fn watch_pods(
     Ok((path, Box::pin(watch)))
 }
 
+/// A scenario's figures with the processes' CPU (when this process started them).
+fn with_cpu(mut out: Value, cpu: Value, pids: &[(&str, u32)]) -> Value {
+    if let (Some(o), Value::Object(c)) = (out.as_object_mut(), cpu) {
+        if !pids.is_empty() {
+            o.extend(c);
+        }
+    }
+    out
+}
+
 /// CPU seconds of each named process now.
 fn cpu_now(pids: &[(&str, u32)]) -> Vec<(String, f64)> {
     pids.iter()
@@ -297,15 +307,10 @@ pub async fn startup(
             None,
         )
         .await;
-    let mut out = json!({"scenario": "startup", "pods": pods, "all_running_s": total,
+    let out = json!({"scenario": "startup", "pods": pods, "all_running_s": total,
         "pods_per_s": pods as f64 / total, "startup_p50_ms": p50, "startup_p90_ms": p90, "startup_p99_ms": p99,
         "events_written_s": events_s, "requests_per_pod": per_pod});
-    if let (Some(o), Value::Object(c)) = (out.as_object_mut(), cpu) {
-        if !pids.is_empty() {
-            o.extend(c);
-        }
-    }
-    Ok(out)
+    Ok(with_cpu(out, cpu, pids))
 }
 
 /// Follow the pods watch until `nodes` pods of template `rev` run (`running`: pod -> rev).
@@ -387,14 +392,9 @@ pub async fn daemonset(
             None,
         )
         .await;
-    let mut out = json!({"scenario": "daemonset", "nodes": nodes, "rollout_s": rollout,
+    let out = json!({"scenario": "daemonset", "nodes": nodes, "rollout_s": rollout,
         "pods_per_s": nodes as f64 / rollout, "rolling_update_10pct_s": update});
-    if let (Some(o), Value::Object(c)) = (out.as_object_mut(), cpu) {
-        if !pids.is_empty() {
-            o.extend(c);
-        }
-    }
-    Ok(out)
+    Ok(with_cpu(out, cpu, pids))
 }
 
 async fn ensure_namespace(client: &Client, ns: &str) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 //! the schedule (driven by a test clock), concurrency policies, history pruning, cascading
 //! deletion, and the API's validation.
 
-use coxswain_testkit::{eventually, stays, stderr, stdout, Options, TestCluster};
+use coxswain_testkit::{eventually, ok, stays, Options, TestCluster};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -12,16 +12,6 @@ const T: Duration = Duration::from_secs(60);
 const JOBS: &str = "/apis/batch/v1/namespaces/default/jobs";
 const CRONJOBS: &str = "/apis/batch/v1/namespaces/default/cronjobs";
 const PODS: &str = "/api/v1/namespaces/default/pods";
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "kubectl failed:\n{}\n{}",
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
 
 /// A cluster of two nodes whose Job back-off is short.
 fn cluster(extra_controller_args: &[String]) -> TestCluster {

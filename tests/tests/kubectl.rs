@@ -1,7 +1,7 @@
 //! The real kubectl (1.32) against a real cluster, flow by flow, checking what it prints.
 //! Each test names the kubectl commands it proves; docs/compatibility.md points here.
 
-use coxswain_testkit::{eventually, stderr, stdout, TestCluster};
+use coxswain_testkit::{eventually, ok, stderr, stdout, TestCluster};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -9,16 +9,6 @@ const T: Duration = Duration::from_secs(30);
 
 fn example() -> String {
     format!("{}/../examples/deployment.yaml", env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "kubectl failed:\n{}\n{}",
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
 }
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> String {

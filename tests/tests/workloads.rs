@@ -1,22 +1,12 @@
 //! Workload kinds besides Deployments and Jobs on the real binaries, with the real kubectl:
 //! ReplicationControllers.
 
-use coxswain_testkit::{eventually, stderr, stdout, TestCluster};
+use coxswain_testkit::{eventually, ok, stderr, TestCluster};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
 const PODS: &str = "/api/v1/namespaces/default/pods";
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "kubectl failed:\n{}\n{}",
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
 
 fn running(c: &TestCluster, selector: &str) -> Vec<Value> {
     c.items(&format!("{PODS}?labelSelector={selector}"))

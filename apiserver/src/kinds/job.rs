@@ -6,9 +6,9 @@
 //! generation, the `status` subresource, and kubectl's columns. The job spec rules are shared
 //! with CronJob's `jobTemplate`.
 
-use super::shared::{default, default_template, obj};
+use super::shared::{default, default_template, obj, workload_cells, workload_columns};
 use super::{field_or, Kind, SelectableField};
-use crate::table::{age, col, human_duration, n, s, Column};
+use crate::table::{human_duration, n, s, Column};
 use coxswain_api::protobuf::{Schema, JOB_SCHEMA};
 use coxswain_api::resources::{ResourceInfo, JOBS};
 use coxswain_api::status::Cause;
@@ -102,29 +102,22 @@ impl Kind for Job {
     }
 
     fn columns(&self) -> Vec<Column> {
-        let mut c = vec![
-            col("Name", "string", 0),
-            col("Status", "string", 0),
-            col("Completions", "string", 0),
-            col("Duration", "string", 0),
-            col("Age", "string", 0),
-        ];
-        c.extend(["Containers", "Images", "Selector"].map(|n| col(n, "string", 1)));
-        c
+        workload_columns([
+            ("Status", "string"),
+            ("Completions", "string"),
+            ("Duration", "string"),
+        ])
     }
 
     fn cells(&self, v: &Value) -> Vec<Value> {
-        let [containers, images] = super::shared::containers_images(v, "/spec/template/spec");
-        vec![
-            json!(s(v, "/metadata/name")),
-            json!(status_cell(v)),
-            json!(completions_cell(v)),
-            json!(duration_cell(v)),
-            json!(age(&v["metadata"]["creationTimestamp"])),
-            json!(containers),
-            json!(images),
-            json!(super::shared::selector_cell(v.at("/spec/selector"))),
-        ]
+        workload_cells(
+            v,
+            [
+                json!(status_cell(v)),
+                json!(completions_cell(v)),
+                json!(duration_cell(v)),
+            ],
+        )
     }
 
     fn selectable_fields(&self) -> &'static [SelectableField] {

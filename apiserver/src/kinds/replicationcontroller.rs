@@ -3,9 +3,9 @@
 //! restartPolicy Always), generation, the `status` and `scale` subresources (the plain-map
 //! selector as a label selector), and kubectl's columns.
 
-use super::shared::{default, default_template, obj, selector_cell};
+use super::shared::{default, default_template, obj, workload_cells_with, workload_columns};
 use super::Kind;
-use crate::table::{age, col, n, s, Column};
+use crate::table::{n, Column};
 use coxswain_api::resources::{ResourceInfo, REPLICATIONCONTROLLERS};
 use coxswain_api::status::Cause;
 use coxswain_api::At;
@@ -112,28 +112,19 @@ impl Kind for ReplicationController {
     }
 
     fn columns(&self) -> Vec<Column> {
-        let mut c = vec![
-            col("Name", "string", 0),
-            col("Desired", "integer", 0),
-            col("Current", "integer", 0),
-            col("Ready", "integer", 0),
-            col("Age", "string", 0),
-        ];
-        c.extend(["Containers", "Images", "Selector"].map(|n| col(n, "string", 1)));
-        c
+        workload_columns([
+            ("Desired", "integer"),
+            ("Current", "integer"),
+            ("Ready", "integer"),
+        ])
     }
 
     fn cells(&self, v: &Value) -> Vec<Value> {
-        let [containers, images] = super::shared::containers_images(v, "/spec/template/spec");
-        vec![
-            json!(s(v, "/metadata/name")),
+        let own = [
             json!(n(v, "/spec/replicas")),
             json!(n(v, "/status/replicas")),
             json!(n(v, "/status/readyReplicas")),
-            json!(age(&v["metadata"]["creationTimestamp"])),
-            json!(containers),
-            json!(images),
-            json!(selector_cell(self.label_selector(v).as_ref())),
-        ]
+        ];
+        workload_cells_with(v, own, self.label_selector(v).as_ref())
     }
 }

@@ -101,7 +101,13 @@ pub fn workload_columns(own: [(&str, &str); 3]) -> Vec<crate::table::Column> {
 
 /// A workload's cells in the order of [`workload_columns`].
 pub fn workload_cells(v: &Value, own: [Value; 3]) -> Vec<Value> {
-    let [c, i, sel] = containers_images_selector(v);
+    workload_cells_with(v, own, v.at("/spec/selector"))
+}
+
+/// [`workload_cells`] with the label selector given (a ReplicationController's map, as one).
+pub fn workload_cells_with(v: &Value, own: [Value; 3], selector: Option<&Value>) -> Vec<Value> {
+    let [c, i] = containers_images(v, "/spec/template/spec");
+    let sel = selector_cell(selector);
     let mut cells = vec![json!(s(v, "/metadata/name"))];
     cells.extend(own);
     cells.push(json!(crate::table::age(
@@ -109,12 +115,6 @@ pub fn workload_cells(v: &Value, own: [Value; 3]) -> Vec<Value> {
     )));
     cells.extend([json!(c), json!(i), json!(sel)]);
     cells
-}
-
-/// The Containers, Images and Selector cells of a workload (`-o wide`).
-fn containers_images_selector(v: &Value) -> [String; 3] {
-    let [c, i] = containers_images(v, "/spec/template/spec");
-    [c, i, selector_cell(v.at("/spec/selector"))]
 }
 
 /// The Containers and Images cells of the pod spec at `spec` (`-o wide`).

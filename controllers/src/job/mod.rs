@@ -12,7 +12,7 @@ mod indexes;
 mod memory;
 mod pods;
 
-use crate::util::is_ready;
+use crate::util::{is_ready, phase};
 use crate::wiring::{changed_meta, meta_key, owner_refs, Informers};
 use crate::Ctx;
 use coxswain_client::Api;
@@ -91,13 +91,6 @@ pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
             }
         }
     });
-}
-
-fn phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("Pending")
 }
 
 fn has_tracking(p: &Pod) -> bool {

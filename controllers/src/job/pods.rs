@@ -3,8 +3,9 @@
 //! removing the tracking finalizer, deleting, and [`manage`]: creating what is left to run
 //! after the failure back-off, and removing what is too much.
 
-use super::{has_tracking, index_of, phase, Tally, INDEX, TRACKING};
+use super::{has_tracking, index_of, Tally, INDEX, TRACKING};
 use crate::util::controller_ref;
+use crate::util::phase;
 use crate::Ctx;
 use coxswain_client::{Api, DeleteParams};
 use coxswain_runtime::events::object_ref;

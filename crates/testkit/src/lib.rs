@@ -545,6 +545,17 @@ impl TestCluster {
     }
 }
 
+/// stdout of a command that must have succeeded (panics with its output otherwise).
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "kubectl failed:\n{}\n{}",
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
 /// stdout of a command as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
