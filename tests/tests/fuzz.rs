@@ -67,6 +67,51 @@ fn bases() -> Vec<(&'static str, Value)> {
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}),
         ),
         (
+            "/api/v1/namespaces/default/replicationcontrollers",
+            json!({"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "x"},
+                "spec": {"replicas": 0, "selector": {"app": "f"}, "template": template}}),
+        ),
+        (
+            "/apis/apps/v1/namespaces/default/statefulsets",
+            json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "x"},
+                "spec": {"replicas": 0, "serviceName": "x", "selector": {"matchLabels": {"app": "f"}}, "template": template,
+                    "volumeClaimTemplates": [{"metadata": {"name": "d"}, "spec": {"accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}}}}]}}),
+        ),
+        (
+            "/apis/apps/v1/namespaces/default/daemonsets",
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "x"},
+                "spec": {"selector": {"matchLabels": {"app": "f"}}, "template": {"metadata": template["metadata"],
+                    "spec": {"nodeSelector": {"none": "x"}, "containers": template["spec"]["containers"]}}}}),
+        ),
+        (
+            "/apis/apps/v1/namespaces/default/controllerrevisions",
+            json!({"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "x"},
+                "data": {"spec": {"template": {"$patch": "replace"}}}, "revision": 1}),
+        ),
+        (
+            "/apis/batch/v1/namespaces/default/jobs",
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x"},
+                "spec": {"suspend": true, "completions": 2, "parallelism": 1, "completionMode": "Indexed",
+                    "template": {"spec": {"restartPolicy": "Never", "containers": template["spec"]["containers"]}}}}),
+        ),
+        (
+            "/apis/batch/v1/namespaces/default/cronjobs",
+            json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "x"},
+                "spec": {"schedule": "*/5 * * * *", "suspend": true, "jobTemplate": {"spec": {"template": {"spec": {
+                    "restartPolicy": "OnFailure", "containers": template["spec"]["containers"]}}}}}}),
+        ),
+        (
+            "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "x"},
+                "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "f"}}}}),
+        ),
+        (
+            "/api/v1/namespaces/default/persistentvolumeclaims",
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "x"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+        ),
+        (
             "/api/v1/namespaces/default/events",
             json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "x"},
                 "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
@@ -174,7 +219,10 @@ fn mutate(rng: &mut Rng, v: &Value) -> Value {
 
 /// Decode `v` as the exact type of the collection at `path`.
 fn decodes(path: &str, v: &Value) -> Result<(), String> {
-    use k8s_openapi::api::{apps::v1 as apps, coordination::v1 as coord, core::v1 as core};
+    use k8s_openapi::api::{
+        apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core,
+        policy::v1 as policy,
+    };
     let kind = path.rsplit('/').next().unwrap_or("");
     let r = match kind {
         "pods" => serde_json::from_value::<core::Pod>(v.clone()).map(drop),
@@ -185,6 +233,22 @@ fn decodes(path: &str, v: &Value) -> Result<(), String> {
         "namespaces" => serde_json::from_value::<core::Namespace>(v.clone()).map(drop),
         "events" => serde_json::from_value::<core::Event>(v.clone()).map(drop),
         "leases" => serde_json::from_value::<coord::Lease>(v.clone()).map(drop),
+        "replicationcontrollers" => {
+            serde_json::from_value::<core::ReplicationController>(v.clone()).map(drop)
+        }
+        "statefulsets" => serde_json::from_value::<apps::StatefulSet>(v.clone()).map(drop),
+        "daemonsets" => serde_json::from_value::<apps::DaemonSet>(v.clone()).map(drop),
+        "controllerrevisions" => {
+            serde_json::from_value::<apps::ControllerRevision>(v.clone()).map(drop)
+        }
+        "jobs" => serde_json::from_value::<batch::Job>(v.clone()).map(drop),
+        "cronjobs" => serde_json::from_value::<batch::CronJob>(v.clone()).map(drop),
+        "poddisruptionbudgets" => {
+            serde_json::from_value::<policy::PodDisruptionBudget>(v.clone()).map(drop)
+        }
+        "persistentvolumeclaims" => {
+            serde_json::from_value::<core::PersistentVolumeClaim>(v.clone()).map(drop)
+        }
         other => return Err(format!("no type for {other}")),
     };
     r.map_err(|e| e.to_string())
