@@ -57,15 +57,7 @@ pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
         for uid in owner_refs(c) {
             if let Some(d) = c2.daemonsets.by_index("uid", &uid).first() {
                 let k = meta_key(&d.metadata);
-                match c {
-                    coxswain_runtime::Change::Applied { old: None, .. } => {
-                        c2.expectations.observed_add(&k);
-                    }
-                    coxswain_runtime::Change::Deleted(_) => {
-                        c2.expectations.observed_delete(&k);
-                    }
-                    _ => {}
-                }
+                c2.expectations.observe(&k, c);
                 dq.add_after(k, Duration::from_millis(100));
             }
         }

@@ -64,13 +64,23 @@ impl Expectations {
             .insert(key.to_string(), (adds, dels, Instant::now()));
     }
 
+    /// Note what a change of a pod owned by `key` tells: for a pod that appeared or went,
+    /// whether nothing more is expected; `None` for an update (which expects nothing).
+    pub fn observe<K>(&self, key: &str, c: &Change<K>) -> Option<bool> {
+        match c {
+            Change::Applied { old: None, .. } => Some(self.observed_add(key)),
+            Change::Deleted(_) => Some(self.observed_delete(key)),
+            Change::Applied { .. } => None,
+        }
+    }
+
     /// A pod owned by `key` appeared in the cache; true when nothing more is expected.
-    pub fn observed_add(&self, key: &str) -> bool {
+    fn observed_add(&self, key: &str) -> bool {
         self.observed(key, 1, 0)
     }
 
     /// A pod owned by `key` left the cache; true when nothing more is expected.
-    pub fn observed_delete(&self, key: &str) -> bool {
+    fn observed_delete(&self, key: &str) -> bool {
         self.observed(key, 0, 1)
     }
 
@@ -218,9 +228,7 @@ pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
                 continue;
             };
             let k = meta_key(&rs.metadata);
-            let now = match c {
-                Change::Applied { old: None, .. } => ctx.expectations.observed_add(&k),
-                Change::Deleted(_) => ctx.expectations.observed_delete(&k),
+            let now = ctx.expectations.observe(&k, c).unwrap_or_else(|| match c {
                 Change::Applied {
                     old: Some(old),
                     new,
@@ -231,7 +239,8 @@ pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
                         || old.metadata.deletion_timestamp.is_some()
                             != new.metadata.deletion_timestamp.is_some()
                 }
-            };
+                _ => true,
+            });
             if now {
                 rq.add(k);
             } else {

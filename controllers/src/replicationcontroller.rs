@@ -33,15 +33,7 @@ pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
         for uid in owner_refs(c) {
             if let Some(rc) = ctx.replicationcontrollers.by_index("uid", &uid).first() {
                 let k = meta_key(&rc.metadata);
-                match c {
-                    coxswain_runtime::Change::Applied { old: None, .. } => {
-                        ctx.expectations.observed_add(&k);
-                    }
-                    coxswain_runtime::Change::Deleted(_) => {
-                        ctx.expectations.observed_delete(&k);
-                    }
-                    _ => {}
-                }
+                ctx.expectations.observe(&k, c);
                 rq.add(k);
             }
         }

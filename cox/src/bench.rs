@@ -298,15 +298,7 @@ pub async fn startup(
     // Counted once the background Event writes are done too.
     let per_pod = requests_per_pod(&counts0, &request_counts(client).await, pods);
     // Clean up (not timed).
-    let _ = client
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/namespaces/{ns}"),
-            &[],
-            None,
-            None,
-        )
-        .await;
+    delete_namespace(client, ns).await;
     let out = json!({"scenario": "startup", "pods": pods, "all_running_s": total,
         "pods_per_s": pods as f64 / total, "startup_p50_ms": p50, "startup_p90_ms": p90, "startup_p99_ms": p99,
         "events_written_s": events_s, "requests_per_pod": per_pod});
@@ -383,18 +375,18 @@ pub async fn daemonset(
     wait_daemons(&mut watch, &mut running, "2", nodes, deadline).await?;
     let update = t1.elapsed().as_secs_f64();
     let cpu = cpu_spent(&cpu0, pids, t0.elapsed().as_secs_f64());
-    let _ = client
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/namespaces/{ns}"),
-            &[],
-            None,
-            None,
-        )
-        .await;
+    delete_namespace(client, ns).await;
     let out = json!({"scenario": "daemonset", "nodes": nodes, "rollout_s": rollout,
         "pods_per_s": nodes as f64 / rollout, "rolling_update_10pct_s": update});
     Ok(with_cpu(out, cpu, pids))
+}
+
+/// Delete a scenario's namespace (clean-up, not timed; a failure leaves it for the next run).
+async fn delete_namespace(client: &Client, ns: &str) {
+    let path = format!("/api/v1/namespaces/{ns}");
+    let _ = client
+        .request(reqwest::Method::DELETE, &path, &[], None, None)
+        .await;
 }
 
 async fn ensure_namespace(client: &Client, ns: &str) -> anyhow::Result<()> {
@@ -798,15 +790,7 @@ pub async fn pace(client: &Client, rate: u64, secs: u64) -> anyhow::Result<Value
     let create_s = creator.await??;
     let (p50, p90, p99) = percentiles(lat.values().copied().collect());
     let per_pod = requests_per_pod(&counts0, &request_counts(client).await, total);
-    let _ = client
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/namespaces/{ns}"),
-            &[],
-            None,
-            None,
-        )
-        .await;
+    delete_namespace(client, ns).await;
     Ok(
         json!({"scenario": "pace", "pods": total, "target_pods_per_s": rate,
         "achieved_create_per_s": total as f64 / create_s,

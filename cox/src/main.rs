@@ -203,23 +203,19 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(|n| (n, cluster.as_ref().and_then(|c| c.pid(n))))
         .collect();
+    // The processes whose CPU the cluster scenarios report: the cluster's, and this one.
+    let mut started: Vec<(&str, u32)> =
+        pids.iter().filter_map(|(n, p)| Some((*n, (*p)?))).collect();
+    if cluster.is_some() {
+        started.push(("bench", std::process::id()));
+    }
     let mut results = Vec::new();
     let want = |s: &str| b.scenario == "all" || b.scenario == s;
     let run = async {
         if want("startup") {
-            let mut started: Vec<(&str, u32)> =
-                pids.iter().filter_map(|(n, p)| Some((*n, (*p)?))).collect();
-            if cluster.is_some() {
-                started.push(("bench", std::process::id()));
-            }
             results.push(bench::startup(&client, pods, Duration::from_secs(600), &started).await?);
         }
         if want("daemonset") {
-            let mut started: Vec<(&str, u32)> =
-                pids.iter().filter_map(|(n, p)| Some((*n, (*p)?))).collect();
-            if cluster.is_some() {
-                started.push(("bench", std::process::id()));
-            }
             results
                 .push(bench::daemonset(&client, nodes, Duration::from_secs(600), &started).await?);
         }

@@ -75,14 +75,13 @@ pub fn watches(inf: &mut Informers, q: &Queue, ctx: &Arc<Ctx>) {
                 continue;
             };
             let k = meta_key(&j.metadata);
-            let now = match c {
-                Change::Applied { old: None, .. } => ctx.expectations.observed_add(&k),
-                Change::Deleted(_) => ctx.expectations.observed_delete(&k),
+            let now = ctx.expectations.observe(&k, c).unwrap_or_else(|| match c {
                 Change::Applied { old: Some(o), new } => {
                     phase(o) != phase(new)
                         || o.metadata.deletion_timestamp != new.metadata.deletion_timestamp
                 }
-            };
+                _ => true,
+            });
             if now {
                 jq.add(k);
             } else {
