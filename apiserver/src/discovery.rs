@@ -5,7 +5,7 @@ use crate::error::value_response;
 use crate::kinds;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
-use coxswain_api::resources::{group_versions, ResourceInfo, RESOURCES};
+use coxswain_api::resources::{at_version, group_versions, groups, ResourceInfo};
 use serde_json::{json, Value};
 
 /// `GET /version`.
@@ -39,27 +39,35 @@ fn aggregated(h: &HeaderMap) -> Option<&'static str> {
     None
 }
 
-fn subresources(r: &ResourceInfo) -> Vec<Value> {
+fn subresources(r: &ResourceInfo, version: &str) -> Vec<Value> {
     kinds::subresources(kinds::of(r))
         .into_iter()
         .map(|sub| {
-            let (g, v, k) = sub.response_kind().unwrap_or((r.group, r.version, r.kind));
+            let (g, v, k) = sub.response_kind().unwrap_or((r.group, version, r.kind));
             json!({"subresource": sub.name(), "responseKind": {"group": g, "version": v, "kind": k},
                 "verbs": sub.verbs()})
         })
         .collect()
 }
 
-fn group_discovery(group: &str, version: &str) -> Value {
-    let resources: Vec<Value> = RESOURCES
+/// One group's aggregated discovery: each version (the preferred first) and its resources.
+fn group_discovery(group: &str, versions: &[&str]) -> Value {
+    let versions: Vec<Value> = versions
         .iter()
-        .filter(|r| r.group == group && r.version == version)
-        .map(|r| {
-            json!({"resource": r.plural,
-                "responseKind": {"group": r.group, "version": r.version, "kind": r.kind},
-                "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
-                "singularResource": r.singular, "verbs": kinds::of(r).verbs(), "shortNames": r.short_names,
-                "categories": r.categories, "subresources": subresources(r)})
+        .map(|version| {
+            let resources: Vec<Value> = at_version(group, version)
+                .into_iter()
+                .map(|r| {
+                    // Only the preferred version is in the `all` category, as in Kubernetes.
+                    let categories = if r.version == *version { r.categories } else { &[] };
+                    json!({"resource": r.plural,
+                        "responseKind": {"group": r.group, "version": version, "kind": r.kind},
+                        "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                        "singularResource": r.singular, "verbs": kinds::of(r).verbs(), "shortNames": r.short_names,
+                        "categories": categories, "subresources": subresources(r, version)})
+                })
+                .collect();
+            json!({"version": version, "freshness": "Current", "resources": resources})
         })
         .collect();
     let meta = if group.is_empty() {
@@ -67,7 +75,7 @@ fn group_discovery(group: &str, version: &str) -> Value {
     } else {
         json!({"name": group})
     };
-    json!({"metadata": meta, "versions": [{"version": version, "freshness": "Current", "resources": resources}]})
+    json!({"metadata": meta, "versions": versions})
 }
 
 fn aggregated_response(v: &str, items: Vec<Value>) -> Response {
@@ -88,7 +96,7 @@ fn aggregated_response(v: &str, items: Vec<Value>) -> Response {
 /// `GET /api`.
 pub fn api(h: &HeaderMap) -> Response {
     if let Some(v) = aggregated(h) {
-        return aggregated_response(v, vec![group_discovery("", "v1")]);
+        return aggregated_response(v, vec![group_discovery("", &["v1"])]);
     }
     value_response(
         200,
@@ -99,25 +107,28 @@ pub fn api(h: &HeaderMap) -> Response {
 
 /// `GET /apis`.
 pub fn apis(h: &HeaderMap) -> Response {
-    let groups: Vec<(&str, &str)> = group_versions()
+    let groups: Vec<(&str, Vec<&str>)> = groups()
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
         .collect();
     if let Some(v) = aggregated(h) {
-        return aggregated_response(
-            v,
-            groups
-                .iter()
-                .map(|(g, ver)| group_discovery(g, ver))
-                .collect(),
-        );
+        let mut items: Vec<Value> = groups
+            .iter()
+            .map(|(g, vs)| group_discovery(g, vs))
+            .collect();
+        items.push(crate::resource_metrics::aggregated_group());
+        return aggregated_response(v, items);
     }
     let list: Vec<Value> = groups
         .iter()
-        .map(|(g, v)| {
-            let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
-            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+        .map(|(g, vs)| {
+            let gvs: Vec<Value> = vs
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+                .collect();
+            json!({"name": g, "preferredVersion": gvs[0].clone(), "versions": gvs})
         })
+        .chain([crate::resource_metrics::legacy_group()])
         .collect();
     value_response(
         200,
@@ -127,24 +138,25 @@ pub fn apis(h: &HeaderMap) -> Response {
 
 /// `GET /api/v1` or `GET /apis/G/V` (legacy discovery), if that group version is served.
 pub fn resource_list(group: &str, version: &str) -> Option<Response> {
-    let rs: Vec<&ResourceInfo> = RESOURCES
-        .iter()
-        .copied()
-        .filter(|r| r.group == group && r.version == version)
-        .collect();
+    let rs: Vec<&ResourceInfo> = at_version(group, version);
     if rs.is_empty() {
         return None;
     }
     let mut out = Vec::new();
     for r in rs {
+        let categories = if r.version == version {
+            r.categories
+        } else {
+            &[]
+        };
         out.push(json!({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-            "kind": r.kind, "verbs": kinds::of(r).verbs(), "shortNames": r.short_names, "categories": r.categories}));
+            "kind": r.kind, "verbs": kinds::of(r).verbs(), "shortNames": r.short_names, "categories": categories}));
         for sub in kinds::subresources(kinds::of(r)) {
             let mut entry = json!({"name": format!("{}/{}", r.plural, sub.name()), "singularName": "",
                 "namespaced": r.namespaced, "kind": r.kind, "verbs": sub.verbs()});
             if let Some((g, v, k)) = sub.response_kind() {
                 entry["kind"] = json!(k);
-                if (g, v) != (r.group, r.version) {
+                if (g, v) != (r.group, version) {
                     entry["group"] = json!(g);
                     entry["version"] = json!(v);
                 }
@@ -194,10 +206,7 @@ pub fn openapi_group(path: &str) -> Option<Response> {
         _ => return None,
     };
     let mut paths = serde_json::Map::new();
-    for r in RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-    {
+    for r in at_version(group, version) {
         let path = if r.namespaced {
             format!(
                 "/{}/namespaces/{{namespace}}/{}/{{name}}",
@@ -210,7 +219,7 @@ pub fn openapi_group(path: &str) -> Option<Response> {
         paths.insert(
             path,
             json!({"patch": {"operationId": format!("patch{}", r.kind), "x-kubernetes-action": "patch",
-                "x-kubernetes-group-version-kind": {"group": r.group, "version": r.version, "kind": r.kind},
+                "x-kubernetes-group-version-kind": {"group": r.group, "version": version, "kind": r.kind},
                 "parameters": [
                     {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
                     {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},

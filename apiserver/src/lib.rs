@@ -17,7 +17,10 @@
 //! - [`discovery`]: `/version`, `/api`, `/apis`, OpenAPI.
 //! - [`logs`]: `pods/log`, proxied to the pod's kubelet.
 //! - [`metrics`]: `/metrics` request counters.
+//! - [`resource_metrics`]: metrics.k8s.io (`kubectl top`, the HPA controller), from the
+//!   kubelets' Summary API.
 //! - [`serve`]: the HTTP server loop (header deadline, graceful stop).
+//! - [`versions`]: a resource served at a version besides its stored one (conversion).
 //!
 //! The binary is thin: `main` parses flags and calls [`run`].
 
@@ -32,11 +35,13 @@ pub mod logs;
 pub mod metrics;
 pub mod ownership;
 pub mod request;
+pub mod resource_metrics;
 pub mod routes;
 pub mod serve;
 pub mod state;
 pub mod table;
 pub mod verbs;
+pub mod versions;
 pub mod watch;
 
 use axum::body::Bytes;
@@ -406,6 +411,10 @@ async fn route(
         return discovery::openapi_group(&format!("/openapi/v3/{rest}"))
             .ok_or_else(ApiError::no_route);
     }
+    if resource_metrics::owns(path) {
+        let q = Query::parse(uri.query())?;
+        return resource_metrics::serve(st, method, path, &q, h).await;
+    }
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
         ["api", v] => return discovery::resource_list("", v).ok_or_else(ApiError::no_route),
@@ -433,6 +442,24 @@ async fn route(
             }
         }
     }
+    if versions::converted(&t) {
+        let watch = q.flag("watch")?;
+        let (h, body) = versions::body_in(&t, method, h, body)?;
+        let resp = verb(st, method, &t, &q, &h, &body).await?;
+        return Ok(versions::answer_out(&t, watch, resp).await);
+    }
+    verb(st, method, &t, &q, h, body).await
+}
+
+/// The verb for a parsed request.
+async fn verb(
+    st: &Arc<AppState>,
+    method: &Method,
+    t: &routes::Target,
+    q: &Query,
+    h: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let kind = kinds::of(t.resource);
     let sub = match t.sub.as_deref() {
         None => None,
@@ -440,34 +467,32 @@ async fn route(
     };
     let name = t.name.clone();
     match (method.as_str(), name.as_deref(), sub) {
-        ("GET", None, None) if q.flag("watch")? => watch::watch(st, &t, &q, h).await,
-        ("GET", None, None) => verbs::read::list(st, &t, &q, h).await,
-        ("POST", None, None) => verbs::create::create(st, &t, &q, h, body).await,
+        ("GET", None, None) if q.flag("watch")? => watch::watch(st, t, q, h).await,
+        ("GET", None, None) => verbs::read::list(st, t, q, h).await,
+        ("POST", None, None) => verbs::create::create(st, t, q, h, body).await,
         // As in Kubernetes: only within a namespace for namespaced resources, and only for
         // kinds that have the verb.
         ("DELETE", None, None)
             if kind.verbs().contains(&"deletecollection")
                 && (t.namespace.is_some() || !t.resource.namespaced) =>
         {
-            verbs::delete::delete_collection(st, &t, &q, h, body).await
+            verbs::delete::delete_collection(st, t, q, h, body).await
         }
-        ("GET", Some(_), None) if q.flag("watch")? => watch::watch(st, &t, &q, h).await,
-        ("GET", Some(n), None | Some(Sub::Status)) => verbs::read::get(st, &t, n, &q, h).await,
+        ("GET", Some(_), None) if q.flag("watch")? => watch::watch(st, t, q, h).await,
+        ("GET", Some(n), None | Some(Sub::Status)) => verbs::read::get(st, t, n, q, h).await,
         ("PUT", Some(n), None | Some(Sub::Status | Sub::Finalize)) => {
-            verbs::update::update(st, &t, n, sub, &q, h, body).await
+            verbs::update::update(st, t, n, sub, q, h, body).await
         }
         ("PATCH", Some(n), None | Some(Sub::Status)) => {
-            verbs::patch::patch(st, &t, n, sub, &q, h, body).await
+            verbs::patch::patch(st, t, n, sub, q, h, body).await
         }
-        ("DELETE", Some(n), None) => verbs::delete::delete(st, &t, n, &q, h, body).await,
+        ("DELETE", Some(n), None) => verbs::delete::delete(st, t, n, q, h, body).await,
         ("GET" | "PUT" | "PATCH", Some(n), Some(Sub::Scale)) => {
-            verbs::scale::scale(st, &t, n, method, &q, h, body).await
+            verbs::scale::scale(st, t, n, method, q, h, body).await
         }
-        ("POST", Some(n), Some(Sub::Binding)) => verbs::bind::bind(st, &t, n, &q, h, body).await,
-        ("GET", Some(n), Some(Sub::Log)) => logs::logs(st, &t, n, &q).await,
-        ("POST", Some(n), Some(Sub::Eviction)) => {
-            verbs::delete::evict(st, &t, n, &q, h, body).await
-        }
+        ("POST", Some(n), Some(Sub::Binding)) => verbs::bind::bind(st, t, n, q, h, body).await,
+        ("GET", Some(n), Some(Sub::Log)) => logs::logs(st, t, n, q).await,
+        ("POST", Some(n), Some(Sub::Eviction)) => verbs::delete::evict(st, t, n, q, h, body).await,
         (_, _, Some(_)) => Err(ApiError::no_route()),
         (m, _, _) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m})"

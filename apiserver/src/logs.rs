@@ -60,18 +60,8 @@ pub async fn logs(st: &AppState, t: &Target, name: &str, q: &Query) -> Result<Re
         .ok_or_else(|| ApiError::not_found(&NODES, node))?;
     let n: Value =
         serde_json::from_slice(&n.bytes).map_err(|e| ApiError::internal(e.to_string()))?;
-    let ip = n
-        .at("/status/addresses")
-        .and_then(Value::as_array)
-        .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
-        .and_then(|x| x["address"].as_str())
-        .unwrap_or("127.0.0.1")
-        .to_string();
-    let port = n
-        .at("/status/daemonEndpoints/kubeletEndpoint/Port")
-        .and_then(Value::as_u64)
-        .unwrap_or(10250);
-    let mut url = format!("http://{ip}:{port}/containerLogs/{ns}/{name}/{container}?");
+    let base = kubelet_url(&n);
+    let mut url = format!("{base}/containerLogs/{ns}/{name}/{container}?");
     for k in [
         "follow",
         "tailLines",
@@ -102,4 +92,20 @@ pub async fn logs(st: &AppState, t: &Target, name: &str, q: &Query) -> Result<Re
     out.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(out)
+}
+
+/// The base URL of a node's kubelet (`http://IP:PORT`), from its status: the InternalIP
+/// address and the kubelet's daemon endpoint port.
+pub fn kubelet_url(node: &Value) -> String {
+    let ip = node
+        .at("/status/addresses")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
+        .and_then(|x| x["address"].as_str())
+        .unwrap_or("127.0.0.1");
+    let port = node
+        .at("/status/daemonEndpoints/kubeletEndpoint/Port")
+        .and_then(Value::as_u64)
+        .unwrap_or(10250);
+    format!("http://{ip}:{port}")
 }

@@ -113,10 +113,10 @@ pub fn decode_body(h: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
         | "application/strategic-merge-patch+json"
         | "application/json-patch+json" => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?,
-        "application/vnd.kubernetes.protobuf" => coxswain_api::protobuf::decode(body, |av, k| {
-            kinds::by_type(av, k).and_then(|k| k.protobuf())
-        })
-        .map_err(|e| ApiError::unsupported_media_type_because(&e.0))?,
+        "application/vnd.kubernetes.protobuf" => {
+            coxswain_api::protobuf::decode(body, kinds::protobuf_schema)
+                .map_err(|e| ApiError::unsupported_media_type_because(&e.0))?
+        }
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     Ok(v)

@@ -1,12 +1,15 @@
 //! Parsing a request path into the resource, namespace, name and subresource it addresses.
 
-use coxswain_api::resources::{by_plural, ResourceInfo, NAMESPACES};
+use coxswain_api::resources::{served, ResourceInfo, NAMESPACES};
 
 /// What a resource path names.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// The resource.
     pub resource: &'static ResourceInfo,
+    /// The version the path addresses: the resource's own, or one it is also served at
+    /// (requests and answers are then converted by `crate::versions`).
+    pub version: &'static str,
     /// Namespace from the path (namespaced resources only).
     pub namespace: Option<String>,
     /// Object name, if the path names one.
@@ -30,7 +33,8 @@ pub fn parse(path: &str) -> Result<Target, PathError> {
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return Err(PathError::NotFound),
     };
-    let find = |plural: &str| by_plural(group, version, plural).ok_or(PathError::NotFound);
+    let found = |plural: &str| served(group, version, plural).ok_or(PathError::NotFound);
+    let find = |plural: &str| found(plural).map(|(r, _)| r);
     let t = match rest {
         // `/namespaces/NS/...`: the path grammar names the namespaces resource.
         [seg, ns, plural, tail @ ..]
@@ -53,8 +57,10 @@ pub fn parse(path: &str) -> Result<Target, PathError> {
     if name.is_some() && r.namespaced && ns.is_none() {
         return Err(PathError::NotFound);
     }
+    let (_, version) = found(r.plural)?;
     Ok(Target {
         resource: r,
+        version,
         namespace: ns.map(str::to_string),
         name: name.filter(|n| !n.is_empty()).map(str::to_string),
         sub: sub.map(str::to_string),
@@ -82,5 +88,7 @@ mod tests {
         assert!(parse("/api/v1/widgets").is_err());
         assert!(parse("/api/v1/pods/x").is_err());
         assert!(parse("/apis/apps/v2/deployments").is_err());
+        let t = parse("/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers").unwrap();
+        assert_eq!((t.resource.version, t.version), ("v2", "v1"));
     }
 }

@@ -12,6 +12,7 @@ mod deployment;
 mod disruption;
 mod gc;
 mod history;
+mod horizontal;
 mod job;
 mod namespace;
 mod nodelifecycle;
@@ -53,6 +54,13 @@ pub struct Config {
     /// test can move time forward instead of waiting for the schedule.
     #[arg(long)]
     pub cronjob_clock_file: Option<std::path::PathBuf>,
+    /// How often each HorizontalPodAutoscaler is looked at (Kubernetes: 15 s).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_sync_period: std::time::Duration,
+    /// How long an HPA without `behavior` keeps its highest recent recommendation before
+    /// scaling down (Kubernetes: 5 min).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_downscale_stabilization: std::time::Duration,
     #[command(flatten)]
     pub leader: coxswain_runtime::leader::LeaderElection,
 }
@@ -84,9 +92,11 @@ pub async fn run(
     let g_ctx = ctx("garbage-collector-controller");
     let n_ctx = ctx("namespace-controller");
     let l_ctx = ctx("node-controller");
+    let h_ctx = ctx("horizontal-pod-autoscaler");
     let q = Queue::new;
     let (dq, rq, rcq, stsq, dsq, pdbq) = (q(), q(), q(), q(), q(), q());
     let (jq, cq, tq, gq, nq, lq) = (q(), q(), q(), q(), q(), q());
+    let hq = q();
     deployment::watches(&mut inf, &dq, &d_ctx);
     replicaset::watches(&mut inf, &rq, &r_ctx);
     replicationcontroller::watches(&mut inf, &rcq, &rc_ctx);
@@ -98,6 +108,7 @@ pub async fn run(
     ttlafterfinished::watches(&mut inf, &tq, &t_ctx);
     namespace::watches(&mut inf, &nq, &n_ctx);
     nodelifecycle::watches(&mut inf, &lq, &l_ctx);
+    horizontal::watches(&mut inf, &hq, &h_ctx);
     // The garbage collector tracks every kind that owns or is owned.
     let graph = Arc::new(gc::Graph::default());
     graph.track(&mut inf.deployments, &gq, &g_ctx);
@@ -159,6 +170,18 @@ pub async fn run(
     tokio::spawn(controller::run("node-lifecycle", lq, 2, move |k| {
         nodelifecycle::reconcile(l_ctx.clone(), k, grace)
     }));
+
+    let hpa = horizontal::Tuning::new(
+        args.horizontal_pod_autoscaler_sync_period,
+        args.horizontal_pod_autoscaler_downscale_stabilization,
+    );
+    let memory = Arc::new(horizontal::Memory::default());
+    tokio::spawn(controller::run(
+        "horizontal-pod-autoscaler",
+        hq,
+        w,
+        move |k| horizontal::reconcile(h_ctx.clone(), memory.clone(), hpa, k),
+    ));
 
     shutdown.await;
     tracing::info!("shutting down");

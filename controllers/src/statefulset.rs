@@ -16,11 +16,13 @@ use coxswain_client::{Api, DeleteParams};
 use coxswain_runtime::events::object_ref;
 use coxswain_runtime::store::split_key;
 use coxswain_runtime::{Action, Queue};
+use k8s_openapi::api::apps::v1::StatefulSetSpec;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -301,6 +303,23 @@ async fn act(
     }
 }
 
+/// `rollingUpdate.maxUnavailable` of `replicas` (percentages rounded down), at least 1.
+fn max_unavailable(spec: &StatefulSetSpec, replicas: i64) -> i64 {
+    let v = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.rolling_update.as_ref())
+        .and_then(|r| r.max_unavailable.as_ref());
+    let n = match v {
+        Some(IntOrString::Int(n)) => i64::from(*n),
+        Some(IntOrString::String(p)) => {
+            p.trim_end_matches('%').parse::<i64>().unwrap_or(0) * replicas / 100
+        }
+        None => 1,
+    };
+    n.max(1)
+}
+
 /// Reconcile one StatefulSet.
 pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
     let Some(set) = ctx.statefulsets.get(&key) else {
@@ -420,18 +439,30 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: String) -> anyhow::Result<Action> {
         act(&ctx, &set, &pods_api, None, Some(p)).await?;
         blocked = monotonic;
     }
-    // 3. RollingUpdate: the highest out-of-date pod down to the partition, one at a time.
+    // 3. RollingUpdate: the highest out-of-date pods down to the partition, as many at once
+    // as `maxUnavailable` allows less those already unavailable (one by default).
     let update_name = rev_name(&update);
     if rolling && !blocked {
+        let max_unavailable = max_unavailable(&spec, replicas);
+        let unavailable = (start..start + replicas)
+            .filter(|o| {
+                by_ordinal.get(o).is_none_or(|p| {
+                    p.metadata.deletion_timestamp.is_some() || !available(p, min_ready)
+                })
+            })
+            .count() as i64;
+        let mut allowed = max_unavailable - unavailable;
         for ord in (start + partition..start + replicas).rev() {
-            let Some(p) = by_ordinal.get(&ord) else { break };
+            if allowed <= 0 {
+                break;
+            }
+            let Some(p) = by_ordinal.get(&ord) else {
+                continue;
+            };
             let hash = p.metadata.labels.as_ref().and_then(|l| l.get(REVISION));
             if hash != Some(&update_name) && p.metadata.deletion_timestamp.is_none() {
                 act(&ctx, &set, &pods_api, None, Some(p)).await?;
-                break;
-            }
-            if p.metadata.deletion_timestamp.is_some() || !available(p, min_ready) {
-                break;
+                allowed -= 1;
             }
         }
     }

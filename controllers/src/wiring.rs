@@ -11,6 +11,7 @@ use coxswain_runtime::{Change, Informer, Store};
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
@@ -35,6 +36,8 @@ pub struct Informers {
     pub cronjobs: Informer<CronJob>,
     /// PodDisruptionBudgets (by `namespace`).
     pub pdbs: Informer<PodDisruptionBudget>,
+    /// HorizontalPodAutoscalers.
+    pub hpas: Informer<HorizontalPodAutoscaler>,
     /// StatefulSets (by `uid`, `owner`).
     pub statefulsets: Informer<StatefulSet>,
     /// DaemonSets (by `uid`, `owner`).
@@ -115,6 +118,10 @@ impl Informers {
             .index("namespace", |b: &PodDisruptionBudget| {
                 namespace_index(&b.metadata)
             }),
+            hpas: Informer::new(
+                Api::<HorizontalPodAutoscaler>::all(client),
+                ListParams::default(),
+            ),
             statefulsets: Informer::new(Api::<StatefulSet>::all(client), ListParams::default())
                 .index("uid", |s: &StatefulSet| uid_index(&s.metadata))
                 .index("owner", |s: &StatefulSet| util::owner_uids(&s.metadata)),
@@ -165,6 +172,8 @@ impl Informers {
         let (j, cj) = (self.jobs.store(), self.cronjobs.store());
         let rc = self.replicationcontrollers.store();
         let pdbs = self.pdbs.store();
+        let hpas = self.hpas.store();
+        self.hpas.spawn();
         let (sts, revs, claims) = (
             self.statefulsets.store(),
             self.revisions.store(),
@@ -195,6 +204,7 @@ impl Informers {
         cj.wait_ready().await;
         rc.wait_ready().await;
         pdbs.wait_ready().await;
+        hpas.wait_ready().await;
         sts.wait_ready().await;
         ds.wait_ready().await;
         revs.wait_ready().await;
@@ -220,6 +230,8 @@ pub struct Ctx {
     pub cronjobs: Store<CronJob>,
     /// PodDisruptionBudgets cache.
     pub pdbs: Store<PodDisruptionBudget>,
+    /// HorizontalPodAutoscalers cache.
+    pub hpas: Store<HorizontalPodAutoscaler>,
     /// StatefulSets cache.
     pub statefulsets: Store<StatefulSet>,
     /// DaemonSets cache.
@@ -255,6 +267,7 @@ impl Ctx {
             jobs: inf.jobs.store(),
             cronjobs: inf.cronjobs.store(),
             pdbs: inf.pdbs.store(),
+            hpas: inf.hpas.store(),
             statefulsets: inf.statefulsets.store(),
             daemonsets: inf.daemonsets.store(),
             revisions: inf.revisions.store(),

@@ -3,7 +3,8 @@
 //! it comes from, most specific last: the kubelet's defaults, the first matching image rule
 //! of `--runtime-config FILE`, the container's own `command`/`args` when they are a simple
 //! shell script (`echo`, `sleep`, `exit`, `true`, `false`), and the pod annotation
-//! `runtime.coxswain.dev/<container>`.
+//! `runtime.coxswain.dev/<container>`. Also what a running container uses ([`Usage`]: CPU and
+//! memory, a constant or a ramp since it started), which the Summary API reports.
 
 use serde::Deserialize;
 
@@ -34,6 +35,90 @@ pub struct Behaviour {
     pub stop_ms: Option<u64>,
     /// Lines it prints when it starts.
     pub logs: Option<Vec<String>>,
+    /// CPU it uses while running (`250m`, or a ramp).
+    pub cpu: Option<Usage>,
+    /// Memory (working set) it uses while running (`64Mi`, or a ramp).
+    pub memory: Option<Usage>,
+}
+
+/// A quantity as YAML gives it: `250m`, `64Mi`, or a bare number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Amount(pub String);
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Amount, D::Error> {
+        match serde_yaml::Value::deserialize(d)? {
+            serde_yaml::Value::String(s) => Ok(Amount(s)),
+            serde_yaml::Value::Number(n) => Ok(Amount(n.to_string())),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a quantity, got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// What a running container uses of one resource: a constant, or a linear ramp from `from`
+/// at its start to `to` after `overMs`, then `to`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Usage {
+    /// Always this much.
+    Constant(Amount),
+    /// From `from` to `to` over `overMs` after the container started.
+    #[serde(rename_all = "camelCase")]
+    Ramp {
+        /// At the start.
+        from: Amount,
+        /// From `overMs` on.
+        to: Amount,
+        /// How long the ramp takes.
+        over_ms: u64,
+    },
+}
+
+impl Usage {
+    /// The amount `elapsed_ms` after the container started, in the unit `parse` gives
+    /// (`None`: a quantity that does not parse).
+    pub fn at(&self, elapsed_ms: u64, parse: fn(&str) -> Option<i64>) -> Option<i64> {
+        match self {
+            Usage::Constant(a) => parse(&a.0).map(|v| v.max(0)),
+            Usage::Ramp { from, to, over_ms } => {
+                let (a, b) = (parse(&from.0)?.max(0), parse(&to.0)?.max(0));
+                if elapsed_ms >= *over_ms {
+                    return Some(b);
+                }
+                let f = elapsed_ms as f64 / (*over_ms).max(1) as f64;
+                Some(a + ((b - a) as f64 * f).round() as i64)
+            }
+        }
+    }
+}
+
+/// CPU in nanocores (`250m` -> 250,000,000).
+pub fn nanocores(q: &str) -> Option<i64> {
+    coxswain_api::quantity::cpu_millis(q).map(|m| m.saturating_mul(1_000_000))
+}
+
+/// Memory in bytes.
+pub fn memory_bytes(q: &str) -> Option<i64> {
+    coxswain_api::quantity::bytes(q)
+}
+
+impl Behaviour {
+    /// Whether its usage quantities parse.
+    pub fn check(&self) -> Result<(), String> {
+        for (what, u, parse) in [
+            ("cpu", &self.cpu, nanocores as fn(&str) -> Option<i64>),
+            ("memory", &self.memory, memory_bytes),
+        ] {
+            if let Some(u) = u {
+                if u.at(0, parse).is_none() {
+                    return Err(format!("{what}: {u:?} is not a quantity"));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 macro_rules! overlay_fields {
@@ -57,7 +142,9 @@ impl Behaviour {
             never_ready,
             unhealthy_after_ms,
             stop_ms,
-            logs
+            logs,
+            cpu,
+            memory
         )
     }
 }
@@ -86,6 +173,14 @@ pub struct RuntimeConfig {
     pub images: Vec<ImageRule>,
 }
 
+/// The runtime config every node of the process reads; replaced when its file changes.
+pub type SharedConfig = std::sync::Arc<std::sync::RwLock<std::sync::Arc<RuntimeConfig>>>;
+
+/// The config in force now.
+pub fn current(c: &SharedConfig) -> std::sync::Arc<RuntimeConfig> {
+    c.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// `*`-glob match.
 pub fn glob(pattern: &str, s: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
@@ -108,8 +203,15 @@ pub fn glob(pattern: &str, s: &str) -> bool {
 
 impl RuntimeConfig {
     /// Parse a config file's text (YAML or JSON).
-    pub fn parse(text: &str) -> Result<RuntimeConfig, serde_yaml::Error> {
-        serde_yaml::from_str(text)
+    pub fn parse(text: &str) -> Result<RuntimeConfig, String> {
+        let c: RuntimeConfig = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        c.defaults.check()?;
+        for rule in &c.images {
+            rule.behaviour
+                .check()
+                .map_err(|e| format!("image {}: {e}", rule.image))?;
+        }
+        Ok(c)
     }
 
     /// The behaviour for a container, from every source. In a pod that runs to completion
@@ -133,6 +235,7 @@ impl RuntimeConfig {
         }
         if let Some(text) = annotation {
             let a: Behaviour = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+            a.check()?;
             b = b.overlay(&a);
         }
         let text = command.join(" ");
@@ -294,5 +397,27 @@ mod tests {
             "registry.example/a/b:broken"
         ));
         assert!(!glob("busybox*", "nginx"));
+    }
+
+    #[test]
+    fn usage_constant_and_ramp() {
+        let cfg = RuntimeConfig::parse(
+            "images:\n- image: 'load*'\n  cpu: 300m\n  memory: {from: 10Mi, to: 30Mi, overMs: 1000}\n",
+        )
+        .unwrap();
+        let b = cfg.resolve("load:1", &[], None, false).unwrap();
+        let cpu = b.cpu.unwrap();
+        assert_eq!(cpu.at(0, nanocores), Some(300_000_000));
+        let mem = b.memory.unwrap();
+        assert_eq!(mem.at(0, memory_bytes), Some(10 << 20));
+        assert_eq!(mem.at(500, memory_bytes), Some(20 << 20));
+        assert_eq!(mem.at(5000, memory_bytes), Some(30 << 20));
+        let b = cfg.resolve("load", &[], Some("{cpu: 1}"), false).unwrap();
+        assert_eq!(b.cpu.unwrap().at(0, nanocores), Some(1_000_000_000));
+        assert!(cfg
+            .resolve("load", &[], Some("{cpu: lots}"), false)
+            .is_err());
+        assert!(RuntimeConfig::parse("defaults: {memory: [1]}").is_err());
+        assert!(RuntimeConfig::parse("defaults: {memory: 12Qi}").is_err());
     }
 }

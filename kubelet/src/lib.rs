@@ -10,6 +10,7 @@ mod logserver;
 mod node;
 mod pods;
 mod runtime;
+mod stats;
 mod status;
 
 use anyhow::Context;
@@ -75,6 +76,40 @@ pub struct Config {
     pub backoff_max_ms: u64,
 }
 
+fn read_runtime_config(path: &std::path::Path) -> anyhow::Result<behaviour::RuntimeConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    behaviour::RuntimeConfig::parse(&text)
+        .map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))
+}
+
+/// Read the runtime config again whenever its file changes (checked every second): new
+/// containers behave, and running ones use, as the new file says. A file that does not
+/// parse is reported and the config in force stays.
+async fn reload_runtime_config(path: std::path::PathBuf, config: behaviour::SharedConfig) {
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = stamp(&path);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = stamp(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match read_runtime_config(&path) {
+            Ok(c) => {
+                *config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(c);
+                tracing::info!(path = %path.display(), "runtime config reloaded");
+            }
+            Err(e) => tracing::warn!(error = %e, "runtime config not reloaded"),
+        }
+    }
+}
+
 /// Run until `shutdown` resolves.
 pub async fn run(
     args: Config,
@@ -90,16 +125,15 @@ pub async fn run(
         .api_client
         .client(&args.server)
         .context("building the heartbeat client")?;
-    let config = match &args.runtime_config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            behaviour::RuntimeConfig::parse(&text)
-                .with_context(|| format!("parsing {}", path.display()))?
-        }
-        None => behaviour::RuntimeConfig::default(),
-    };
-    let config = Arc::new(config);
+    let config: behaviour::SharedConfig = Arc::new(std::sync::RwLock::new(Arc::new(
+        match &args.runtime_config {
+            Some(path) => read_runtime_config(path)?,
+            None => behaviour::RuntimeConfig::default(),
+        },
+    )));
+    if let Some(path) = args.runtime_config.clone() {
+        tokio::spawn(reload_runtime_config(path, config.clone()));
+    }
     let timing = pods::Timing {
         pull_ms: args.pull_ms,
         start_ms: args.start_ms,

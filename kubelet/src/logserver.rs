@@ -1,5 +1,6 @@
 //! The kubelet's HTTP endpoint: `GET /containerLogs/{ns}/{pod}/{container}` with `follow`,
-//! `tailLines` and `timestamps`, which the API server proxies `pods/log` to.
+//! `tailLines` and `timestamps`, which the API server proxies `pods/log` to, and the Summary
+//! API of [`crate::stats`].
 
 use crate::pods::PodManager;
 use axum::body::Body;
@@ -90,6 +91,8 @@ async fn container_logs(
 pub fn router(nodes: Nodes) -> Router {
     Router::new()
         .route("/containerLogs/{ns}/{pod}/{container}", get(container_logs))
+        .route("/stats/summary", get(crate::stats::node_summary))
+        .route("/stats/nodes", get(crate::stats::all_summaries))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(nodes)
 }

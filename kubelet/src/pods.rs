@@ -5,7 +5,7 @@
 //! sleeps until the pod changes or the next thing is due. Init containers run one by one
 //! first; restartPolicy decides restarts; Succeeded/Failed pods are left as they are.
 
-use crate::behaviour::{RuntimeConfig, ANNOTATION_PREFIX};
+use crate::behaviour::{SharedConfig, ANNOTATION_PREFIX};
 pub use crate::lifecycle::Timing;
 use crate::lifecycle::{Driver, Note, Slot};
 use crate::runtime::{ms, ContainerRuntime, Ts};
@@ -37,7 +37,9 @@ pub struct PodManager {
     pub runtime: Arc<dyn ContainerRuntime>,
     /// Events.
     pub recorder: Recorder,
-    config: Arc<RuntimeConfig>,
+    /// When this node's kubelet started.
+    pub started: Ts,
+    config: SharedConfig,
     timing: Timing,
     /// Pod key -> (worker generation, the worker's input).
     workers: Mutex<HashMap<String, (u64, PodInput)>>,
@@ -83,7 +85,7 @@ impl PodManager {
         host_ip: &str,
         runtime: Arc<dyn ContainerRuntime>,
         recorder: Recorder,
-        config: Arc<RuntimeConfig>,
+        config: SharedConfig,
         timing: Timing,
     ) -> PodManager {
         let subnet = node
@@ -96,6 +98,7 @@ impl PodManager {
             host_ip: host_ip.to_string(),
             runtime,
             recorder,
+            started: chrono::Utc::now(),
             config,
             timing,
             workers: Mutex::default(),
@@ -126,6 +129,74 @@ impl PodManager {
         } else {
             Some(cur.clone())
         }
+    }
+
+    /// What each running container of each pod on this node uses at `now`, from its
+    /// behaviour as the runtime config and the pod's annotation say now (so a changed config
+    /// file or annotation changes the load at once).
+    pub fn usage(&self, now: Ts) -> Vec<crate::stats::PodUsage> {
+        let pods: Vec<Arc<Pod>> = lock(&self.workers)
+            .values()
+            .filter_map(|(_, tx)| tx.borrow().clone())
+            .collect();
+        let config = crate::behaviour::current(&self.config);
+        let mut out = Vec::with_capacity(pods.len());
+        for pod in pods {
+            let key = coxswain_runtime::store::key_of(
+                pod.metadata.namespace.as_deref(),
+                pod.metadata.name.as_deref().unwrap_or(""),
+            );
+            let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+            let Some(spec) = pod.spec.as_ref() else {
+                continue;
+            };
+            let batch = spec
+                .restart_policy
+                .as_deref()
+                .is_some_and(|r| r != "Always");
+            let mut containers = Vec::new();
+            for c in &spec.containers {
+                let Some(id) = self.container_id(&key, &c.name, false) else {
+                    continue;
+                };
+                let Some(info) = self.runtime.inspect(&id) else {
+                    continue;
+                };
+                if !info.running(now) {
+                    continue;
+                }
+                let argv: Vec<String> = c
+                    .command
+                    .iter()
+                    .flatten()
+                    .chain(c.args.iter().flatten())
+                    .cloned()
+                    .collect();
+                let annotation = annotations.get(&format!("{ANNOTATION_PREFIX}{}", c.name));
+                let image = c.image.as_deref().unwrap_or("");
+                let b = config
+                    .resolve(image, &argv, annotation.map(String::as_str), batch)
+                    .or_else(|_| config.resolve(image, &argv, None, batch))
+                    .unwrap_or_default();
+                let elapsed = (now - info.started_at).num_milliseconds().max(0) as u64;
+                containers.push(crate::stats::ContainerUsage::of(
+                    &c.name,
+                    info.started_at,
+                    &b,
+                    elapsed,
+                ));
+            }
+            if containers.is_empty() {
+                continue;
+            }
+            out.push(crate::stats::PodUsage {
+                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                name: pod.metadata.name.clone().unwrap_or_default(),
+                uid: pod.metadata.uid.clone().unwrap_or_default(),
+                containers,
+            });
+        }
+        out
     }
 
     /// Hand the latest version of a pod (or its removal) to its worker, starting one if needed.
@@ -208,6 +279,7 @@ impl PodManager {
             .restart_policy
             .as_deref()
             .is_some_and(|r| r != "Always");
+        let config = crate::behaviour::current(&self.config);
         let slot = |c: &Container, init: bool| {
             let image = c.image.clone().unwrap_or_default();
             let argv: Vec<String> = c
@@ -219,10 +291,7 @@ impl PodManager {
                 .collect();
             let annotation = annotations.get(&format!("{ANNOTATION_PREFIX}{}", c.name));
             let behaviour =
-                match self
-                    .config
-                    .resolve(&image, &argv, annotation.map(String::as_str), batch)
-                {
+                match config.resolve(&image, &argv, annotation.map(String::as_str), batch) {
                     Ok(b) => defaults.overlay(&b),
                     Err(e) => {
                         self.recorder.record(
@@ -232,8 +301,7 @@ impl PodManager {
                             format!("{ANNOTATION_PREFIX}{}: {e}", c.name),
                         );
                         defaults.overlay(
-                            &self
-                                .config
+                            &config
                                 .resolve(&image, &argv, None, batch)
                                 .unwrap_or_default(),
                         )

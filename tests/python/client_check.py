@@ -2,7 +2,7 @@
 
 Usage: python3 client_check.py http://127.0.0.1:PORT
 Exercises every verb (create, read, list, patch, replace, delete, duplicate create) on
-Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs and PodDisruptionBudgets, watch streams, and error statuses; every response goes through the
+Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, PodDisruptionBudgets and HorizontalPodAutoscalers (autoscaling/v2 and v1), watch streams, and error statuses; every response goes through the
 client's strict models, so a missing required field fails here. Prints `N passed, 0 failed`.
 """
 import sys
@@ -19,6 +19,8 @@ core = client.CoreV1Api(api_client)
 apps = client.AppsV1Api(api_client)
 batch = client.BatchV1Api(api_client)
 policy = client.PolicyV1Api(api_client)
+hpa_v2 = client.AutoscalingV2Api(api_client)
+hpa_v1 = client.AutoscalingV1Api(api_client)
 
 passed = 0
 failed = 0
@@ -454,6 +456,54 @@ policy.create_namespaced_pod_disruption_budget("py", {"metadata": {"name": "py-p
     "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "none"}}}})
 check("pdb status", eventually("pdb status", lambda: (
     policy.read_namespaced_pod_disruption_budget_status("py-pdb-2", "py").status.observed_generation == 1)))
+
+hpa_target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "none"}
+crud(
+    "horizontalpodautoscaler (autoscaling/v2)",
+    lambda b: hpa_v2.create_namespaced_horizontal_pod_autoscaler("py", b),
+    lambda n: hpa_v2.read_namespaced_horizontal_pod_autoscaler(n, "py"),
+    lambda: hpa_v2.list_namespaced_horizontal_pod_autoscaler("py"),
+    lambda n, b: hpa_v2.patch_namespaced_horizontal_pod_autoscaler(n, "py", b),
+    lambda n, b: hpa_v2.replace_namespaced_horizontal_pod_autoscaler(n, "py", b),
+    lambda n: hpa_v2.delete_namespaced_horizontal_pod_autoscaler(n, "py"),
+    {"metadata": {"name": "py-hpa"}, "spec": {"scaleTargetRef": hpa_target, "maxReplicas": 4,
+        "metrics": [{"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "100Mi"}}}]}},
+    {"spec": {"maxReplicas": 5}},
+    labelled,
+    lambda o: o.spec.max_replicas == 5 and o.spec.min_replicas == 1,
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "horizontalpodautoscaler (autoscaling/v1)",
+    lambda b: hpa_v1.create_namespaced_horizontal_pod_autoscaler("py", b),
+    lambda n: hpa_v1.read_namespaced_horizontal_pod_autoscaler(n, "py"),
+    lambda: hpa_v1.list_namespaced_horizontal_pod_autoscaler("py"),
+    lambda n, b: hpa_v1.patch_namespaced_horizontal_pod_autoscaler(n, "py", b),
+    lambda n, b: hpa_v1.replace_namespaced_horizontal_pod_autoscaler(n, "py", b),
+    lambda n: hpa_v1.delete_namespaced_horizontal_pod_autoscaler(n, "py"),
+    {"metadata": {"name": "py-hpa1"}, "spec": {"scaleTargetRef": hpa_target, "maxReplicas": 4,
+        "targetCPUUtilizationPercentage": 60}},
+    {"spec": {"targetCPUUtilizationPercentage": 70}},
+    labelled,
+    lambda o: o.spec.target_cpu_utilization_percentage == 70,
+    lambda o: o.metadata.labels.get("replaced") == "yes" and o.spec.target_cpu_utilization_percentage == 70,
+)
+# One object, both versions: a v1 HPA read through v2, its status through v1, its events
+# through a v1 watch.
+hpa_v1.create_namespaced_horizontal_pod_autoscaler("py", {"metadata": {"name": "py-both"},
+    "spec": {"scaleTargetRef": hpa_target, "maxReplicas": 3, "targetCPUUtilizationPercentage": 40}})
+both = hpa_v2.read_namespaced_horizontal_pod_autoscaler("py-both", "py")
+check("v1 hpa read as v2", both.spec.metrics[0].resource.target.average_utilization == 40)
+check("hpa status through v1", eventually("hpa status", lambda: (
+    hpa_v1.read_namespaced_horizontal_pod_autoscaler_status("py-both", "py").status.current_replicas is not None)))
+w = watch.Watch()
+seen = None
+for ev in w.stream(hpa_v1.list_namespaced_horizontal_pod_autoscaler, "py", timeout_seconds=5):
+    if ev["object"].metadata.name == "py-both":
+        seen = ev["object"]
+        w.stop()
+check("v1 hpa watch", seen is not None and seen.spec.target_cpu_utilization_percentage == 40)
+hpa_v1.delete_namespaced_horizontal_pod_autoscaler("py-both", "py")
 
 core.delete_namespace("py")
 check(

@@ -107,6 +107,14 @@ fn bases() -> Vec<(&'static str, Value)> {
                 "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "f"}}}}),
         ),
         (
+            "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers",
+            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "x"},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "f"},
+                    "minReplicas": 1, "maxReplicas": 3,
+                    "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}],
+                    "behavior": {"scaleDown": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}}}}),
+        ),
+        (
             "/api/v1/namespaces/default/persistentvolumeclaims",
             json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "x"},
                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
@@ -220,8 +228,8 @@ fn mutate(rng: &mut Rng, v: &Value) -> Value {
 /// Decode `v` as the exact type of the collection at `path`.
 fn decodes(path: &str, v: &Value) -> Result<(), String> {
     use k8s_openapi::api::{
-        apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core,
-        policy::v1 as policy,
+        apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
+        coordination::v1 as coord, core::v1 as core, policy::v1 as policy,
     };
     let kind = path.rsplit('/').next().unwrap_or("");
     let r = match kind {
@@ -245,6 +253,9 @@ fn decodes(path: &str, v: &Value) -> Result<(), String> {
         "cronjobs" => serde_json::from_value::<batch::CronJob>(v.clone()).map(drop),
         "poddisruptionbudgets" => {
             serde_json::from_value::<policy::PodDisruptionBudget>(v.clone()).map(drop)
+        }
+        "horizontalpodautoscalers" => {
+            serde_json::from_value::<autoscaling::HorizontalPodAutoscaler>(v.clone()).map(drop)
         }
         "persistentvolumeclaims" => {
             serde_json::from_value::<core::PersistentVolumeClaim>(v.clone()).map(drop)

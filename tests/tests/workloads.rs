@@ -728,3 +728,51 @@ fn statefulset_claims_follow_the_retention_policy() {
         claims(&c).is_empty().then_some(())
     });
 }
+
+#[test]
+fn statefulset_rolling_update_takes_max_unavailable_at_once() {
+    let c = TestCluster::start(2);
+    // Pods take 1.5 s to stop, so pods being replaced at the same time are seen together.
+    let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "mu"},
+        "spec": {"replicas": 4, "podManagementPolicy": "Parallel", "serviceName": "mu",
+            "selector": {"matchLabels": {"app": "mu"}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}},
+            "template": {"metadata": {"labels": {"app": "mu"},
+                    "annotations": {"runtime.coxswain.dev/app": "{stopMs: 1500}"}},
+                "spec": {"terminationGracePeriodSeconds": 5,
+                    "containers": [{"name": "app", "image": "nginx:1.26"}]}}}});
+    let (code, body) = c.post("/apis/apps/v1/namespaces/default/statefulsets", &sts);
+    assert_eq!(code, 201, "{body}");
+    eventually(T, "4 running", || {
+        (running(&c, "app%3Dmu").len() == 4).then_some(())
+    });
+    ok(&c.kubectl(&["set", "image", "sts/mu", "app=nginx:1.27"]));
+    // Until every pod runs the new image: never more than 2 pods missing or not ready, and
+    // at some sample 2 at once.
+    let mut most = 0;
+    eventually(T, "rolled out", || {
+        let pods = c.items(&format!("{PODS}?labelSelector=app%3Dmu"));
+        let healthy = pods
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null() && ready_at(p).is_some())
+            .count();
+        let down = 4usize.saturating_sub(healthy);
+        assert!(down <= 2, "at most maxUnavailable pods down: {down}");
+        most = most.max(down);
+        let done = healthy == 4
+            && pods
+                .iter()
+                .all(|p| p["spec"]["containers"][0]["image"] == "nginx:1.27");
+        done.then_some(())
+    });
+    assert_eq!(most, 2, "two pods were replaced at once");
+    // Zero is refused, as Kubernetes does.
+    let (code, status) = c.patch(
+        "/apis/apps/v1/namespaces/default/statefulsets/mu",
+        &json!({"spec": {"updateStrategy": {"rollingUpdate": {"maxUnavailable": 0}}}}),
+    );
+    assert_eq!(code, 422, "{status}");
+    assert!(status["message"].as_str().unwrap().contains(
+        "spec.updateStrategy.rollingUpdate.maxUnavailable: Invalid value: 0: cannot be 0"
+    ));
+}

@@ -14,6 +14,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod event;
+pub mod horizontalpodautoscaler;
 pub mod job;
 pub mod lease;
 pub mod namespace;
@@ -154,6 +155,16 @@ pub trait Kind: Send + Sync + 'static {
         None
     }
 
+    /// The protobuf schema of the kind at another version it is served at.
+    fn protobuf_at(&self, _version: &str) -> Option<Schema> {
+        None
+    }
+
+    /// Convert an object of this kind to version `to` (the stored one, or one of the
+    /// registry's `OTHER_VERSIONS`), from whichever it is at (`apiVersion` is set by the
+    /// caller). Only kinds served at more than one version convert.
+    fn convert(&self, _v: &mut Value, _to: &str) {}
+
     /// Subresources besides `status` and `scale` (which the registry entry declares).
     fn extra_subresources(&self) -> &'static [Sub] {
         &[]
@@ -283,6 +294,7 @@ pub static KINDS: &[&dyn Kind] = &[
     &job::Job,
     &cronjob::CronJob,
     &poddisruptionbudget::PodDisruptionBudget,
+    &horizontalpodautoscaler::HorizontalPodAutoscaler,
     &lease::Lease,
 ];
 
@@ -307,6 +319,20 @@ pub fn by_type(api_version: &str, kind: &str) -> Option<&'static dyn Kind> {
         .iter()
         .copied()
         .find(|k| k.info().kind == kind && k.info().api_version() == api_version)
+}
+
+/// The protobuf schema for a body's `apiVersion` and `kind`, at any version the kind is
+/// served at.
+pub fn protobuf_schema(api_version: &str, kind: &str) -> Option<Schema> {
+    if let Some(k) = by_type(api_version, kind) {
+        return k.protobuf();
+    }
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let k = KINDS
+        .iter()
+        .copied()
+        .find(|k| k.info().kind == kind && k.info().group == group)?;
+    k.protobuf_at(version)
 }
 
 /// The subresource named `name` of a kind, if it has one.

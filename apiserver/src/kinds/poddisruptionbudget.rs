@@ -20,40 +20,6 @@ use serde_json::{json, Value};
 /// The PodDisruptionBudget kind.
 pub struct PodDisruptionBudget;
 
-/// An `IntOrString` field: a non-negative integer or a percentage.
-fn check_int_or_percent(v: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
-    match v {
-        None | Some(Value::Null) => {}
-        Some(Value::Number(x)) if x.as_i64().is_some_and(|x| x < 0) => causes.push(Cause::invalid(
-            field,
-            x,
-            "must be greater than or equal to 0",
-        )),
-        Some(Value::Number(_)) => {}
-        Some(Value::String(p)) => {
-            let pct = p.strip_suffix('%').and_then(|d| d.parse::<i64>().ok());
-            match pct {
-                None => causes.push(Cause::invalid(
-                    field,
-                    format!("\"{p}\""),
-                    "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
-                )),
-                Some(x) if x > 100 => causes.push(Cause::invalid(
-                    field,
-                    format!("\"{p}\""),
-                    "must not be greater than 100%",
-                )),
-                Some(_) => {}
-            }
-        }
-        Some(other) => causes.push(Cause::invalid(
-            field,
-            other,
-            "must be an integer or percentage",
-        )),
-    }
-}
-
 impl Kind for PodDisruptionBudget {
     fn info(&self) -> &'static ResourceInfo {
         &PODDISRUPTIONBUDGETS
@@ -89,8 +55,8 @@ impl Kind for PodDisruptionBudget {
                 "minAvailable and maxUnavailable cannot be both set",
             ));
         }
-        check_int_or_percent(min, "spec.minAvailable", causes);
-        check_int_or_percent(max, "spec.maxUnavailable", causes);
+        super::shared::check_int_or_percent(min, "spec.minAvailable", causes);
+        super::shared::check_int_or_percent(max, "spec.maxUnavailable", causes);
         if let Some(p) = v
             .at("/spec/unhealthyPodEvictionPolicy")
             .and_then(Value::as_str)

@@ -170,3 +170,37 @@ pub fn selector_cell(sel: Option<&Value>) -> String {
         parts.join(",")
     }
 }
+
+/// An `IntOrString` field: a non-negative integer or a percentage.
+pub fn check_int_or_percent(v: Option<&Value>, field: &str, causes: &mut Vec<Cause>) {
+    match v {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(x)) if x.as_i64().is_some_and(|x| x < 0) => causes.push(Cause::invalid(
+            field,
+            x,
+            "must be greater than or equal to 0",
+        )),
+        Some(Value::Number(_)) => {}
+        Some(Value::String(p)) => {
+            let pct = p.strip_suffix('%').and_then(|d| d.parse::<i64>().ok());
+            match pct {
+                None => causes.push(Cause::invalid(
+                    field,
+                    format!("\"{p}\""),
+                    "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+                )),
+                Some(x) if x > 100 => causes.push(Cause::invalid(
+                    field,
+                    format!("\"{p}\""),
+                    "must not be greater than 100%",
+                )),
+                Some(_) => {}
+            }
+        }
+        Some(other) => causes.push(Cause::invalid(
+            field,
+            other,
+            "must be an integer or percentage",
+        )),
+    }
+}

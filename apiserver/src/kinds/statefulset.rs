@@ -151,6 +151,12 @@ impl Kind for StatefulSet {
                 "must be 'RollingUpdate' or 'OnDelete'",
             )),
         }
+        let max_unavailable = v.at("/spec/updateStrategy/rollingUpdate/maxUnavailable");
+        let field = "spec.updateStrategy.rollingUpdate.maxUnavailable";
+        super::shared::check_int_or_percent(max_unavailable, field, causes);
+        if let Some(x) = max_unavailable.filter(|x| *x == &json!(0) || *x == &json!("0%")) {
+            causes.push(Cause::invalid(field, x, "cannot be 0"));
+        }
         for k in ["whenDeleted", "whenScaled"] {
             let p = format!("/spec/persistentVolumeClaimRetentionPolicy/{k}");
             if let Some(x) = v.at(&p).and_then(Value::as_str) {

@@ -40,7 +40,15 @@ pub async fn patch(
     let ns = t.namespace.clone().unwrap_or_default();
     let owns = sub.and_then(Sub::owns);
     let mode = fields::Mode::parse(q.get("fieldValidation"))?;
-    let warnings = if ct == "application/json-patch+json" {
+    // At another version than the stored one the patch applies to the object as that
+    // version shows it; unknown fields are not checked against the stored version's type.
+    let view = crate::versions::converted(t).then_some(t.version);
+    let mode = if view.is_some() {
+        fields::Mode::Ignore
+    } else {
+        mode
+    };
+    let warnings = if ct == "application/json-patch+json" || view.is_some() {
         Vec::new()
     } else {
         fields::check(r, &mut p, mode)?
@@ -63,6 +71,10 @@ pub async fn patch(
         if let Some(m) = target["metadata"].as_object_mut() {
             m.remove("resourceVersion");
         }
+        if let Some(v) = view {
+            kind.convert(&mut target, v);
+            target["apiVersion"] = json!(format!("{}/{v}", r.group));
+        }
         match ct.as_str() {
             "application/json-patch+json" => {
                 patch::json_patch_limited(&mut target, &p, MAX_PATCH_BYTES).map_err(|e| {
@@ -70,7 +82,9 @@ pub async fn patch(
                 })?;
                 // What a JSON patch adds is checked as a body is: unknown fields are refused
                 // or dropped, and the result must fit in a request.
-                fields::check(r, &mut target, mode)?;
+                if view.is_none() {
+                    fields::check(r, &mut target, mode)?;
+                }
                 let size = serde_json::to_vec(&target).map_or(0, |b| b.len());
                 if size > MAX_PATCH_BYTES {
                     return Err(ApiError::too_large(format!(
@@ -84,6 +98,11 @@ pub async fn patch(
             }
             "application/merge-patch+json" => patch::merge_patch(&mut target, &p),
             other => return Err(ApiError::unsupported_media_type(other)),
+        }
+        if view.is_some() {
+            kind.convert(&mut target, r.version);
+            target["apiVersion"] = json!(r.api_version());
+            fields::check(r, &mut target, fields::Mode::Ignore)?;
         }
         Ok(merge_for_subresource(kind, cur, target, owns))
     };

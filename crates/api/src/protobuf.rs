@@ -254,6 +254,22 @@ const PDB: &[Field] = &[
     f(2, "spec", Msg(PDB_SPEC)),
     f(3, "status", Msg(EMPTY)),
 ];
+const CROSS_VERSION_OBJECT_REFERENCE: &[Field] = &[
+    f(1, "kind", Str),
+    f(2, "name", Str),
+    f(3, "apiVersion", Str),
+];
+const HPA_V1_SPEC: &[Field] = &[
+    f(1, "scaleTargetRef", Msg(CROSS_VERSION_OBJECT_REFERENCE)),
+    p(2, "minReplicas", Int),
+    f(3, "maxReplicas", Int),
+    p(4, "targetCPUUtilizationPercentage", Int),
+];
+const HPA_V1: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "spec", Msg(HPA_V1_SPEC)),
+    f(3, "status", Msg(EMPTY)),
+];
 const CRONJOB: &[Field] = &[
     f(1, "metadata", Msg(OBJECT_META)),
     f(2, "spec", Msg(CRONJOB_SPEC)),
@@ -514,6 +530,8 @@ pub const JOB_SCHEMA: Schema = Schema(JOB);
 pub const CRONJOB_SCHEMA: Schema = Schema(CRONJOB);
 /// `policy/v1` PodDisruptionBudget.
 pub const PDB_SCHEMA: Schema = Schema(PDB);
+/// autoscaling/v1 `HorizontalPodAutoscaler` (`kubectl autoscale`).
+pub const HPA_V1_SCHEMA: Schema = Schema(HPA_V1);
 
 /// Decode a protobuf request body into a JSON object with `apiVersion` and `kind`;
 /// `schema_of(apiVersion, kind)` names the message schema of the kinds that have one.

@@ -10,6 +10,19 @@ pub fn cpu_millis(q: &str) -> Option<i64> {
     Some((v * 1000.0).round() as i64)
 }
 
+/// Parse a cpu quantity into nanocores (`123456789n`, `12u`, `250m`, `1.5`).
+pub fn cpu_nanos(q: &str) -> Option<i64> {
+    let q = q.trim();
+    for (suffix, mult) in [("n", 1.0), ("u", 1e3), ("m", 1e6)] {
+        if let Some(v) = q.strip_suffix(suffix) {
+            let v: f64 = v.parse().ok()?;
+            return Some((v * mult).round() as i64);
+        }
+    }
+    let v: f64 = q.parse().ok()?;
+    Some((v * 1e9).round() as i64)
+}
+
 /// Parse a memory quantity into bytes (`128Mi`, `1G`, `1e3`, `512`).
 pub fn bytes(q: &str) -> Option<i64> {
     let q = q.trim();
@@ -46,5 +59,9 @@ mod tests {
         assert_eq!(bytes("1G"), Some(1_000_000_000));
         assert_eq!(bytes("512"), Some(512));
         assert_eq!(bytes("abc"), None);
+        assert_eq!(cpu_nanos("123456789n"), Some(123_456_789));
+        assert_eq!(cpu_nanos("250m"), Some(250_000_000));
+        assert_eq!(cpu_nanos("2"), Some(2_000_000_000));
+        assert_eq!(cpu_nanos("x"), None);
     }
 }

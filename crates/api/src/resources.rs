@@ -306,6 +306,25 @@ pub static LEASES: ResourceInfo = ResourceInfo {
     has_scale: false,
 };
 
+/// `horizontalpodautoscalers` (HorizontalPodAutoscaler), stored as autoscaling/v2 and also
+/// served as autoscaling/v1 (see [`OTHER_VERSIONS`]).
+pub static HORIZONTALPODAUTOSCALERS: ResourceInfo = ResourceInfo {
+    group: "autoscaling",
+    version: "v2",
+    kind: "HorizontalPodAutoscaler",
+    plural: "horizontalpodautoscalers",
+    singular: "horizontalpodautoscaler",
+    namespaced: true,
+    short_names: &["hpa"],
+    categories: &["all"],
+    has_status: true,
+    has_scale: false,
+};
+
+/// Resources served at a version besides their own (the stored, preferred one), converted
+/// by their kind on the way in and out: (resource, version).
+pub static OTHER_VERSIONS: &[(&ResourceInfo, &str)] = &[(&HORIZONTALPODAUTOSCALERS, "v1")];
+
 /// Every resource the API server serves, core group first (the order discovery lists them).
 pub static RESOURCES: &[&ResourceInfo] = &[
     &NAMESPACES,
@@ -323,6 +342,7 @@ pub static RESOURCES: &[&ResourceInfo] = &[
     &JOBS,
     &CRONJOBS,
     &PODDISRUPTIONBUDGETS,
+    &HORIZONTALPODAUTOSCALERS,
     &LEASES,
 ];
 
@@ -332,6 +352,36 @@ pub fn by_plural(group: &str, version: &str, plural: &str) -> Option<&'static Re
         .iter()
         .copied()
         .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// The resource served at `group`/`version`/`plural`, at its own version or one of
+/// [`OTHER_VERSIONS`], with the version addressed.
+pub fn served(
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> Option<(&'static ResourceInfo, &'static str)> {
+    if let Some(r) = by_plural(group, version, plural) {
+        return Some((r, r.version));
+    }
+    OTHER_VERSIONS
+        .iter()
+        .find(|(r, v)| r.group == group && *v == version && r.plural == plural)
+        .map(|(r, v)| (*r, *v))
+}
+
+/// Every version `r` is served at, its own first.
+pub fn versions_of(r: &ResourceInfo) -> Vec<&'static str> {
+    let mut out = vec![];
+    if let Some(own) = RESOURCES.iter().find(|x| *x == &r) {
+        out.push(own.version);
+    }
+    for (o, v) in OTHER_VERSIONS {
+        if *o == r {
+            out.push(*v);
+        }
+    }
+    out
 }
 
 /// The resource for an object's `apiVersion` and `kind`.
@@ -359,15 +409,39 @@ pub fn by_user_name(name: &str) -> Option<&'static ResourceInfo> {
     })
 }
 
-/// Every distinct group version (`v1`, `apps/v1`, ...), in registry order.
+/// Every distinct group version (`v1`, `apps/v1`, ...), in registry order, a group's
+/// other versions after its own.
 pub fn group_versions() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = Vec::new();
     for r in RESOURCES {
-        if !out.contains(&(r.group, r.version)) {
-            out.push((r.group, r.version));
+        for v in versions_of(r) {
+            if !out.contains(&(r.group, v)) {
+                out.push((r.group, v));
+            }
         }
     }
     out
+}
+
+/// Each group with its versions, the preferred (stored) first, in registry order.
+pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (g, v) in group_versions() {
+        match out.iter_mut().find(|(x, _)| *x == g) {
+            Some((_, vs)) => vs.push(v),
+            None => out.push((g, vec![v])),
+        }
+    }
+    out
+}
+
+/// The resources served at `group`/`version`, at their own version or another.
+pub fn at_version(group: &str, version: &str) -> Vec<&'static ResourceInfo> {
+    RESOURCES
+        .iter()
+        .copied()
+        .filter(|r| r.group == group && versions_of(r).contains(&version))
+        .collect()
 }
 
 #[cfg(test)]

@@ -34,6 +34,24 @@ impl Cause {
         }
     }
 
+    /// A `FieldValueRequired` cause saying why.
+    pub fn required_because(field: &str, detail: &str) -> Self {
+        Cause {
+            reason: "FieldValueRequired".into(),
+            message: format!("Required value: {detail}"),
+            field: field.into(),
+        }
+    }
+
+    /// A `FieldValueForbidden` cause.
+    pub fn forbidden(field: &str, detail: &str) -> Self {
+        Cause {
+            reason: "FieldValueForbidden".into(),
+            message: format!("Forbidden: {detail}"),
+            field: field.into(),
+        }
+    }
+
     /// A `FieldValueNotSupported` cause.
     pub fn not_supported(field: &str, value: &str, supported: &[&str]) -> Self {
         let list = supported

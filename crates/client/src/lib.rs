@@ -76,6 +76,14 @@ impl Error {
         }
     }
 
+    /// What client-go's error says: a `Status` error's message, else the error itself.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Api(e) => e.message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// Whether this is a 404.
     pub fn is_not_found(&self) -> bool {
         self.code() == Some(404)
