@@ -403,6 +403,18 @@ impl Cache {
         self.rev_tx.send_replace(rev);
     }
 
+    /// Move past a committed revision that is no object's (an allocation's): no event, but
+    /// the cache counts as having applied it, so consistent reads do not wait for it.
+    pub fn advance(&self, rev: u64) {
+        let mut g = self.write();
+        if rev <= g.rev {
+            return;
+        }
+        g.rev = rev;
+        drop(g);
+        self.rev_tx.send_replace(rev);
+    }
+
     /// The revision the cache has applied up to.
     pub fn rev(&self) -> u64 {
         self.read().rev

@@ -11,6 +11,7 @@
 //!   Table columns, field selectors.
 //! - [`fields`]: unknown-field validation (Strict/Warn/Ignore) against the exact schemas.
 //! - [`cache`]: the watch cache all reads and watches are served from.
+//! - [`allocator`]: values held exclusively across the cluster (Service IPs, node ports).
 //! - [`watch`]: watch streams.
 //! - [`ownership`]: managedFields and server-side apply.
 //! - [`table`]: server-side Tables for kubectl.
@@ -26,6 +27,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod allocator;
 pub mod cache;
 pub mod discovery;
 pub mod error;
@@ -99,6 +101,8 @@ pub struct Config {
     pub read_header_timeout: std::time::Duration,
     /// How long a connection may sit idle before it is closed (kube-apiserver: 90 s).
     pub idle_timeout: std::time::Duration,
+    /// The ranges Service IPs and node ports come from.
+    pub ranges: allocator::Ranges,
 }
 
 pub use kinds::namespace::SYSTEM_NAMESPACES;
@@ -174,6 +178,7 @@ pub async fn open(
             config.max_mutating_requests_inflight,
             config.request_timeout,
         ),
+        ranges: config.ranges,
     });
     kinds::namespace::create_system_namespaces(&st).await?;
     Ok(st)
@@ -210,6 +215,10 @@ async fn compact_periodically(store: Arc<Store>, interval: std::time::Duration) 
 }
 
 fn apply_committed(cache: &Cache, c: Committed) {
+    if allocator::owns_key(&c.key) {
+        cache.advance(c.rev);
+        return;
+    }
     let Some(r) = state::resource_of_key(&c.key) else {
         tracing::error!(key = %String::from_utf8_lossy(&c.key), "committed key of no resource");
         return;
@@ -251,6 +260,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let st = open(&config, stop_rx).await?;
+    tokio::spawn(kinds::service::keep_kubernetes_service(
+        st.clone(),
+        listener.local_addr()?,
+    ));
     tokio::spawn(kinds::event::expire(st.clone(), config.event_ttl));
     tokio::spawn(kinds::namespace::keep_system_namespaces(
         st.clone(),

@@ -56,6 +56,13 @@ struct Args {
     /// are already closed at the header deadline).
     #[arg(long, default_value = "90s", value_parser = parse_duration)]
     idle_timeout: std::time::Duration,
+    /// The range Service cluster IPs come from (kubeadm's default; the `kubernetes` Service
+    /// gets its first address).
+    #[arg(long, default_value = "10.96.0.0/12", value_parser = cox_apiserver::allocator::parse_cidr)]
+    service_cluster_ip_range: (std::net::Ipv4Addr, u8),
+    /// The range of node ports for NodePort and LoadBalancer Services.
+    #[arg(long, default_value = "30000-32767", value_parser = cox_apiserver::allocator::parse_port_range)]
+    service_node_port_range: (u16, u16),
 }
 
 /// A Go-style duration with one unit (`ms`, `s`, `m`, `h`).
@@ -115,6 +122,10 @@ async fn main() -> anyhow::Result<()> {
         request_timeout: args.request_timeout,
         read_header_timeout: args.read_header_timeout,
         idle_timeout: args.idle_timeout,
+        ranges: cox_apiserver::allocator::Ranges {
+            service_net: args.service_cluster_ip_range,
+            node_ports: args.service_node_port_range,
+        },
     };
     cox_apiserver::run(listener, config, coxswain_daemon::shutdown_signal()).await
 }

@@ -33,6 +33,8 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Receiver<bool>,
     /// Requests in flight and how long one may take.
     pub limits: Limits,
+    /// The ranges Service IPs and node ports come from.
+    pub ranges: crate::allocator::Ranges,
 }
 
 /// The server's limits on requests (kube-apiserver's flags and defaults); long-running
@@ -173,6 +175,8 @@ pub fn validate(k: &dyn Kind, v: &Value) -> Result<(), ApiError> {
             None
         }
         kinds::NameRule::Label => (!is_dns1123_label(name)).then_some(DNS1123_LABEL_MSG),
+        kinds::NameRule::Dns1035 => (!coxswain_api::validation::is_dns1035_label(name))
+            .then_some(coxswain_api::validation::DNS1035_LABEL_MSG),
         kinds::NameRule::Subdomain => {
             (!is_dns1123_subdomain(name)).then_some(DNS1123_SUBDOMAIN_MSG)
         }
@@ -432,6 +436,19 @@ impl AppState {
                     .as_array()
                     .is_none_or(|f| f.is_empty())
                 && !kind.removal_waits(&new);
+            // What the object holds across the cluster: take what it newly asks for now,
+            // give back what it no longer holds once the change is stored.
+            let held = kind.holdings(&current);
+            let wants = if remove {
+                Vec::new()
+            } else {
+                kind.holdings(&new)
+            };
+            let uid = str_at(&new, "/metadata/uid").to_string();
+            let taken = self
+                .reserve(r, name, &held, wants, &mut new, &uid, opts.dry_run)
+                .await?;
+            let freed = crate::allocator::given_up(&held, &kind.holdings(&new));
             if opts.dry_run {
                 new["metadata"]["resourceVersion"] = json!(cur_rev.to_string());
                 return Ok((
@@ -439,6 +456,11 @@ impl AppState {
                     remove,
                 ));
             }
+            let freed = if remove {
+                crate::allocator::given_up(&held, &[])
+            } else {
+                freed
+            };
             let res = self
                 .store
                 .commit(&key, Expect::Rev(cur_rev), |rev| {
@@ -456,10 +478,17 @@ impl AppState {
             match res {
                 Ok((rev, out)) => {
                     self.cache.wait_for(rev).await;
+                    self.release(&freed).await;
                     return Ok((Bytes::copy_from_slice(&out), remove));
                 }
-                Err(StoreError::Conflict(_)) => continue,
-                Err(e) => return Err(store_error(r, name, e)),
+                Err(StoreError::Conflict(_)) => {
+                    self.release(&taken).await;
+                    continue;
+                }
+                Err(e) => {
+                    self.release(&taken).await;
+                    return Err(store_error(r, name, e));
+                }
             }
         }
         Err(ApiError::conflict(r, name, "too many concurrent updates"))
@@ -474,6 +503,7 @@ impl AppState {
         rev: u64,
         final_state: Value,
     ) -> Result<(), ApiError> {
+        let held = kinds::of(r).holdings(&final_state);
         let res = self
             .store
             .commit(&store_key(r, ns, name), Expect::Rev(rev), |new_rev| {
@@ -486,6 +516,7 @@ impl AppState {
             .await
             .map_err(|e| store_error(r, name, e))?;
         self.cache.wait_for(res.0).await;
+        self.release(&crate::allocator::given_up(&held, &[])).await;
         Ok(())
     }
 }

@@ -10,15 +10,19 @@ mod cronjob;
 mod daemonset;
 mod deployment;
 mod disruption;
+mod endpoints;
+mod endpointslice;
 mod gc;
 mod history;
 mod horizontal;
 mod job;
+mod loadbalancer;
 mod namespace;
 mod nodelifecycle;
 mod replicaset;
 mod replicationcontroller;
 mod rollout;
+mod serviceaccount;
 mod statefulset;
 mod ttlafterfinished;
 mod util;
@@ -54,6 +58,9 @@ pub struct Config {
     /// test can move time forward instead of waiting for the schedule.
     #[arg(long)]
     pub cronjob_clock_file: Option<std::path::PathBuf>,
+    /// The addresses the simulated cloud gives LoadBalancer Services (first-last).
+    #[arg(long, default_value = "172.18.255.200-172.18.255.250", value_parser = loadbalancer::parse_pool)]
+    pub load_balancer_ip_range: loadbalancer::Pool,
     /// How often each HorizontalPodAutoscaler is looked at (Kubernetes: 15 s).
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub horizontal_pod_autoscaler_sync_period: std::time::Duration,
@@ -93,10 +100,14 @@ pub async fn run(
     let n_ctx = ctx("namespace-controller");
     let l_ctx = ctx("node-controller");
     let h_ctx = ctx("horizontal-pod-autoscaler");
+    let ep_ctx = ctx("endpoint-controller");
+    let eps_ctx = ctx("endpointslice-controller");
+    let sa_ctx = ctx("service-account-controller");
+    let lb_ctx = ctx("service-controller");
     let q = Queue::new;
     let (dq, rq, rcq, stsq, dsq, pdbq) = (q(), q(), q(), q(), q(), q());
     let (jq, cq, tq, gq, nq, lq) = (q(), q(), q(), q(), q(), q());
-    let hq = q();
+    let (hq, epq, epsq, saq, lbq) = (q(), q(), q(), q(), q());
     deployment::watches(&mut inf, &dq, &d_ctx);
     replicaset::watches(&mut inf, &rq, &r_ctx);
     replicationcontroller::watches(&mut inf, &rcq, &rc_ctx);
@@ -109,6 +120,10 @@ pub async fn run(
     namespace::watches(&mut inf, &nq, &n_ctx);
     nodelifecycle::watches(&mut inf, &lq, &l_ctx);
     horizontal::watches(&mut inf, &hq, &h_ctx);
+    endpoints::watches(&mut inf, &epq, &ep_ctx);
+    endpointslice::watches(&mut inf, &epsq, &eps_ctx);
+    serviceaccount::watches(&mut inf, &saq, &sa_ctx);
+    loadbalancer::watches(&mut inf, &lbq, &lb_ctx);
     // The garbage collector tracks every kind that owns or is owned.
     let graph = Arc::new(gc::Graph::default());
     graph.track(&mut inf.deployments, &gq, &g_ctx);
@@ -121,6 +136,8 @@ pub async fn run(
     graph.track(&mut inf.claims, &gq, &g_ctx);
     graph.track(&mut inf.jobs, &gq, &g_ctx);
     graph.track(&mut inf.cronjobs, &gq, &g_ctx);
+    graph.track(&mut inf.services, &gq, &g_ctx);
+    graph.track(&mut inf.endpointslices, &gq, &g_ctx);
     inf.start().await;
     let lease = coxswain_runtime::leader::lead(&client, "cox-controllers", &args.leader).await;
     tracing::info!(server = %args.server, "caches synced; controllers running");
@@ -171,6 +188,19 @@ pub async fn run(
         nodelifecycle::reconcile(l_ctx.clone(), k, grace)
     }));
 
+    tokio::spawn(controller::run("endpoint", epq, w, move |k| {
+        endpoints::reconcile(ep_ctx.clone(), k)
+    }));
+    tokio::spawn(controller::run("endpointslice", epsq, w, move |k| {
+        endpointslice::reconcile(eps_ctx.clone(), k)
+    }));
+    tokio::spawn(controller::run("serviceaccount", saq, 1, move |k| {
+        serviceaccount::reconcile(sa_ctx.clone(), k)
+    }));
+    let pool = args.load_balancer_ip_range;
+    tokio::spawn(controller::run("service", lbq, 1, move |k| {
+        loadbalancer::reconcile(lb_ctx.clone(), pool, k)
+    }));
     let hpa = horizontal::Tuning::new(
         args.horizontal_pod_autoscaler_sync_period,
         args.horizontal_pod_autoscaler_downscale_stabilization,

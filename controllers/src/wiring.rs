@@ -15,8 +15,10 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Namespace, Node, PersistentVolumeClaim, Pod, ReplicationController,
+    Endpoints, Namespace, Node, PersistentVolumeClaim, Pod, ReplicationController, Service,
+    ServiceAccount,
 };
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -38,6 +40,15 @@ pub struct Informers {
     pub pdbs: Informer<PodDisruptionBudget>,
     /// HorizontalPodAutoscalers.
     pub hpas: Informer<HorizontalPodAutoscaler>,
+    /// Services (by `namespace`, `uid`).
+    pub services: Informer<Service>,
+    /// Endpoints.
+    pub endpoints: Informer<Endpoints>,
+    /// EndpointSlices (by `service`: the `kubernetes.io/service-name` label as
+    /// `namespace/name`; `owner`, `uid`).
+    pub endpointslices: Informer<EndpointSlice>,
+    /// ServiceAccounts.
+    pub serviceaccounts: Informer<ServiceAccount>,
     /// StatefulSets (by `uid`, `owner`).
     pub statefulsets: Informer<StatefulSet>,
     /// DaemonSets (by `uid`, `owner`).
@@ -122,6 +133,27 @@ impl Informers {
                 Api::<HorizontalPodAutoscaler>::all(client),
                 ListParams::default(),
             ),
+            services: Informer::new(Api::<Service>::all(client), ListParams::default())
+                .index("namespace", |s: &Service| namespace_index(&s.metadata))
+                .index("uid", |s: &Service| uid_index(&s.metadata)),
+            endpoints: Informer::new(Api::<Endpoints>::all(client), ListParams::default()),
+            endpointslices: Informer::new(Api::<EndpointSlice>::all(client), ListParams::default())
+                .index("service", |e: &EndpointSlice| {
+                    let name = e
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(SERVICE_NAME_LABEL));
+                    name.map(|n| key_of(e.metadata.namespace.as_deref(), n))
+                        .into_iter()
+                        .collect()
+                })
+                .index("owner", |e: &EndpointSlice| util::owner_uids(&e.metadata))
+                .index("uid", |e: &EndpointSlice| uid_index(&e.metadata)),
+            serviceaccounts: Informer::new(
+                Api::<ServiceAccount>::all(client),
+                ListParams::default(),
+            ),
             statefulsets: Informer::new(Api::<StatefulSet>::all(client), ListParams::default())
                 .index("uid", |s: &StatefulSet| uid_index(&s.metadata))
                 .index("owner", |s: &StatefulSet| util::owner_uids(&s.metadata)),
@@ -174,6 +206,16 @@ impl Informers {
         let pdbs = self.pdbs.store();
         let hpas = self.hpas.store();
         self.hpas.spawn();
+        let (svcs, eps, slices, sas) = (
+            self.services.store(),
+            self.endpoints.store(),
+            self.endpointslices.store(),
+            self.serviceaccounts.store(),
+        );
+        self.services.spawn();
+        self.endpoints.spawn();
+        self.endpointslices.spawn();
+        self.serviceaccounts.spawn();
         let (sts, revs, claims) = (
             self.statefulsets.store(),
             self.revisions.store(),
@@ -205,6 +247,10 @@ impl Informers {
         rc.wait_ready().await;
         pdbs.wait_ready().await;
         hpas.wait_ready().await;
+        svcs.wait_ready().await;
+        eps.wait_ready().await;
+        slices.wait_ready().await;
+        sas.wait_ready().await;
         sts.wait_ready().await;
         ds.wait_ready().await;
         revs.wait_ready().await;
@@ -232,6 +278,14 @@ pub struct Ctx {
     pub pdbs: Store<PodDisruptionBudget>,
     /// HorizontalPodAutoscalers cache.
     pub hpas: Store<HorizontalPodAutoscaler>,
+    /// Services cache.
+    pub services: Store<Service>,
+    /// Endpoints cache.
+    pub endpoints: Store<Endpoints>,
+    /// EndpointSlices cache (by service).
+    pub endpointslices: Store<EndpointSlice>,
+    /// ServiceAccounts cache.
+    pub serviceaccounts: Store<ServiceAccount>,
     /// StatefulSets cache.
     pub statefulsets: Store<StatefulSet>,
     /// DaemonSets cache.
@@ -268,6 +322,10 @@ impl Ctx {
             cronjobs: inf.cronjobs.store(),
             pdbs: inf.pdbs.store(),
             hpas: inf.hpas.store(),
+            services: inf.services.store(),
+            endpoints: inf.endpoints.store(),
+            endpointslices: inf.endpointslices.store(),
+            serviceaccounts: inf.serviceaccounts.store(),
             statefulsets: inf.statefulsets.store(),
             daemonsets: inf.daemonsets.store(),
             revisions: inf.revisions.store(),
@@ -281,6 +339,9 @@ impl Ctx {
         }
     }
 }
+
+/// The label an EndpointSlice names its Service by.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 pub fn meta_key(m: &ObjectMeta) -> String {
     key_of(m.namespace.as_deref(), m.name.as_deref().unwrap_or(""))

@@ -9,6 +9,7 @@ mod lifecycle;
 mod logserver;
 mod node;
 mod pods;
+mod refs;
 mod runtime;
 mod stats;
 mod status;
@@ -20,7 +21,7 @@ use coxswain_runtime::events::Recorder;
 use coxswain_runtime::store::key_of;
 use coxswain_runtime::{Change, Informer};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, PersistentVolumeClaim, Pod, Secret};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -197,6 +198,21 @@ pub async fn run(
     let node_informer = Informer::new(Api::<Node>::all(&client), ListParams::default());
     let node_cache = node_informer.store();
     node_informer.spawn();
+    // What pods refer to: their environment's ConfigMaps and Secrets, their volumes' claims.
+    let cms = Informer::new(Api::<ConfigMap>::all(&client), ListParams::default());
+    let secrets = Informer::new(Api::<Secret>::all(&client), ListParams::default());
+    let claims = Informer::new(
+        Api::<PersistentVolumeClaim>::all(&client),
+        ListParams::default(),
+    );
+    let lookup = refs::Lookup {
+        configmaps: cms.store(),
+        secrets: secrets.store(),
+        claims: claims.store(),
+    };
+    cms.spawn();
+    secrets.spawn();
+    claims.spawn();
     let mut managers: HashMap<String, Arc<pods::PodManager>> = HashMap::new();
     // One event writer for all simulated nodes, as one process has one connection pool.
     let recorder = Recorder::new(&client, "kubelet", None);
@@ -207,8 +223,11 @@ pub async fn run(
             &cfg.ip,
             std::sync::Arc::new(runtime::SimRuntime::new(&cfg.name)),
             recorder.on_host(&cfg.name),
-            config.clone(),
-            timing,
+            pods::Shared {
+                config: config.clone(),
+                lookup: lookup.clone(),
+                timing,
+            },
         ));
         managers.insert(cfg.name.clone(), pm);
         tokio::spawn(node::heartbeat(
@@ -241,6 +260,10 @@ pub async fn run(
             }
         });
     }
+    // No pod starts before what it may refer to is known.
+    lookup.configmaps.wait_ready().await;
+    lookup.secrets.wait_ready().await;
+    lookup.claims.wait_ready().await;
     let store = pods.store();
     pods.spawn();
     store.wait_ready().await;

@@ -55,6 +55,8 @@ pub struct Driver<'a> {
     pub grace: Duration,
     /// The Events noted so far.
     pub notes: Vec<Note>,
+    /// Why a container's environment cannot be made (a missing ConfigMap, Secret or key).
+    pub config_error: &'a (dyn Fn(&[crate::refs::Ref]) -> Option<String> + Sync),
 }
 
 impl Driver<'_> {
@@ -236,6 +238,7 @@ impl Driver<'_> {
                         self.event(s, "Warning", "BackOff", msg);
                     }
                 }
+                Stage::ConfigError { retry_at, .. } if now >= retry_at => self.start(s, now),
                 Stage::CrashBackOff { restart_at, .. } if now >= restart_at => {
                     s.restarts += 1;
                     self.event(
@@ -289,6 +292,18 @@ impl Driver<'_> {
     }
 
     fn start(&mut self, s: &mut Slot, now: Ts) {
+        if let Some(msg) = (self.config_error)(&s.refs) {
+            // Retried every 2 s; the event once per distinct error.
+            let same = matches!(&s.stage, Stage::ConfigError { message, .. } if *message == msg);
+            if !same {
+                self.event(s, "Warning", "Failed", format!("Error: {msg}"));
+            }
+            s.stage = Stage::ConfigError {
+                message: msg,
+                retry_at: now + ms(2000),
+            };
+            return;
+        }
         let info = self
             .runtime
             .run(self.key, &s.name, &s.image, &s.behaviour, now);
@@ -344,6 +359,14 @@ pub enum Stage {
         /// Its runtime ID.
         id: String,
     },
+    /// Its environment could not be made (`CreateContainerConfigError`); tried again at
+    /// `retry_at`.
+    ConfigError {
+        /// Why.
+        message: String,
+        /// The next try.
+        retry_at: Ts,
+    },
     /// Exited; restarts at `restart_at`.
     CrashBackOff {
         /// When it restarts.
@@ -376,6 +399,8 @@ pub struct Slot {
     pub backoff: Option<chrono::Duration>,
     /// The next pull back-off.
     pub pull_backoff: Option<chrono::Duration>,
+    /// The ConfigMaps and Secrets its environment reads.
+    pub refs: Vec<crate::refs::Ref>,
     /// The liveness failure was reported for this instance.
     pub warned: bool,
     /// The readiness failure was reported for this instance.
@@ -402,6 +427,7 @@ impl Slot {
             previous_id: None,
             backoff: None,
             pull_backoff: None,
+            refs: crate::refs::env_refs(c),
             warned: false,
             warned_ready: false,
             readiness: c.readiness_probe.clone(),
@@ -489,6 +515,7 @@ impl Slot {
                 }
             }
             Stage::CrashBackOff { restart_at, .. } => vec![*restart_at],
+            Stage::ConfigError { retry_at, .. } => vec![*retry_at],
             Stage::Running { id } => {
                 let c = rt.inspect(id)?;
                 let mut t = vec![c.started_at];
@@ -616,6 +643,7 @@ mod tests {
             policy,
             grace: Duration::from_secs(30),
             notes: Vec::new(),
+            config_error: &|_| None,
         }
     }
 

@@ -25,6 +25,17 @@ type PodInput = watch::Sender<Option<Arc<Pod>>>;
 /// Container name -> (current runtime ID, previous runtime ID).
 type ContainerIds = HashMap<String, (String, Option<String>)>;
 
+/// What every node of the process shares.
+#[derive(Clone)]
+pub struct Shared {
+    /// The runtime config in force.
+    pub config: SharedConfig,
+    /// The caches of what pods refer to.
+    pub lookup: crate::refs::Lookup,
+    /// Pull, start and back-off times.
+    pub timing: Timing,
+}
+
 /// Per-node pod management.
 pub struct PodManager {
     /// API client.
@@ -40,6 +51,7 @@ pub struct PodManager {
     /// When this node's kubelet started.
     pub started: Ts,
     config: SharedConfig,
+    lookup: crate::refs::Lookup,
     timing: Timing,
     /// Pod key -> (worker generation, the worker's input).
     workers: Mutex<HashMap<String, (u64, PodInput)>>,
@@ -66,6 +78,8 @@ struct PodState {
     computed: Option<PodStatus>,
     /// Since when a computed status has waited to be written.
     dirty_since: Option<Ts>,
+    /// The volume error last reported (`FailedMount`), while the pod waits for it.
+    mount_error: Option<String>,
 }
 
 /// A status change is held back when the pod's next step is due within this many ms.
@@ -85,9 +99,13 @@ impl PodManager {
         host_ip: &str,
         runtime: Arc<dyn ContainerRuntime>,
         recorder: Recorder,
-        config: SharedConfig,
-        timing: Timing,
+        shared: Shared,
     ) -> PodManager {
+        let Shared {
+            config,
+            lookup,
+            timing,
+        } = shared;
         let subnet = node
             .bytes()
             .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
@@ -100,6 +118,7 @@ impl PodManager {
             recorder,
             started: chrono::Utc::now(),
             config,
+            lookup,
             timing,
             workers: Mutex::default(),
             ids: Mutex::default(),
@@ -325,6 +344,7 @@ impl PodManager {
             written: None,
             computed: None,
             dirty_since: None,
+            mount_error: None,
         }
     }
 
@@ -363,6 +383,9 @@ impl PodManager {
                 .and_then(|s| s.termination_grace_period_seconds);
             Duration::from_secs(deleting.or(spec).unwrap_or(30).max(0) as u64)
         };
+        let namespace = ns.unwrap_or("default");
+        let lookup = &self.lookup;
+        let config_error = |refs: &[crate::refs::Ref]| lookup.env_error(namespace, refs);
         let mut driver = Driver {
             runtime: &*self.runtime,
             timing: self.timing,
@@ -371,6 +394,7 @@ impl PodManager {
             policy,
             grace: grace(None),
             notes: Vec::new(),
+            config_error: &config_error,
         };
         if pod.metadata.deletion_timestamp.is_some() {
             let done = match st.terminating {
@@ -394,7 +418,20 @@ impl PodManager {
             api.delete(name, &params).await?;
             return Ok(None);
         }
-        if !st.terminal {
+        // Volumes first: until they mount, no container is created.
+        let mount_error = if st.terminal {
+            None
+        } else {
+            self.lookup.volume_error(pod)
+        };
+        if let Some(msg) = &mount_error {
+            if st.mount_error.as_ref() != Some(msg) {
+                self.recorder
+                    .record(object_ref(pod), "Warning", "FailedMount", msg.clone());
+            }
+        }
+        st.mount_error = mount_error;
+        if !st.terminal && st.mount_error.is_none() {
             driver.run_pod(&mut st.init, &mut st.main, now);
             self.record(pod, driver.notes);
             self.note_ids(key, st);
@@ -414,6 +451,8 @@ impl PodManager {
         st.computed = Some(new.clone());
         let next = if st.terminal {
             None
+        } else if st.mount_error.is_some() {
+            Some(now + ms(2000))
         } else {
             st.init
                 .iter()

@@ -108,6 +108,9 @@ fn container_status(
                 waiting("ImagePullBackOff", Some(m))
             }
         }
+        (Stage::ConfigError { message, .. }, _) => {
+            waiting("CreateContainerConfigError", Some(message.clone()))
+        }
         (Stage::CrashBackOff { wait, .. }, _) => {
             let m = format!(
                 "back-off {} restarting failed container={} pod={}",

@@ -2,7 +2,7 @@
 
 Usage: python3 client_check.py http://127.0.0.1:PORT
 Exercises every verb (create, read, list, patch, replace, delete, duplicate create) on
-Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, PodDisruptionBudgets and HorizontalPodAutoscalers (autoscaling/v2 and v1), watch streams, and error statuses; every response goes through the
+Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, PodDisruptionBudgets, HorizontalPodAutoscalers (autoscaling/v2 and v1), Services, Endpoints, EndpointSlices, Secrets and ServiceAccounts, watch streams, and error statuses; every response goes through the
 client's strict models, so a missing required field fails here. Prints `N passed, 0 failed`.
 """
 import sys
@@ -21,6 +21,7 @@ batch = client.BatchV1Api(api_client)
 policy = client.PolicyV1Api(api_client)
 hpa_v2 = client.AutoscalingV2Api(api_client)
 hpa_v1 = client.AutoscalingV1Api(api_client)
+discovery = client.DiscoveryV1Api(api_client)
 
 passed = 0
 failed = 0
@@ -456,6 +457,80 @@ policy.create_namespaced_pod_disruption_budget("py", {"metadata": {"name": "py-p
     "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "none"}}}})
 check("pdb status", eventually("pdb status", lambda: (
     policy.read_namespaced_pod_disruption_budget_status("py-pdb-2", "py").status.observed_generation == 1)))
+
+crud(
+    "service",
+    lambda b: core.create_namespaced_service("py", b),
+    lambda n: core.read_namespaced_service(n, "py"),
+    lambda: core.list_namespaced_service("py"),
+    lambda n, b: core.patch_namespaced_service(n, "py", b),
+    lambda n, b: core.replace_namespaced_service(n, "py", b),
+    lambda n: core.delete_namespaced_service(n, "py"),
+    {"metadata": {"name": "py-svc"}, "spec": {"type": "NodePort", "selector": {"app": "none"}, "ports": [{"port": 80}]}},
+    {"spec": {"sessionAffinity": "ClientIP"}},
+    labelled,
+    lambda o: o.spec.session_affinity == "ClientIP" and o.spec.cluster_ip.startswith("10."),
+    lambda o: o.metadata.labels.get("replaced") == "yes" and 30000 <= o.spec.ports[0].node_port <= 32767,
+)
+crud(
+    "endpoints",
+    lambda b: core.create_namespaced_endpoints("py", b),
+    lambda n: core.read_namespaced_endpoints(n, "py"),
+    lambda: core.list_namespaced_endpoints("py"),
+    lambda n, b: core.patch_namespaced_endpoints(n, "py", b),
+    lambda n, b: core.replace_namespaced_endpoints(n, "py", b),
+    lambda n: core.delete_namespaced_endpoints(n, "py"),
+    {"metadata": {"name": "py-ep"}, "subsets": [{"addresses": [{"ip": "10.1.2.3"}], "ports": [{"port": 80}]}]},
+    {"subsets": [{"addresses": [{"ip": "10.1.2.4"}], "ports": [{"port": 81}]}]},
+    labelled,
+    lambda o: o.subsets[0].addresses[0].ip == "10.1.2.4" and o.subsets[0].ports[0].protocol == "TCP",
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "endpointslice",
+    lambda b: discovery.create_namespaced_endpoint_slice("py", b),
+    lambda n: discovery.read_namespaced_endpoint_slice(n, "py"),
+    lambda: discovery.list_namespaced_endpoint_slice("py"),
+    lambda n, b: discovery.patch_namespaced_endpoint_slice(n, "py", b),
+    lambda n, b: discovery.replace_namespaced_endpoint_slice(n, "py", b),
+    lambda n: discovery.delete_namespaced_endpoint_slice(n, "py"),
+    {"metadata": {"name": "py-eps"}, "addressType": "IPv4", "endpoints": [{"addresses": ["10.1.2.3"]}],
+     "ports": [{"port": 80, "protocol": "TCP"}]},
+    {"endpoints": [{"addresses": ["10.1.2.5"], "conditions": {"ready": True}}]},
+    labelled,
+    lambda o: o.endpoints[0].addresses == ["10.1.2.5"],
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "secret",
+    lambda b: core.create_namespaced_secret("py", b),
+    lambda n: core.read_namespaced_secret(n, "py"),
+    lambda: core.list_namespaced_secret("py"),
+    lambda n, b: core.patch_namespaced_secret(n, "py", b),
+    lambda n, b: core.replace_namespaced_secret(n, "py", b),
+    lambda n: core.delete_namespaced_secret(n, "py"),
+    {"metadata": {"name": "py-secret"}, "stringData": {"user": "admin"}},
+    {"data": {"pass": "czNjcmV0"}},
+    labelled,
+    lambda o: o.type == "Opaque" and o.data == {"user": "YWRtaW4=", "pass": "czNjcmV0"} and o.string_data is None,
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "serviceaccount",
+    lambda b: core.create_namespaced_service_account("py", b),
+    lambda n: core.read_namespaced_service_account(n, "py"),
+    lambda: core.list_namespaced_service_account("py"),
+    lambda n, b: core.patch_namespaced_service_account(n, "py", b),
+    lambda n, b: core.replace_namespaced_service_account(n, "py", b),
+    lambda n: core.delete_namespaced_service_account(n, "py"),
+    {"metadata": {"name": "py-sa"}},
+    {"automountServiceAccountToken": False},
+    labelled,
+    lambda o: o.automount_service_account_token is False,
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+check("namespace has its default service account", eventually("py/default", lambda: (
+    "default" in [s.metadata.name for s in core.list_namespaced_service_account("py").items])))
 
 hpa_target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "none"}
 crud(

@@ -115,6 +115,32 @@ fn bases() -> Vec<(&'static str, Value)> {
                     "behavior": {"scaleDown": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}}}}),
         ),
         (
+            "/api/v1/namespaces/default/services",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
+                "spec": {"type": "NodePort", "selector": {"app": "f"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}),
+        ),
+        (
+            "/api/v1/namespaces/default/endpoints",
+            json!({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "x"},
+                "subsets": [{"addresses": [{"ip": "10.1.2.3"}], "ports": [{"port": 80}]}]}),
+        ),
+        (
+            "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+            json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "x"},
+                "addressType": "IPv4", "endpoints": [{"addresses": ["10.1.2.3"], "conditions": {"ready": true}}],
+                "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}),
+        ),
+        (
+            "/api/v1/namespaces/default/secrets",
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"},
+                "type": "kubernetes.io/basic-auth", "data": {"username": "dQ=="}, "stringData": {"password": "p"}}),
+        ),
+        (
+            "/api/v1/namespaces/default/serviceaccounts",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "x"},
+                "automountServiceAccountToken": false, "imagePullSecrets": [{"name": "reg"}]}),
+        ),
+        (
             "/api/v1/namespaces/default/persistentvolumeclaims",
             json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "x"},
                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
@@ -253,6 +279,14 @@ fn decodes(path: &str, v: &Value) -> Result<(), String> {
         "cronjobs" => serde_json::from_value::<batch::CronJob>(v.clone()).map(drop),
         "poddisruptionbudgets" => {
             serde_json::from_value::<policy::PodDisruptionBudget>(v.clone()).map(drop)
+        }
+        "services" => serde_json::from_value::<core::Service>(v.clone()).map(drop),
+        "endpoints" => serde_json::from_value::<core::Endpoints>(v.clone()).map(drop),
+        "secrets" => serde_json::from_value::<core::Secret>(v.clone()).map(drop),
+        "serviceaccounts" => serde_json::from_value::<core::ServiceAccount>(v.clone()).map(drop),
+        "endpointslices" => {
+            serde_json::from_value::<k8s_openapi::api::discovery::v1::EndpointSlice>(v.clone())
+                .map(drop)
         }
         "horizontalpodautoscalers" => {
             serde_json::from_value::<autoscaling::HorizontalPodAutoscaler>(v.clone()).map(drop)

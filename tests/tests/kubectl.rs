@@ -525,6 +525,7 @@ fn create_from_a_directory_and_stdin_edit_and_watch() {
             "autoscaling/v2",
             "batch/v1",
             "coordination.k8s.io/v1",
+            "discovery.k8s.io/v1",
             "metrics.k8s.io/v1beta1",
             "policy/v1",
             "v1"

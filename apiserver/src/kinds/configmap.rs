@@ -1,5 +1,6 @@
 //! v1 ConfigMap: keys valid and unique across `data` and `binaryData`, at most 1 MiB of
-//! data in all (Kubernetes' limits); kubectl's DATA column counts both.
+//! data in all (Kubernetes' limits); `immutable: true` freezes the data; kubectl's DATA
+//! column counts both.
 
 use super::Kind;
 use crate::table::{age, col, s, Column};
@@ -87,6 +88,10 @@ impl Kind for ConfigMap {
                 field: "data".into(),
             });
         }
+    }
+
+    fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<Cause>) {
+        super::secret::check_immutable(old, new, &["data", "binaryData"], causes);
     }
 
     fn columns(&self) -> Vec<Column> {

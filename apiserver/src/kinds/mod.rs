@@ -13,6 +13,8 @@ pub mod controllerrevision;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod event;
 pub mod horizontalpodautoscaler;
 pub mod job;
@@ -24,6 +26,9 @@ pub mod pod;
 pub mod poddisruptionbudget;
 pub mod replicaset;
 pub mod replicationcontroller;
+pub mod secret;
+pub mod service;
+pub mod serviceaccount;
 pub mod shared;
 pub mod statefulset;
 
@@ -41,6 +46,8 @@ pub enum NameRule {
     Subdomain,
     /// A DNS-1123 label (namespaces).
     Label,
+    /// A DNS-1035 label: a label starting with a letter (services).
+    Dns1035,
     /// Any non-empty name (events: their names carry a `.` and a hex suffix of any length).
     Any,
 }
@@ -165,6 +172,13 @@ pub trait Kind: Send + Sync + 'static {
     /// caller). Only kinds served at more than one version convert.
     fn convert(&self, _v: &mut Value, _to: &str) {}
 
+    /// What an object holds exclusively across the cluster, or asks to (a Service's cluster
+    /// IP and node ports): taken before it is stored, given back once it no longer holds
+    /// them (see `crate::allocator`).
+    fn holdings(&self, _v: &Value) -> Vec<crate::allocator::Holding> {
+        Vec::new()
+    }
+
     /// Subresources besides `status` and `scale` (which the registry entry declares).
     fn extra_subresources(&self) -> &'static [Sub] {
         &[]
@@ -286,6 +300,10 @@ pub static KINDS: &[&dyn Kind] = &[
     &replicationcontroller::ReplicationController,
     &persistentvolumeclaim::PersistentVolumeClaim,
     &event::Event,
+    &service::Service,
+    &endpoints::Endpoints,
+    &secret::Secret,
+    &serviceaccount::ServiceAccount,
     &deployment::Deployment,
     &replicaset::ReplicaSet,
     &statefulset::StatefulSet,
@@ -296,6 +314,7 @@ pub static KINDS: &[&dyn Kind] = &[
     &poddisruptionbudget::PodDisruptionBudget,
     &horizontalpodautoscaler::HorizontalPodAutoscaler,
     &lease::Lease,
+    &endpointslice::EndpointSlice,
 ];
 
 /// The kind serving a registry entry.

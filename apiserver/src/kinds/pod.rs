@@ -38,6 +38,7 @@ impl Kind for Pod {
     fn prepare_create(&self, v: &mut Value) {
         if let Some(spec) = v.get_mut("spec") {
             requests_from_limits(spec);
+            default_service_account(spec);
         }
         let qos = qos_class(v.get("spec"));
         if let Some(m) = v.as_object_mut() {
@@ -57,6 +58,22 @@ impl Kind for Pod {
 
     fn validate(&self, v: &Value, causes: &mut Vec<Cause>) {
         validate_pod_spec(v.get("spec"), "spec", causes);
+    }
+
+    fn keep_on_update(&self, cur: &Value, new: &mut Value) {
+        // Set at creation: an update that leaves it out keeps it.
+        for k in ["serviceAccountName", "serviceAccount"] {
+            let missing = new
+                .at(&format!("/spec/{k}"))
+                .is_none_or(|x| x.is_null() || x == "");
+            if let (true, Some(x), Some(spec)) = (
+                missing,
+                cur.at(&format!("/spec/{k}")).cloned(),
+                new.get_mut("spec").and_then(Value::as_object_mut),
+            ) {
+                spec.insert(k.into(), x);
+            }
+        }
     }
 
     fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<Cause>) {
@@ -223,6 +240,27 @@ fn default_admission(spec: &mut Value) {
             {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
         ]),
     );
+}
+
+/// The ServiceAccount admission plugin's default: a pod runs as `default` unless it names
+/// another (the deprecated `serviceAccount` field says the same).
+fn default_service_account(spec: &mut Value) {
+    let Some(m) = spec.as_object_mut() else {
+        return;
+    };
+    let name = m
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            m.get("serviceAccount")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or("default")
+        .to_string();
+    m.insert("serviceAccountName".into(), json!(name));
+    m.insert("serviceAccount".into(), json!(name));
 }
 
 /// A pod's container that sets a limit and no request for a resource requests the limit

@@ -137,17 +137,31 @@ pub async fn create_as(
         check_storable(r, &v)?;
         validate(kind, &v)?;
         st.check_namespace(r, &ns)?;
+        let mut v = v.clone();
+        let (name, uid) = (
+            v["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            v["metadata"]["uid"].as_str().unwrap_or("").to_string(),
+        );
+        let wants = kind.holdings(&v);
+        let taken = st
+            .reserve(r, &name, &[], wants, &mut v, &uid, q.dry_run())
+            .await?;
         if q.dry_run() {
             return Ok(value_object_response(h, 201, &v));
         }
-        match st.insert(r, &ns, v.clone()).await {
+        match st.insert(r, &ns, v).await {
             Ok(bytes) => {
                 let mut resp = object_response(h, 201, bytes);
                 fields::add_warnings(&mut resp, &warnings);
                 return Ok(resp);
             }
-            Err(e) if e.reason == "AlreadyExists" && generate.is_some() && attempt < 7 => continue,
-            Err(e) => return Err(e),
+            Err(e) => {
+                st.release(&taken).await;
+                if e.reason == "AlreadyExists" && generate.is_some() && attempt < 7 {
+                    continue;
+                }
+                return Err(e);
+            }
         }
     }
     Err(ApiError::internal("could not generate a unique name"))

@@ -254,6 +254,53 @@ const PDB: &[Field] = &[
     f(2, "spec", Msg(PDB_SPEC)),
     f(3, "status", Msg(EMPTY)),
 ];
+const SERVICE_PORT: &[Field] = &[
+    f(1, "name", Str),
+    f(2, "protocol", Str),
+    f(3, "port", Int),
+    f(4, "targetPort", IntOrString),
+    f(5, "nodePort", Int),
+    p(6, "appProtocol", Str),
+];
+const SERVICE_SPEC: &[Field] = &[
+    r(1, "ports", Msg(SERVICE_PORT)),
+    f(2, "selector", MapStr),
+    f(3, "clusterIP", Str),
+    f(4, "type", Str),
+    r(5, "externalIPs", Str),
+    f(7, "sessionAffinity", Str),
+    f(8, "loadBalancerIP", Str),
+    r(9, "loadBalancerSourceRanges", Str),
+    f(10, "externalName", Str),
+    f(11, "externalTrafficPolicy", Str),
+    f(12, "healthCheckNodePort", Int),
+    f(13, "publishNotReadyAddresses", Bool),
+    p(17, "ipFamilyPolicy", Str),
+    r(18, "clusterIPs", Str),
+    r(19, "ipFamilies", Str),
+    p(20, "allocateLoadBalancerNodePorts", Bool),
+    p(21, "loadBalancerClass", Str),
+    p(22, "internalTrafficPolicy", Str),
+    p(23, "trafficDistribution", Str),
+];
+const SERVICE: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "spec", Msg(SERVICE_SPEC)),
+    f(3, "status", Msg(&[f(1, "loadBalancer", Msg(EMPTY))])),
+];
+const SECRET: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "data", MapBytes),
+    f(3, "type", Str),
+    f(4, "stringData", MapStr),
+    p(5, "immutable", Bool),
+];
+const LOCAL_OBJECT_REFERENCE: &[Field] = &[f(1, "name", Str)];
+const SERVICE_ACCOUNT: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    r(3, "imagePullSecrets", Msg(LOCAL_OBJECT_REFERENCE)),
+    p(4, "automountServiceAccountToken", Bool),
+];
 const CROSS_VERSION_OBJECT_REFERENCE: &[Field] = &[
     f(1, "kind", Str),
     f(2, "name", Str),
@@ -530,6 +577,12 @@ pub const JOB_SCHEMA: Schema = Schema(JOB);
 pub const CRONJOB_SCHEMA: Schema = Schema(CRONJOB);
 /// `policy/v1` PodDisruptionBudget.
 pub const PDB_SCHEMA: Schema = Schema(PDB);
+/// v1 `Secret` (`kubectl create secret generic|tls|docker-registry`).
+pub const SECRET_SCHEMA: Schema = Schema(SECRET);
+/// v1 `ServiceAccount` (`kubectl create serviceaccount`).
+pub const SERVICE_ACCOUNT_SCHEMA: Schema = Schema(SERVICE_ACCOUNT);
+/// v1 `Service` (`kubectl create service`).
+pub const SERVICE_SCHEMA: Schema = Schema(SERVICE);
 /// autoscaling/v1 `HorizontalPodAutoscaler` (`kubectl autoscale`).
 pub const HPA_V1_SCHEMA: Schema = Schema(HPA_V1);
 

@@ -180,6 +180,76 @@ pub static EVENTS: ResourceInfo = ResourceInfo {
     has_scale: false,
 };
 
+/// `services` (Service).
+pub static SERVICES: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Service",
+    plural: "services",
+    singular: "service",
+    namespaced: true,
+    short_names: &["svc"],
+    categories: ALL,
+    has_status: true,
+    has_scale: false,
+};
+
+/// `endpoints` (Endpoints).
+pub static ENDPOINTS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Endpoints",
+    plural: "endpoints",
+    singular: "endpoints",
+    namespaced: true,
+    short_names: &["ep"],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
+/// `secrets` (Secret).
+pub static SECRETS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "Secret",
+    plural: "secrets",
+    singular: "secret",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
+/// `serviceaccounts` (ServiceAccount).
+pub static SERVICEACCOUNTS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "ServiceAccount",
+    plural: "serviceaccounts",
+    singular: "serviceaccount",
+    namespaced: true,
+    short_names: &["sa"],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
+/// `endpointslices` (EndpointSlice).
+pub static ENDPOINTSLICES: ResourceInfo = ResourceInfo {
+    group: "discovery.k8s.io",
+    version: "v1",
+    kind: "EndpointSlice",
+    plural: "endpointslices",
+    singular: "endpointslice",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
 /// `deployments` (Deployment).
 pub static DEPLOYMENTS: ResourceInfo = ResourceInfo {
     group: "apps",
@@ -334,6 +404,10 @@ pub static RESOURCES: &[&ResourceInfo] = &[
     &REPLICATIONCONTROLLERS,
     &PERSISTENTVOLUMECLAIMS,
     &EVENTS,
+    &SERVICES,
+    &ENDPOINTS,
+    &SECRETS,
+    &SERVICEACCOUNTS,
     &DEPLOYMENTS,
     &REPLICASETS,
     &STATEFULSETS,
@@ -344,6 +418,7 @@ pub static RESOURCES: &[&ResourceInfo] = &[
     &PODDISRUPTIONBUDGETS,
     &HORIZONTALPODAUTOSCALERS,
     &LEASES,
+    &ENDPOINTSLICES,
 ];
 
 /// The resource served at `group`/`version`/`plural`.

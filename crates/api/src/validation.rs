@@ -10,6 +10,14 @@ pub fn is_dns1123_label(s: &str) -> bool {
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
 
+/// DNS-1035 label: a DNS-1123 label that starts with a letter (Service names).
+pub fn is_dns1035_label(s: &str) -> bool {
+    is_dns1123_label(s) && s.as_bytes()[0].is_ascii_lowercase()
+}
+
+/// The message Kubernetes gives for an invalid DNS-1035 label.
+pub const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+
 /// DNS-1123 subdomain: at most 253 characters of dot-separated parts, each lowercase
 /// alphanumerics or '-' starting and ending alphanumeric (Kubernetes' regex sets no length
 /// on a part: a 64-character single-part name is valid).

@@ -166,6 +166,13 @@ impl Default for Options {
     }
 }
 
+fn http_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
 /// A running cluster of real processes.
 pub struct TestCluster {
     /// `http://127.0.0.1:PORT`.
@@ -210,10 +217,7 @@ impl TestCluster {
             port,
             dir,
             procs: Vec::new(),
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("http client"),
+            http: http_client(),
             opts: opts.clone(),
         };
         c.start_apiserver();
@@ -263,6 +267,8 @@ impl TestCluster {
         args.extend(self.opts.apiserver_args.clone());
         self.spawn("apiserver", "cox-apiserver", &args);
         wait_healthy(&format!("{}/readyz", self.server), "the API server");
+        // Pooled connections to a previous process are dead.
+        self.http = http_client();
     }
 
     /// Another API server on the same storage (use with etcd); returns its URL. Its
