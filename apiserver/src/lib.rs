@@ -181,6 +181,9 @@ pub async fn open(
         ranges: config.ranges,
     });
     kinds::namespace::create_system_namespaces(&st).await?;
+    kinds::priorityclass::create_system_classes(&st).await;
+    kinds::apiservice::register_local(&st).await;
+    kinds::clusterrole::create_defaults(&st).await;
     Ok(st)
 }
 

@@ -6,6 +6,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod claim;
+mod clusterroleaggregation;
 mod cronjob;
 mod daemonset;
 mod deployment;
@@ -104,10 +105,12 @@ pub async fn run(
     let eps_ctx = ctx("endpointslice-controller");
     let sa_ctx = ctx("service-account-controller");
     let lb_ctx = ctx("service-controller");
+    let cra_ctx = ctx("clusterrole-aggregation-controller");
     let q = Queue::new;
     let (dq, rq, rcq, stsq, dsq, pdbq) = (q(), q(), q(), q(), q(), q());
     let (jq, cq, tq, gq, nq, lq) = (q(), q(), q(), q(), q(), q());
     let (hq, epq, epsq, saq, lbq) = (q(), q(), q(), q(), q());
+    let craq = q();
     deployment::watches(&mut inf, &dq, &d_ctx);
     replicaset::watches(&mut inf, &rq, &r_ctx);
     replicationcontroller::watches(&mut inf, &rcq, &rc_ctx);
@@ -124,6 +127,7 @@ pub async fn run(
     endpointslice::watches(&mut inf, &epsq, &eps_ctx);
     serviceaccount::watches(&mut inf, &saq, &sa_ctx);
     loadbalancer::watches(&mut inf, &lbq, &lb_ctx);
+    clusterroleaggregation::watches(&mut inf, &craq, &cra_ctx);
     // The garbage collector tracks every kind that owns or is owned.
     let graph = Arc::new(gc::Graph::default());
     graph.track(&mut inf.deployments, &gq, &g_ctx);
@@ -197,6 +201,12 @@ pub async fn run(
     tokio::spawn(controller::run("serviceaccount", saq, 1, move |k| {
         serviceaccount::reconcile(sa_ctx.clone(), k)
     }));
+    tokio::spawn(controller::run(
+        "clusterrole-aggregation",
+        craq,
+        1,
+        move |k| clusterroleaggregation::reconcile(cra_ctx.clone(), k),
+    ));
     let pool = args.load_balancer_ip_range;
     tokio::spawn(controller::run("service", lbq, 1, move |k| {
         loadbalancer::reconcile(lb_ctx.clone(), pool, k)

@@ -20,6 +20,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// One informer per kind, shared by every controller.
@@ -49,6 +50,8 @@ pub struct Informers {
     pub endpointslices: Informer<EndpointSlice>,
     /// ServiceAccounts.
     pub serviceaccounts: Informer<ServiceAccount>,
+    /// ClusterRoles.
+    pub clusterroles: Informer<ClusterRole>,
     /// StatefulSets (by `uid`, `owner`).
     pub statefulsets: Informer<StatefulSet>,
     /// DaemonSets (by `uid`, `owner`).
@@ -154,6 +157,7 @@ impl Informers {
                 Api::<ServiceAccount>::all(client),
                 ListParams::default(),
             ),
+            clusterroles: Informer::new(Api::<ClusterRole>::all(client), ListParams::default()),
             statefulsets: Informer::new(Api::<StatefulSet>::all(client), ListParams::default())
                 .index("uid", |s: &StatefulSet| uid_index(&s.metadata))
                 .index("owner", |s: &StatefulSet| util::owner_uids(&s.metadata)),
@@ -216,6 +220,8 @@ impl Informers {
         self.endpoints.spawn();
         self.endpointslices.spawn();
         self.serviceaccounts.spawn();
+        let crs = self.clusterroles.store();
+        self.clusterroles.spawn();
         let (sts, revs, claims) = (
             self.statefulsets.store(),
             self.revisions.store(),
@@ -251,6 +257,7 @@ impl Informers {
         eps.wait_ready().await;
         slices.wait_ready().await;
         sas.wait_ready().await;
+        crs.wait_ready().await;
         sts.wait_ready().await;
         ds.wait_ready().await;
         revs.wait_ready().await;
@@ -286,6 +293,8 @@ pub struct Ctx {
     pub endpointslices: Store<EndpointSlice>,
     /// ServiceAccounts cache.
     pub serviceaccounts: Store<ServiceAccount>,
+    /// ClusterRoles cache.
+    pub clusterroles: Store<ClusterRole>,
     /// StatefulSets cache.
     pub statefulsets: Store<StatefulSet>,
     /// DaemonSets cache.
@@ -326,6 +335,7 @@ impl Ctx {
             endpoints: inf.endpoints.store(),
             endpointslices: inf.endpointslices.store(),
             serviceaccounts: inf.serviceaccounts.store(),
+            clusterroles: inf.clusterroles.store(),
             statefulsets: inf.statefulsets.store(),
             daemonsets: inf.daemonsets.store(),
             revisions: inf.revisions.store(),

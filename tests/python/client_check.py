@@ -2,7 +2,7 @@
 
 Usage: python3 client_check.py http://127.0.0.1:PORT
 Exercises every verb (create, read, list, patch, replace, delete, duplicate create) on
-Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, PodDisruptionBudgets, HorizontalPodAutoscalers (autoscaling/v2 and v1), Services, Endpoints, EndpointSlices, Secrets and ServiceAccounts, watch streams, and error statuses; every response goes through the
+Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, PodDisruptionBudgets, HorizontalPodAutoscalers (autoscaling/v2 and v1), Services, Endpoints, EndpointSlices, Secrets, ServiceAccounts, Ingresses, IngressClasses, NetworkPolicies, PriorityClasses, APIServices, Roles, ClusterRoles, RoleBindings and ClusterRoleBindings, watch streams, and error statuses; every response goes through the
 client's strict models, so a missing required field fails here. Prints `N passed, 0 failed`.
 """
 import sys
@@ -22,6 +22,10 @@ policy = client.PolicyV1Api(api_client)
 hpa_v2 = client.AutoscalingV2Api(api_client)
 hpa_v1 = client.AutoscalingV1Api(api_client)
 discovery = client.DiscoveryV1Api(api_client)
+networking = client.NetworkingV1Api(api_client)
+scheduling = client.SchedulingV1Api(api_client)
+apireg = client.ApiregistrationV1Api(api_client)
+rbacapi = client.RbacAuthorizationV1Api(api_client)
 
 passed = 0
 failed = 0
@@ -527,6 +531,136 @@ crud(
     {"automountServiceAccountToken": False},
     labelled,
     lambda o: o.automount_service_account_token is False,
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "ingress",
+    lambda b: networking.create_namespaced_ingress("py", b),
+    lambda n: networking.read_namespaced_ingress(n, "py"),
+    lambda: networking.list_namespaced_ingress("py"),
+    lambda n, b: networking.patch_namespaced_ingress(n, "py", b),
+    lambda n, b: networking.replace_namespaced_ingress(n, "py", b),
+    lambda n: networking.delete_namespaced_ingress(n, "py"),
+    {"metadata": {"name": "py-ing"}, "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}}},
+    {"spec": {"ingressClassName": "other"}},
+    labelled,
+    lambda o: o.spec.ingress_class_name == "other",
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "ingressclass",
+    networking.create_ingress_class,
+    networking.read_ingress_class,
+    networking.list_ingress_class,
+    networking.patch_ingress_class,
+    networking.replace_ingress_class,
+    networking.delete_ingress_class,
+    {"metadata": {"name": "py-class"}, "spec": {"controller": "example.com/py"}},
+    {"metadata": {"annotations": {"a": "b"}}},
+    labelled,
+    lambda o: o.metadata.annotations.get("a") == "b",
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "networkpolicy",
+    lambda b: networking.create_namespaced_network_policy("py", b),
+    lambda n: networking.read_namespaced_network_policy(n, "py"),
+    lambda: networking.list_namespaced_network_policy("py"),
+    lambda n, b: networking.patch_namespaced_network_policy(n, "py", b),
+    lambda n, b: networking.replace_namespaced_network_policy(n, "py", b),
+    lambda n: networking.delete_namespaced_network_policy(n, "py"),
+    {"metadata": {"name": "py-np"}, "spec": {"podSelector": {}}},
+    {"spec": {"egress": [{}], "policyTypes": ["Egress"]}},
+    labelled,
+    lambda o: o.spec.policy_types == ["Egress"],
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "priorityclass",
+    scheduling.create_priority_class,
+    scheduling.read_priority_class,
+    scheduling.list_priority_class,
+    scheduling.patch_priority_class,
+    scheduling.replace_priority_class,
+    scheduling.delete_priority_class,
+    {"metadata": {"name": "py-pc"}, "value": 10},
+    {"description": "patched"},
+    labelled,
+    lambda o: o.description == "patched" and o.preemption_policy == "PreemptLowerPriority",
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "apiservice",
+    apireg.create_api_service,
+    apireg.read_api_service,
+    apireg.list_api_service,
+    apireg.patch_api_service,
+    apireg.replace_api_service,
+    apireg.delete_api_service,
+    {"metadata": {"name": "v1.py.example.com"}, "spec": {"group": "py.example.com", "version": "v1",
+        "groupPriorityMinimum": 100, "versionPriority": 100, "service": {"namespace": "py", "name": "api"}}},
+    {"spec": {"versionPriority": 50}},
+    labelled,
+    lambda o: o.spec.version_priority == 50 and o.spec.service.port == 443,
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+rule = {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}
+crud(
+    "role",
+    lambda b: rbacapi.create_namespaced_role("py", b),
+    lambda n: rbacapi.read_namespaced_role(n, "py"),
+    lambda: rbacapi.list_namespaced_role("py"),
+    lambda n, b: rbacapi.patch_namespaced_role(n, "py", b),
+    lambda n, b: rbacapi.replace_namespaced_role(n, "py", b),
+    lambda n: rbacapi.delete_namespaced_role(n, "py"),
+    {"metadata": {"name": "py-role"}, "rules": [rule]},
+    {"rules": [dict(rule, verbs=["get", "list"])]},
+    labelled,
+    lambda o: o.rules[0].verbs == ["get", "list"],
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "clusterrole",
+    rbacapi.create_cluster_role,
+    rbacapi.read_cluster_role,
+    rbacapi.list_cluster_role,
+    rbacapi.patch_cluster_role,
+    rbacapi.replace_cluster_role,
+    rbacapi.delete_cluster_role,
+    {"metadata": {"name": "py-clusterrole"}, "rules": [rule]},
+    {"metadata": {"annotations": {"a": "b"}}},
+    labelled,
+    lambda o: o.metadata.annotations.get("a") == "b",
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+binding = {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+    "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "py"}]}
+crud(
+    "rolebinding",
+    lambda b: rbacapi.create_namespaced_role_binding("py", b),
+    lambda n: rbacapi.read_namespaced_role_binding(n, "py"),
+    lambda: rbacapi.list_namespaced_role_binding("py"),
+    lambda n, b: rbacapi.patch_namespaced_role_binding(n, "py", b),
+    lambda n, b: rbacapi.replace_namespaced_role_binding(n, "py", b),
+    lambda n: rbacapi.delete_namespaced_role_binding(n, "py"),
+    dict(binding, metadata={"name": "py-rb"}),
+    {"subjects": [{"kind": "User", "name": "jane"}]},
+    labelled,
+    lambda o: o.subjects[0].api_group == "rbac.authorization.k8s.io",
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "clusterrolebinding",
+    rbacapi.create_cluster_role_binding,
+    rbacapi.read_cluster_role_binding,
+    rbacapi.list_cluster_role_binding,
+    rbacapi.patch_cluster_role_binding,
+    rbacapi.replace_cluster_role_binding,
+    rbacapi.delete_cluster_role_binding,
+    dict(binding, metadata={"name": "py-crb"}),
+    {"subjects": [{"kind": "Group", "name": "devs"}]},
+    labelled,
+    lambda o: o.subjects[0].name == "devs",
     lambda o: o.metadata.labels.get("replaced") == "yes",
 )
 check("namespace has its default service account", eventually("py/default", lambda: (

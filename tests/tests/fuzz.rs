@@ -141,6 +141,57 @@ fn bases() -> Vec<(&'static str, Value)> {
                 "automountServiceAccountToken": false, "imagePullSecrets": [{"name": "reg"}]}),
         ),
         (
+            "/apis/networking.k8s.io/v1/namespaces/default/ingresses",
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x"},
+                "spec": {"rules": [{"host": "a.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}),
+        ),
+        (
+            "/apis/networking.k8s.io/v1/ingressclasses",
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": "x"},
+                "spec": {"controller": "example.com/ingress", "parameters": {"kind": "P", "name": "p"}}}),
+        ),
+        (
+            "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies",
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"},
+                "spec": {"podSelector": {"matchLabels": {"app": "f"}},
+                    "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}], "ports": [{"port": 80, "endPort": 90}]}]}}),
+        ),
+        (
+            "/apis/scheduling.k8s.io/v1/priorityclasses",
+            json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "x"},
+                "value": 100, "description": "d"}),
+        ),
+        (
+            "/apis/apiregistration.k8s.io/v1/apiservices",
+            json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": "v1.x.example.com"},
+                "spec": {"group": "x.example.com", "version": "v1", "groupPriorityMinimum": 100, "versionPriority": 100,
+                    "service": {"namespace": "default", "name": "s"}}}),
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "x"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "x"},
+                "rules": [{"nonResourceURLs": ["/x"], "verbs": ["get"]}],
+                "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"a": "b"}}]}}),
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "x"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+                "subjects": [{"kind": "User", "name": "u"}, {"kind": "ServiceAccount", "name": "s", "namespace": "default"}]}),
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "x"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "r"},
+                "subjects": [{"kind": "Group", "name": "g"}]}),
+        ),
+        (
             "/api/v1/namespaces/default/persistentvolumeclaims",
             json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "x"},
                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
@@ -286,6 +337,36 @@ fn decodes(path: &str, v: &Value) -> Result<(), String> {
         "serviceaccounts" => serde_json::from_value::<core::ServiceAccount>(v.clone()).map(drop),
         "endpointslices" => {
             serde_json::from_value::<k8s_openapi::api::discovery::v1::EndpointSlice>(v.clone())
+                .map(drop)
+        }
+        "ingresses" => {
+            serde_json::from_value::<k8s_openapi::api::networking::v1::Ingress>(v.clone()).map(drop)
+        }
+        "ingressclasses" => {
+            serde_json::from_value::<k8s_openapi::api::networking::v1::IngressClass>(v.clone())
+                .map(drop)
+        }
+        "networkpolicies" => {
+            serde_json::from_value::<k8s_openapi::api::networking::v1::NetworkPolicy>(v.clone())
+                .map(drop)
+        }
+        "priorityclasses" => {
+            serde_json::from_value::<k8s_openapi::api::scheduling::v1::PriorityClass>(v.clone())
+                .map(drop)
+        }
+        "apiservices" => serde_json::from_value::<
+            k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
+        >(v.clone())
+        .map(drop),
+        "roles" => serde_json::from_value::<k8s_openapi::api::rbac::v1::Role>(v.clone()).map(drop),
+        "clusterroles" => {
+            serde_json::from_value::<k8s_openapi::api::rbac::v1::ClusterRole>(v.clone()).map(drop)
+        }
+        "rolebindings" => {
+            serde_json::from_value::<k8s_openapi::api::rbac::v1::RoleBinding>(v.clone()).map(drop)
+        }
+        "clusterrolebindings" => {
+            serde_json::from_value::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(v.clone())
                 .map(drop)
         }
         "horizontalpodautoscalers" => {

@@ -520,6 +520,7 @@ fn create_from_a_directory_and_stdin_edit_and_watch() {
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         [
+            "apiregistration.k8s.io/v1",
             "apps/v1",
             "autoscaling/v1",
             "autoscaling/v2",
@@ -527,7 +528,10 @@ fn create_from_a_directory_and_stdin_edit_and_watch() {
             "coordination.k8s.io/v1",
             "discovery.k8s.io/v1",
             "metrics.k8s.io/v1beta1",
+            "networking.k8s.io/v1",
             "policy/v1",
+            "rbac.authorization.k8s.io/v1",
+            "scheduling.k8s.io/v1",
             "v1"
         ]
     );

@@ -124,8 +124,11 @@ impl Kind for Endpoints {
                 .into_iter()
                 .flatten()
             {
-                if p.get("protocol").is_none_or(Value::is_null) {
-                    p["protocol"] = json!("TCP");
+                if let Some(m) = p
+                    .as_object_mut()
+                    .filter(|m| m.get("protocol").is_none_or(Value::is_null))
+                {
+                    m.insert("protocol".into(), json!("TCP"));
                 }
             }
         }

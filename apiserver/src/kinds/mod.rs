@@ -8,6 +8,9 @@
 //! scope, short names, categories, status/scale), a module here implementing [`Kind`], and its
 //! line in [`KINDS`].
 
+pub mod apiservice;
+pub mod clusterrole;
+pub mod clusterrolebinding;
 pub mod configmap;
 pub mod controllerrevision;
 pub mod cronjob;
@@ -17,15 +20,22 @@ pub mod endpoints;
 pub mod endpointslice;
 pub mod event;
 pub mod horizontalpodautoscaler;
+pub mod ingress;
+pub mod ingressclass;
 pub mod job;
 pub mod lease;
 pub mod namespace;
+pub mod networkpolicy;
 pub mod node;
 pub mod persistentvolumeclaim;
 pub mod pod;
 pub mod poddisruptionbudget;
+pub mod priorityclass;
+pub mod rbac;
 pub mod replicaset;
 pub mod replicationcontroller;
+pub mod role;
+pub mod rolebinding;
 pub mod secret;
 pub mod service;
 pub mod serviceaccount;
@@ -172,6 +182,13 @@ pub trait Kind: Send + Sync + 'static {
     /// caller). Only kinds served at more than one version convert.
     fn convert(&self, _v: &mut Value, _to: &str) {}
 
+    /// Admission on create, with the server's caches (Kubernetes' mutating admission
+    /// plugins: a pod's priority from its class, an Ingress's default class): may change
+    /// the object or refuse it.
+    fn admit_create(&self, _st: &crate::state::AppState, _v: &mut Value) -> Result<(), ApiError> {
+        Ok(())
+    }
+
     /// What an object holds exclusively across the cluster, or asks to (a Service's cluster
     /// IP and node ports): taken before it is stored, given back once it no longer holds
     /// them (see `crate::allocator`).
@@ -315,6 +332,15 @@ pub static KINDS: &[&dyn Kind] = &[
     &horizontalpodautoscaler::HorizontalPodAutoscaler,
     &lease::Lease,
     &endpointslice::EndpointSlice,
+    &ingress::Ingress,
+    &ingressclass::IngressClass,
+    &networkpolicy::NetworkPolicy,
+    &priorityclass::PriorityClass,
+    &apiservice::APIService,
+    &role::Role,
+    &clusterrole::ClusterRole,
+    &rolebinding::RoleBinding,
+    &clusterrolebinding::ClusterRoleBinding,
 ];
 
 /// The kind serving a registry entry.

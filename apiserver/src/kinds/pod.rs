@@ -60,9 +60,23 @@ impl Kind for Pod {
         validate_pod_spec(v.get("spec"), "spec", causes);
     }
 
+    fn admit_create(
+        &self,
+        st: &crate::state::AppState,
+        v: &mut Value,
+    ) -> Result<(), coxswain_api::status::ApiError> {
+        super::priorityclass::admit_pod(st, v)
+    }
+
     fn keep_on_update(&self, cur: &Value, new: &mut Value) {
-        // Set at creation: an update that leaves it out keeps it.
-        for k in ["serviceAccountName", "serviceAccount"] {
+        // Set at creation (by admission): an update that leaves them out keeps them.
+        for k in [
+            "serviceAccountName",
+            "serviceAccount",
+            "priority",
+            "preemptionPolicy",
+            "priorityClassName",
+        ] {
             let missing = new
                 .at(&format!("/spec/{k}"))
                 .is_none_or(|x| x.is_null() || x == "");
@@ -230,8 +244,6 @@ fn default_admission(spec: &mut Value) {
     let Some(m) = spec.as_object_mut() else {
         return;
     };
-    default(m, "preemptionPolicy", json!("PreemptLowerPriority"));
-    default(m, "priority", json!(0));
     default(
         m,
         "tolerations",

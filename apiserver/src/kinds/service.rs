@@ -490,7 +490,9 @@ impl Kind for Service {
                         .find(|o| o["name"] == name)
                         .and_then(|o| o["nodePort"].as_i64())
                     {
-                        p["nodePort"] = json!(np);
+                        if let Some(m) = p.as_object_mut() {
+                            m.insert("nodePort".into(), json!(np));
+                        }
                     }
                 }
             }

@@ -135,6 +135,8 @@ pub async fn create_as(
             v["metadata"]["name"] = json!(format!("{g}{}", random_suffix()));
         }
         check_storable(r, &v)?;
+        // Admission after the object decodes (400 before 403), before it is validated.
+        kind.admit_create(st, &mut v)?;
         validate(kind, &v)?;
         st.check_namespace(r, &ns)?;
         let mut v = v.clone();

@@ -301,6 +301,37 @@ const SERVICE_ACCOUNT: &[Field] = &[
     r(3, "imagePullSecrets", Msg(LOCAL_OBJECT_REFERENCE)),
     p(4, "automountServiceAccountToken", Bool),
 ];
+const POLICY_RULE: &[Field] = &[
+    r(1, "verbs", Str),
+    r(2, "apiGroups", Str),
+    r(3, "resources", Str),
+    r(4, "resourceNames", Str),
+    r(5, "nonResourceURLs", Str),
+];
+const ROLE: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    r(2, "rules", Msg(POLICY_RULE)),
+    p(
+        3,
+        "aggregationRule",
+        Msg(&[r(1, "clusterRoleSelectors", Msg(LABEL_SELECTOR))]),
+    ),
+];
+const SUBJECT: &[Field] = &[
+    f(1, "kind", Str),
+    f(2, "apiGroup", Str),
+    f(3, "name", Str),
+    f(4, "namespace", Str),
+];
+const ROLE_BINDING: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    r(2, "subjects", Msg(SUBJECT)),
+    f(
+        3,
+        "roleRef",
+        Msg(&[f(1, "apiGroup", Str), f(2, "kind", Str), f(3, "name", Str)]),
+    ),
+];
 const CROSS_VERSION_OBJECT_REFERENCE: &[Field] = &[
     f(1, "kind", Str),
     f(2, "name", Str),
@@ -581,6 +612,10 @@ pub const PDB_SCHEMA: Schema = Schema(PDB);
 pub const SECRET_SCHEMA: Schema = Schema(SECRET);
 /// v1 `ServiceAccount` (`kubectl create serviceaccount`).
 pub const SERVICE_ACCOUNT_SCHEMA: Schema = Schema(SERVICE_ACCOUNT);
+/// rbac/v1 `Role` and `ClusterRole` (`kubectl create role|clusterrole`).
+pub const ROLE_SCHEMA: Schema = Schema(ROLE);
+/// rbac/v1 `RoleBinding` and `ClusterRoleBinding` (`kubectl create rolebinding|clusterrolebinding`).
+pub const ROLE_BINDING_SCHEMA: Schema = Schema(ROLE_BINDING);
 /// v1 `Service` (`kubectl create service`).
 pub const SERVICE_SCHEMA: Schema = Schema(SERVICE);
 /// autoscaling/v1 `HorizontalPodAutoscaler` (`kubectl autoscale`).

@@ -376,6 +376,132 @@ pub static LEASES: ResourceInfo = ResourceInfo {
     has_scale: false,
 };
 
+/// `ingresses` (Ingress).
+pub static INGRESSES: ResourceInfo = ResourceInfo {
+    group: "networking.k8s.io",
+    version: "v1",
+    kind: "Ingress",
+    plural: "ingresses",
+    singular: "ingress",
+    namespaced: true,
+    short_names: &["ing"],
+    categories: &[],
+    has_status: true,
+    has_scale: false,
+};
+
+/// `ingressclasses` (IngressClass).
+pub static INGRESSCLASSES: ResourceInfo = ResourceInfo {
+    group: "networking.k8s.io",
+    version: "v1",
+    kind: "IngressClass",
+    plural: "ingressclasses",
+    singular: "ingressclass",
+    namespaced: false,
+    short_names: &[],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
+/// `networkpolicies` (NetworkPolicy).
+pub static NETWORKPOLICIES: ResourceInfo = ResourceInfo {
+    group: "networking.k8s.io",
+    version: "v1",
+    kind: "NetworkPolicy",
+    plural: "networkpolicies",
+    singular: "networkpolicy",
+    namespaced: true,
+    short_names: &["netpol"],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
+/// `priorityclasses` (PriorityClass).
+pub static PRIORITYCLASSES: ResourceInfo = ResourceInfo {
+    group: "scheduling.k8s.io",
+    version: "v1",
+    kind: "PriorityClass",
+    plural: "priorityclasses",
+    singular: "priorityclass",
+    namespaced: false,
+    short_names: &["pc"],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
+/// `apiservices` (APIService).
+pub static APISERVICES: ResourceInfo = ResourceInfo {
+    group: "apiregistration.k8s.io",
+    version: "v1",
+    kind: "APIService",
+    plural: "apiservices",
+    singular: "apiservice",
+    namespaced: false,
+    short_names: &[],
+    categories: &[],
+    has_status: true,
+    has_scale: false,
+};
+
+/// `roles` (Role).
+pub static ROLES: ResourceInfo = ResourceInfo {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    kind: "Role",
+    plural: "roles",
+    singular: "role",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
+/// `clusterroles` (ClusterRole).
+pub static CLUSTERROLES: ResourceInfo = ResourceInfo {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    kind: "ClusterRole",
+    plural: "clusterroles",
+    singular: "clusterrole",
+    namespaced: false,
+    short_names: &[],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
+/// `rolebindings` (RoleBinding).
+pub static ROLEBINDINGS: ResourceInfo = ResourceInfo {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    kind: "RoleBinding",
+    plural: "rolebindings",
+    singular: "rolebinding",
+    namespaced: true,
+    short_names: &[],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
+/// `clusterrolebindings` (ClusterRoleBinding).
+pub static CLUSTERROLEBINDINGS: ResourceInfo = ResourceInfo {
+    group: "rbac.authorization.k8s.io",
+    version: "v1",
+    kind: "ClusterRoleBinding",
+    plural: "clusterrolebindings",
+    singular: "clusterrolebinding",
+    namespaced: false,
+    short_names: &[],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
 /// `horizontalpodautoscalers` (HorizontalPodAutoscaler), stored as autoscaling/v2 and also
 /// served as autoscaling/v1 (see [`OTHER_VERSIONS`]).
 pub static HORIZONTALPODAUTOSCALERS: ResourceInfo = ResourceInfo {
@@ -419,6 +545,15 @@ pub static RESOURCES: &[&ResourceInfo] = &[
     &HORIZONTALPODAUTOSCALERS,
     &LEASES,
     &ENDPOINTSLICES,
+    &INGRESSES,
+    &INGRESSCLASSES,
+    &NETWORKPOLICIES,
+    &PRIORITYCLASSES,
+    &APISERVICES,
+    &ROLES,
+    &CLUSTERROLES,
+    &ROLEBINDINGS,
+    &CLUSTERROLEBINDINGS,
 ];
 
 /// The resource served at `group`/`version`/`plural`.
