@@ -268,6 +268,10 @@ pub async fn run(
         listener.local_addr()?,
     ));
     tokio::spawn(kinds::event::expire(st.clone(), config.event_ttl));
+    tokio::spawn(kinds::resourcequota::keep_usage(
+        st.clone(),
+        std::time::Duration::from_secs(5),
+    ));
     tokio::spawn(kinds::namespace::keep_system_namespaces(
         st.clone(),
         std::time::Duration::from_secs(5),

@@ -2,7 +2,7 @@
 
 Usage: python3 client_check.py http://127.0.0.1:PORT
 Exercises every verb (create, read, list, patch, replace, delete, duplicate create) on
-Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, PodDisruptionBudgets, HorizontalPodAutoscalers (autoscaling/v2 and v1), Services, Endpoints, EndpointSlices, Secrets, ServiceAccounts, Ingresses, IngressClasses, NetworkPolicies, PriorityClasses, APIServices, Roles, ClusterRoles, RoleBindings and ClusterRoleBindings, watch streams, and error statuses; every response goes through the
+Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, PodDisruptionBudgets, HorizontalPodAutoscalers (autoscaling/v2 and v1), Services, Endpoints, EndpointSlices, Secrets, ServiceAccounts, Ingresses, IngressClasses, NetworkPolicies, PriorityClasses, APIServices, Roles, ClusterRoles, RoleBindings, ClusterRoleBindings, ResourceQuotas and LimitRanges, watch streams, and error statuses; every response goes through the
 client's strict models, so a missing required field fails here. Prints `N passed, 0 failed`.
 """
 import sys
@@ -661,6 +661,37 @@ crud(
     {"subjects": [{"kind": "Group", "name": "devs"}]},
     labelled,
     lambda o: o.subjects[0].name == "devs",
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "resourcequota",
+    lambda b: core.create_namespaced_resource_quota("py", b),
+    lambda n: core.read_namespaced_resource_quota(n, "py"),
+    lambda: core.list_namespaced_resource_quota("py"),
+    lambda n, b: core.patch_namespaced_resource_quota(n, "py", b),
+    lambda n, b: core.replace_namespaced_resource_quota(n, "py", b),
+    lambda n: core.delete_namespaced_resource_quota(n, "py"),
+    {"metadata": {"name": "py-quota"}, "spec": {"hard": {"configmaps": "100"}}},
+    {"spec": {"hard": {"configmaps": "200"}}},
+    labelled,
+    lambda o: o.spec.hard["configmaps"] == "200",
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+check("quota status counted", eventually("quota used", lambda: (
+    (core.read_namespaced_resource_quota_status("py-quota-2", "py").status.used or {}).get("configmaps") is not None)) if (
+    core.create_namespaced_resource_quota("py", {"metadata": {"name": "py-quota-2"}, "spec": {"hard": {"configmaps": "10"}}}) is not None) else False)
+crud(
+    "limitrange",
+    lambda b: core.create_namespaced_limit_range("py", b),
+    lambda n: core.read_namespaced_limit_range(n, "py"),
+    lambda: core.list_namespaced_limit_range("py"),
+    lambda n, b: core.patch_namespaced_limit_range(n, "py", b),
+    lambda n, b: core.replace_namespaced_limit_range(n, "py", b),
+    lambda n: core.delete_namespaced_limit_range(n, "py"),
+    {"metadata": {"name": "py-limits"}, "spec": {"limits": [{"type": "Container", "max": {"cpu": "4"}}]}},
+    {"spec": {"limits": [{"type": "Container", "max": {"cpu": "8"}}]}},
+    labelled,
+    lambda o: o.spec.limits[0].max["cpu"] == "8" and o.spec.limits[0].default["cpu"] == "8",
     lambda o: o.metadata.labels.get("replaced") == "yes",
 )
 check("namespace has its default service account", eventually("py/default", lambda: (

@@ -192,6 +192,16 @@ fn bases() -> Vec<(&'static str, Value)> {
                 "subjects": [{"kind": "Group", "name": "g"}]}),
         ),
         (
+            "/api/v1/namespaces/default/resourcequotas",
+            json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "x"},
+                "spec": {"hard": {"pods": "100", "requests.cpu": "10", "count/deployments.apps": "5"}}}),
+        ),
+        (
+            "/api/v1/namespaces/default/limitranges",
+            json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "x"},
+                "spec": {"limits": [{"type": "Container", "default": {"cpu": "2"}, "max": {"cpu": "4"}, "min": {"cpu": "1m"}}]}}),
+        ),
+        (
             "/api/v1/namespaces/default/persistentvolumeclaims",
             json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "x"},
                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
@@ -369,6 +379,8 @@ fn decodes(path: &str, v: &Value) -> Result<(), String> {
             serde_json::from_value::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(v.clone())
                 .map(drop)
         }
+        "resourcequotas" => serde_json::from_value::<core::ResourceQuota>(v.clone()).map(drop),
+        "limitranges" => serde_json::from_value::<core::LimitRange>(v.clone()).map(drop),
         "horizontalpodautoscalers" => {
             serde_json::from_value::<autoscaling::HorizontalPodAutoscaler>(v.clone()).map(drop)
         }

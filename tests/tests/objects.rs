@@ -341,3 +341,84 @@ fn rbac_objects_default_roles_and_aggregation() {
         "{fields:?}"
     );
 }
+
+#[test]
+fn limit_ranges_default_and_bound_pods_and_quotas_count_them() {
+    let c = TestCluster::start(0);
+    let ns = "/api/v1/namespaces/default";
+    let lr = json!({"metadata": {"name": "limits"}, "spec": {"limits": [{"type": "Container",
+        "default": {"cpu": "500m", "memory": "128Mi"}, "defaultRequest": {"cpu": "100m"}, "max": {"cpu": "1"}}]}});
+    let (code, stored) = c.post(&format!("{ns}/limitranges"), &lr);
+    assert_eq!(code, 201, "{stored}");
+    assert_eq!(
+        stored["spec"]["limits"][0]["defaultRequest"],
+        json!({"cpu": "100m", "memory": "128Mi"})
+    );
+    let pod = |name: &str, limits: Value| json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "nginx", "resources": {"limits": limits}}]}});
+    let (code, p) = c.post(&format!("{ns}/pods"), &pod("a", json!({})));
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(
+        p["spec"]["containers"][0]["resources"],
+        json!({"limits": {"cpu": "500m", "memory": "128Mi"},
+        "requests": {"cpu": "100m", "memory": "128Mi"}})
+    );
+    assert_eq!(
+        p["metadata"]["annotations"]["kubernetes.io/limit-ranger"],
+        "LimitRanger plugin set: cpu, memory request for container c; cpu, memory limit for container c"
+    );
+    let (code, st) = c.post(&format!("{ns}/pods"), &pod("big", json!({"cpu": "2"})));
+    assert_eq!(code, 403);
+    // Its request defaulted from its limit, so both are over, as in Kubernetes.
+    let msg = st["message"].as_str().unwrap();
+    assert!(msg.starts_with("pods \"big\" is forbidden: ["), "{msg}");
+    assert!(
+        msg.contains("maximum cpu usage per Container is 1, but limit is 2"),
+        "{msg}"
+    );
+    // A quota of two pods: counted, refused beyond, freed when one goes.
+    let q =
+        json!({"metadata": {"name": "q"}, "spec": {"hard": {"pods": "2", "requests.cpu": "1"}}});
+    assert_eq!(c.post(&format!("{ns}/resourcequotas"), &q).0, 201);
+    coxswain_testkit::eventually(std::time::Duration::from_secs(30), "usage counted", || {
+        let (_, q) = c.get(&format!("{ns}/resourcequotas/q"));
+        (q["status"]["used"] == json!({"pods": "1", "requests.cpu": "100m"})).then_some(())
+    });
+    let out = ok(&c.kubectl(&["get", "quota", "q"]));
+    assert!(out.contains("pods: 1/2, requests.cpu: 100m/1"), "{out}");
+    assert_eq!(c.post(&format!("{ns}/pods"), &pod("b", json!({}))).0, 201);
+    let (_, q) = c.get(&format!("{ns}/resourcequotas/q"));
+    assert_eq!(
+        q["status"]["used"]["pods"], "2",
+        "raised by admission at once"
+    );
+    let (code, st) = c.post(&format!("{ns}/pods"), &pod("c", json!({})));
+    assert_eq!(code, 403);
+    assert_eq!(
+        st["message"],
+        "pods \"c\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2"
+    );
+    assert_eq!(c.get(&format!("{ns}/pods/c")).0, 404);
+    assert_eq!(c.delete(&format!("{ns}/pods/a")).0, 200);
+    coxswain_testkit::eventually(std::time::Duration::from_secs(30), "room again", || {
+        (c.post(&format!("{ns}/pods"), &pod("c", json!({}))).0 == 201).then_some(())
+    });
+    // A compute quota needs every container to say what it uses.
+    ok(&c.kubectl(&["create", "namespace", "strict"]));
+    let (code, _) = c.post(
+        "/api/v1/namespaces/strict/resourcequotas",
+        &json!({"metadata": {"name": "mem"}, "spec": {"hard": {"limits.memory": "1Gi"}}}),
+    );
+    assert_eq!(code, 201);
+    let bare = json!({"metadata": {"name": "bare"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+    let (code, st) = c.post("/api/v1/namespaces/strict/pods", &bare);
+    assert_eq!(code, 403);
+    assert_eq!(
+        st["message"],
+        "pods \"bare\" is forbidden: failed quota: mem: must specify limits.memory for: c"
+    );
+    let (code, st) = c.post(
+        &format!("{ns}/resourcequotas"),
+        &json!({"metadata": {"name": "bad"}, "spec": {"hard": {"widgets": "1", "pods": "-1"}}}),
+    );
+    assert_eq!(code, 422, "{st}");
+}

@@ -24,6 +24,7 @@ pub mod ingress;
 pub mod ingressclass;
 pub mod job;
 pub mod lease;
+pub mod limitrange;
 pub mod namespace;
 pub mod networkpolicy;
 pub mod node;
@@ -34,6 +35,7 @@ pub mod priorityclass;
 pub mod rbac;
 pub mod replicaset;
 pub mod replicationcontroller;
+pub mod resourcequota;
 pub mod role;
 pub mod rolebinding;
 pub mod secret;
@@ -189,6 +191,23 @@ pub trait Kind: Send + Sync + 'static {
         Ok(())
     }
 
+    /// What an object uses against a ResourceQuota besides its counts (which every kind has:
+    /// `count/<resource>`): (usage key, amount in milli-units).
+    fn quota_usage(&self, _v: &Value) -> Vec<(String, i128)> {
+        Vec::new()
+    }
+
+    /// The usage keys [`Kind::quota_usage`] may give.
+    fn quota_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// What an object fails to say that a quota tracking `tracked` needs (a pod's
+    /// containers without cpu or memory requests or limits): `requests.cpu for: a,b` each.
+    fn quota_missing(&self, _v: &Value, _tracked: &[&str]) -> Vec<String> {
+        Vec::new()
+    }
+
     /// What an object holds exclusively across the cluster, or asks to (a Service's cluster
     /// IP and node ports): taken before it is stored, given back once it no longer holds
     /// them (see `crate::allocator`).
@@ -321,6 +340,8 @@ pub static KINDS: &[&dyn Kind] = &[
     &endpoints::Endpoints,
     &secret::Secret,
     &serviceaccount::ServiceAccount,
+    &resourcequota::ResourceQuota,
+    &limitrange::LimitRange,
     &deployment::Deployment,
     &replicaset::ReplicaSet,
     &statefulset::StatefulSet,

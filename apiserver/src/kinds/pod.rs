@@ -65,7 +65,91 @@ impl Kind for Pod {
         st: &crate::state::AppState,
         v: &mut Value,
     ) -> Result<(), coxswain_api::status::ApiError> {
+        super::limitrange::admit_pod(st, v)?;
         super::priorityclass::admit_pod(st, v)
+    }
+
+    fn quota_usage(&self, v: &Value) -> Vec<(String, i128)> {
+        let terminal = matches!(
+            v.at("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        );
+        if terminal {
+            return Vec::new();
+        }
+        let mut out = vec![("pods".to_string(), 1000)];
+        for (set, prefix) in [("requests", "requests."), ("limits", "limits.")] {
+            for r in ["cpu", "memory"] {
+                let total: i128 = v
+                    .at("/spec/containers")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.at(&format!("/resources/{set}/{r}")))
+                    .filter_map(|q| super::limitrange::milli(r, q))
+                    .sum();
+                out.push((format!("{prefix}{r}"), total));
+                if set == "requests" {
+                    out.push((r.to_string(), total));
+                }
+            }
+        }
+        out
+    }
+
+    fn quota_keys(&self) -> &'static [&'static str] {
+        &[
+            "pods",
+            "cpu",
+            "memory",
+            "requests.cpu",
+            "requests.memory",
+            "limits.cpu",
+            "limits.memory",
+        ]
+    }
+
+    fn quota_missing(&self, v: &Value, tracked: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut keys: Vec<&str> = tracked
+            .iter()
+            .copied()
+            .filter(|k| {
+                [
+                    "cpu",
+                    "memory",
+                    "requests.cpu",
+                    "requests.memory",
+                    "limits.cpu",
+                    "limits.memory",
+                ]
+                .contains(k)
+            })
+            .collect();
+        keys.sort();
+        for k in keys {
+            let (set, r) = match k.split_once('.') {
+                Some(("limits", r)) => ("limits", r),
+                Some((_, r)) => ("requests", r),
+                None => ("requests", k),
+            };
+            let mut names: Vec<String> = ["containers", "initContainers"]
+                .iter()
+                .flat_map(|l| {
+                    v.at(&format!("/spec/{l}"))
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .filter(|c| c.at(&format!("/resources/{set}/{r}")).is_none())
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect();
+            names.sort();
+            if !names.is_empty() {
+                out.push(format!("{k} for: {}", names.join(",")));
+            }
+        }
+        out
     }
 
     fn keep_on_update(&self, cur: &Value, new: &mut Value) {

@@ -540,6 +540,23 @@ impl Kind for Service {
         }
     }
 
+    fn quota_usage(&self, v: &Value) -> Vec<(String, i128)> {
+        let lb = i128::from(type_of(v) == "LoadBalancer") * 1000;
+        let node_ports = if has_node_ports(v) {
+            ports(v).len() as i128 * 1000
+        } else {
+            0
+        };
+        vec![
+            ("services.loadbalancers".into(), lb),
+            ("services.nodeports".into(), node_ports),
+        ]
+    }
+
+    fn quota_keys(&self) -> &'static [&'static str] {
+        &["services.loadbalancers", "services.nodeports"]
+    }
+
     fn holdings(&self, v: &Value) -> Vec<Holding> {
         let mut out = Vec::new();
         if type_of(v) == "ExternalName" || headless(v) {

@@ -139,6 +139,9 @@ pub async fn create_as(
         kind.admit_create(st, &mut v)?;
         validate(kind, &v)?;
         st.check_namespace(r, &ns)?;
+        if !q.dry_run() {
+            crate::kinds::resourcequota::admit(st, r, &ns, &v).await?;
+        }
         let mut v = v.clone();
         let (name, uid) = (
             v["metadata"]["name"].as_str().unwrap_or("").to_string(),

@@ -250,6 +250,34 @@ pub static ENDPOINTSLICES: ResourceInfo = ResourceInfo {
     has_scale: false,
 };
 
+/// `resourcequotas` (ResourceQuota).
+pub static RESOURCEQUOTAS: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "ResourceQuota",
+    plural: "resourcequotas",
+    singular: "resourcequota",
+    namespaced: true,
+    short_names: &["quota"],
+    categories: &[],
+    has_status: true,
+    has_scale: false,
+};
+
+/// `limitranges` (LimitRange).
+pub static LIMITRANGES: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "LimitRange",
+    plural: "limitranges",
+    singular: "limitrange",
+    namespaced: true,
+    short_names: &["limits"],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
 /// `deployments` (Deployment).
 pub static DEPLOYMENTS: ResourceInfo = ResourceInfo {
     group: "apps",
@@ -534,6 +562,8 @@ pub static RESOURCES: &[&ResourceInfo] = &[
     &ENDPOINTS,
     &SECRETS,
     &SERVICEACCOUNTS,
+    &RESOURCEQUOTAS,
+    &LIMITRANGES,
     &DEPLOYMENTS,
     &REPLICASETS,
     &STATEFULSETS,
