@@ -25,6 +25,16 @@ type PodInput = watch::Sender<Option<Arc<Pod>>>;
 /// Container name -> (current runtime ID, previous runtime ID).
 type ContainerIds = HashMap<String, (String, Option<String>)>;
 
+/// A container's command and arguments, as one argv.
+fn argv(c: &Container) -> Vec<String> {
+    c.command
+        .iter()
+        .flatten()
+        .chain(c.args.iter().flatten())
+        .cloned()
+        .collect()
+}
+
 /// What every node of the process shares.
 #[derive(Clone)]
 pub struct Shared {
@@ -184,13 +194,7 @@ impl PodManager {
                 if !info.running(now) {
                     continue;
                 }
-                let argv: Vec<String> = c
-                    .command
-                    .iter()
-                    .flatten()
-                    .chain(c.args.iter().flatten())
-                    .cloned()
-                    .collect();
+                let argv = argv(c);
                 let annotation = annotations.get(&format!("{ANNOTATION_PREFIX}{}", c.name));
                 let image = c.image.as_deref().unwrap_or("");
                 let b = config
@@ -301,13 +305,7 @@ impl PodManager {
         let config = crate::behaviour::current(&self.config);
         let slot = |c: &Container, init: bool| {
             let image = c.image.clone().unwrap_or_default();
-            let argv: Vec<String> = c
-                .command
-                .iter()
-                .flatten()
-                .chain(c.args.iter().flatten())
-                .cloned()
-                .collect();
+            let argv = argv(c);
             let annotation = annotations.get(&format!("{ANNOTATION_PREFIX}{}", c.name));
             let behaviour =
                 match config.resolve(&image, &argv, annotation.map(String::as_str), batch) {

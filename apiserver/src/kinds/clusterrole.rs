@@ -8,7 +8,7 @@
 use super::rbac::{bootstrap_meta, check_path_segment, check_rules, role_cells};
 use super::Kind;
 use crate::state::AppState;
-use crate::table::{col, Column};
+use crate::table::Column;
 use coxswain_api::resources::{ResourceInfo, CLUSTERROLEBINDINGS, CLUSTERROLES};
 use coxswain_api::status::Cause;
 use k8s_openapi::api::rbac::v1 as rbac;
@@ -577,7 +577,7 @@ impl Kind for ClusterRole {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![col("Name", "string", 0), col("Created At", "date", 0)]
+        super::rbac::role_columns()
     }
 
     fn cells(&self, v: &Value) -> Vec<Value> {

@@ -6,7 +6,7 @@ use super::rbac::{
     binding_cells, binding_defaults, check_binding, check_path_segment, check_role_ref_unchanged,
 };
 use super::Kind;
-use crate::table::{col, Column};
+use crate::table::Column;
 use coxswain_api::resources::{ResourceInfo, CLUSTERROLEBINDINGS};
 use coxswain_api::status::Cause;
 use k8s_openapi::api::rbac::v1 as rbac;
@@ -50,14 +50,7 @@ impl Kind for ClusterRoleBinding {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![
-            col("Name", "string", 0),
-            col("Role", "string", 0),
-            col("Age", "string", 0),
-            col("Users", "string", 1),
-            col("Groups", "string", 1),
-            col("ServiceAccounts", "string", 1),
-        ]
+        super::rbac::binding_columns()
     }
 
     fn cells(&self, v: &Value) -> Vec<Value> {

@@ -112,25 +112,9 @@ impl Kind for Endpoints {
     }
 
     fn defaults(&self, v: &mut Value) {
-        for ss in v
-            .pointer_mut("/subsets")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            for p in ss
-                .pointer_mut("/ports")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(m) = p
-                    .as_object_mut()
-                    .filter(|m| m.get("protocol").is_none_or(Value::is_null))
-                {
-                    m.insert("protocol".into(), json!("TCP"));
-                }
-            }
+        let n = v["subsets"].as_array().map_or(0, Vec::len);
+        for i in 0..n {
+            super::shared::default_protocols(v, &format!("/subsets/{i}/ports"));
         }
     }
 

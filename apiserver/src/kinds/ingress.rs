@@ -332,20 +332,7 @@ impl Kind for Ingress {
     }
 
     fn cells(&self, v: &Value) -> Vec<Value> {
-        let mut addrs: Vec<String> = v
-            .at("/status/loadBalancer/ingress")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|i| {
-                i["ip"]
-                    .as_str()
-                    .or(i["hostname"].as_str())
-                    .map(str::to_string)
-            })
-            .collect();
-        addrs.sort();
-        addrs.dedup();
+        let addrs = super::shared::load_balancer_addresses(v);
         let tls = v
             .at("/spec/tls")
             .and_then(Value::as_array)

@@ -167,25 +167,12 @@ impl Kind for NetworkPolicy {
 
     fn defaults(&self, v: &mut Value) {
         for dir in ["ingress", "egress"] {
-            for rule in v
-                .pointer_mut(&format!("/spec/{dir}"))
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
-                for p in rule
-                    .pointer_mut("/ports")
-                    .and_then(Value::as_array_mut)
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(m) = p
-                        .as_object_mut()
-                        .filter(|m| m.get("protocol").is_none_or(Value::is_null))
-                    {
-                        m.insert("protocol".into(), json!("TCP"));
-                    }
-                }
+            let n = v
+                .at(&format!("/spec/{dir}"))
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            for i in 0..n {
+                super::shared::default_protocols(v, &format!("/spec/{dir}/{i}/ports"));
             }
         }
         let egress = v

@@ -4,7 +4,7 @@
 //! autoupdate) of the objects the API server creates at start. Rules are stored as given:
 //! RBAC is not enforced yet.
 
-use crate::table::{age, s};
+use crate::table::{age, col, s, Column};
 use coxswain_api::status::Cause;
 use serde_json::{json, Value};
 
@@ -190,6 +190,23 @@ pub fn check_role_ref_unchanged(old: &Value, new: &Value, c: &mut Vec<Cause>) {
             "cannot change roleRef",
         ));
     }
+}
+
+/// A role's columns: NAME, CREATED AT (the default Table).
+pub fn role_columns() -> Vec<Column> {
+    vec![col("Name", "string", 0), col("Created At", "date", 0)]
+}
+
+/// A binding's columns: NAME, ROLE, AGE, and USERS, GROUPS, SERVICEACCOUNTS with `-o wide`.
+pub fn binding_columns() -> Vec<Column> {
+    vec![
+        col("Name", "string", 0),
+        col("Role", "string", 0),
+        col("Age", "string", 0),
+        col("Users", "string", 1),
+        col("Groups", "string", 1),
+        col("ServiceAccounts", "string", 1),
+    ]
 }
 
 /// A role's row: NAME, CREATED AT (the default Table).

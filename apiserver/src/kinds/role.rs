@@ -3,7 +3,7 @@
 
 use super::rbac::{check_path_segment, check_rules, role_cells};
 use super::Kind;
-use crate::table::{col, Column};
+use crate::table::Column;
 use coxswain_api::resources::{ResourceInfo, ROLES};
 use coxswain_api::status::Cause;
 use k8s_openapi::api::rbac::v1 as rbac;
@@ -39,7 +39,7 @@ impl Kind for Role {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![col("Name", "string", 0), col("Created At", "date", 0)]
+        super::rbac::role_columns()
     }
 
     fn cells(&self, v: &Value) -> Vec<Value> {

@@ -139,20 +139,7 @@ fn external_ip(v: &Value) -> String {
         "ClusterIP" | "NodePort" if external.is_empty() => "<none>".into(),
         "ClusterIP" | "NodePort" => external.join(","),
         "LoadBalancer" => {
-            let mut lb: Vec<String> = v
-                .at("/status/loadBalancer/ingress")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|i| {
-                    i["ip"]
-                        .as_str()
-                        .or(i["hostname"].as_str())
-                        .map(str::to_string)
-                })
-                .collect();
-            lb.sort();
-            lb.dedup();
+            let mut lb = super::shared::load_balancer_addresses(v);
             lb.extend(external.iter().map(|s| s.to_string()));
             if lb.is_empty() {
                 "<pending>".into()

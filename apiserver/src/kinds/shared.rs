@@ -204,3 +204,40 @@ pub fn check_int_or_percent(v: Option<&Value>, field: &str, causes: &mut Vec<Cau
         )),
     }
 }
+
+/// Ports without a protocol are TCP (Service, Endpoints and NetworkPolicy ports alike);
+/// `list` is a JSON pointer to an array of ports (entries that are not objects are left).
+pub fn default_protocols(v: &mut Value, list: &str) {
+    for p in v
+        .pointer_mut(list)
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(m) = p
+            .as_object_mut()
+            .filter(|m| m.get("protocol").is_none_or(Value::is_null))
+        {
+            m.insert("protocol".into(), json!("TCP"));
+        }
+    }
+}
+
+/// The addresses in `status.loadBalancer.ingress` (IP, else hostname), sorted, once each.
+pub fn load_balancer_addresses(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .at("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| {
+            i["ip"]
+                .as_str()
+                .or(i["hostname"].as_str())
+                .map(str::to_string)
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
