@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 /// Kubernetes' limit on a ConfigMap's data (`MaxSecretSize`).
 pub const MAX_DATA_BYTES: usize = 1024 * 1024;
 
-/// Standard base64 with padding, as `binaryData` values are.
-fn is_base64(s: &str) -> bool {
+/// Standard base64 with padding, as `binaryData` and Secret `data` values are.
+pub fn is_base64(s: &str) -> bool {
     let b = s.as_bytes();
     b.len().is_multiple_of(4)
         && b.iter().enumerate().all(|(i, c)| {

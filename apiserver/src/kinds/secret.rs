@@ -92,6 +92,14 @@ impl Kind for Secret {
                     "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
                 ));
             }
+            // Checked here too: a body whose shape decoded before is not decoded again.
+            if !super::configmap::is_base64(val.as_str().unwrap_or("")) {
+                c.push(Cause::invalid(
+                    &format!("data[{k}]"),
+                    "\"<secret contents redacted>\"",
+                    "illegal base64 data",
+                ));
+            }
             total += val.as_str().map_or(0, |s| s.len() / 4 * 3);
         }
         if total > super::configmap::MAX_DATA_BYTES {
