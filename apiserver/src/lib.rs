@@ -184,6 +184,7 @@ pub async fn open(
     kinds::priorityclass::create_system_classes(&st).await;
     kinds::apiservice::register_local(&st).await;
     kinds::clusterrole::create_defaults(&st).await;
+    kinds::storageclass::create_standard(&st).await;
     Ok(st)
 }
 

@@ -2,7 +2,7 @@
 
 Usage: python3 client_check.py http://127.0.0.1:PORT
 Exercises every verb (create, read, list, patch, replace, delete, duplicate create) on
-Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, PodDisruptionBudgets, HorizontalPodAutoscalers (autoscaling/v2 and v1), Services, Endpoints, EndpointSlices, Secrets, ServiceAccounts, Ingresses, IngressClasses, NetworkPolicies, PriorityClasses, APIServices, Roles, ClusterRoles, RoleBindings, ClusterRoleBindings, ResourceQuotas and LimitRanges, watch streams, and error statuses; every response goes through the
+Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, PodDisruptionBudgets, HorizontalPodAutoscalers (autoscaling/v2 and v1), Services, Endpoints, EndpointSlices, Secrets, ServiceAccounts, Ingresses, IngressClasses, NetworkPolicies, PriorityClasses, APIServices, Roles, ClusterRoles, RoleBindings, ClusterRoleBindings, ResourceQuotas, LimitRanges, PersistentVolumes and StorageClasses, watch streams, and error statuses; every response goes through the
 client's strict models, so a missing required field fails here. Prints `N passed, 0 failed`.
 """
 import sys
@@ -26,6 +26,7 @@ networking = client.NetworkingV1Api(api_client)
 scheduling = client.SchedulingV1Api(api_client)
 apireg = client.ApiregistrationV1Api(api_client)
 rbacapi = client.RbacAuthorizationV1Api(api_client)
+storageapi = client.StorageV1Api(api_client)
 
 passed = 0
 failed = 0
@@ -692,6 +693,35 @@ crud(
     {"spec": {"limits": [{"type": "Container", "max": {"cpu": "8"}}]}},
     labelled,
     lambda o: o.spec.limits[0].max["cpu"] == "8" and o.spec.limits[0].default["cpu"] == "8",
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "persistentvolume",
+    core.create_persistent_volume,
+    core.read_persistent_volume,
+    core.list_persistent_volume,
+    core.patch_persistent_volume,
+    core.replace_persistent_volume,
+    core.delete_persistent_volume,
+    {"metadata": {"name": "py-pv"}, "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+        "hostPath": {"path": "/data/py"}}},
+    {"spec": {"capacity": {"storage": "2Gi"}}},
+    labelled,
+    lambda o: o.spec.capacity["storage"] == "2Gi" and o.status.phase == "Pending",
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+crud(
+    "storageclass",
+    storageapi.create_storage_class,
+    storageapi.read_storage_class,
+    storageapi.list_storage_class,
+    storageapi.patch_storage_class,
+    storageapi.replace_storage_class,
+    storageapi.delete_storage_class,
+    {"metadata": {"name": "py-sc"}, "provisioner": "example.com/py"},
+    {"allowVolumeExpansion": True},
+    labelled,
+    lambda o: o.allow_volume_expansion is True and o.volume_binding_mode == "Immediate",
     lambda o: o.metadata.labels.get("replaced") == "yes",
 )
 check("namespace has its default service account", eventually("py/default", lambda: (

@@ -202,6 +202,16 @@ fn bases() -> Vec<(&'static str, Value)> {
                 "spec": {"limits": [{"type": "Container", "default": {"cpu": "2"}, "max": {"cpu": "4"}, "min": {"cpu": "1m"}}]}}),
         ),
         (
+            "/api/v1/persistentvolumes",
+            json!({"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "x"},
+                "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/data/x"}}}),
+        ),
+        (
+            "/apis/storage.k8s.io/v1/storageclasses",
+            json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "x"},
+                "provisioner": "example.com/x", "parameters": {"a": "b"}, "volumeBindingMode": "Immediate"}),
+        ),
+        (
             "/api/v1/namespaces/default/persistentvolumeclaims",
             json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "x"},
                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
@@ -377,6 +387,13 @@ fn decodes(path: &str, v: &Value) -> Result<(), String> {
         }
         "clusterrolebindings" => {
             serde_json::from_value::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>(v.clone())
+                .map(drop)
+        }
+        "persistentvolumes" => {
+            serde_json::from_value::<core::PersistentVolume>(v.clone()).map(drop)
+        }
+        "storageclasses" => {
+            serde_json::from_value::<k8s_openapi::api::storage::v1::StorageClass>(v.clone())
                 .map(drop)
         }
         "resourcequotas" => serde_json::from_value::<core::ResourceQuota>(v.clone()).map(drop),

@@ -532,6 +532,7 @@ fn create_from_a_directory_and_stdin_edit_and_watch() {
             "policy/v1",
             "rbac.authorization.k8s.io/v1",
             "scheduling.k8s.io/v1",
+            "storage.k8s.io/v1",
             "v1"
         ]
     );

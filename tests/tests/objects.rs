@@ -422,3 +422,77 @@ fn limit_ranges_default_and_bound_pods_and_quotas_count_them() {
     );
     assert_eq!(code, 422, "{st}");
 }
+
+#[test]
+fn storage_classes_and_volumes_are_stored_and_claims_get_the_default_class() {
+    let c = TestCluster::start(0);
+    let out = ok(&c.kubectl(&["get", "sc"]));
+    let r: Vec<String> = out
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        r[..6],
+        [
+            "standard",
+            "(default)",
+            "rancher.io/local-path",
+            "Delete",
+            "WaitForFirstConsumer",
+            "false"
+        ]
+    );
+    let claims = "/api/v1/namespaces/default/persistentvolumeclaims";
+    let claim = |name: &str, class: Option<&str>| {
+        let mut v = json!({"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+        if let Some(cl) = class {
+            v["spec"]["storageClassName"] = json!(cl);
+        }
+        v
+    };
+    let (_, a) = c.post(claims, &claim("a", None));
+    assert_eq!(a["spec"]["storageClassName"], "standard");
+    let (_, b) = c.post(claims, &claim("b", Some("")));
+    assert_eq!(
+        b["spec"]["storageClassName"], "",
+        "an explicit empty class means none"
+    );
+    let pvs = "/api/v1/persistentvolumes";
+    let pv = json!({"metadata": {"name": "pv1"}, "spec": {"capacity": {"storage": "5Gi"},
+        "accessModes": ["ReadWriteOnce", "ReadOnlyMany"], "hostPath": {"path": "/data/pv1"}}});
+    let (code, p) = c.post(pvs, &pv);
+    assert_eq!(code, 201, "{p}");
+    assert_eq!(
+        (
+            p["status"]["phase"].as_str(),
+            p["spec"]["persistentVolumeReclaimPolicy"].as_str()
+        ),
+        (Some("Pending"), Some("Retain"))
+    );
+    let out = ok(&c.kubectl(&["get", "pv"]));
+    assert_eq!(
+        row(&out, "pv1")[..5],
+        ["pv1", "5Gi", "RWO,ROX", "Retain", "Pending"]
+    );
+    let (code, st) = c.post(pvs, &json!({"metadata": {"name": "bad"}, "spec": {"accessModes": ["Sometimes"], "hostPath": {"path": "/x"}, "nfs": {"server": "s", "path": "/"}}}));
+    assert_eq!(code, 422, "{st}");
+    let fields = causes(&st);
+    for f in ["spec.accessModes", "spec.capacity", "spec.nfs"] {
+        assert!(fields.iter().any(|x| x == f), "{f} in {fields:?}");
+    }
+    let (code, st) = c.patch(
+        "/apis/storage.k8s.io/v1/storageclasses/standard",
+        &json!({"provisioner": "example.com/other"}),
+    );
+    assert_eq!(code, 422);
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("provisioner: Forbidden: updates to provisioner are forbidden."),
+        "{st}"
+    );
+}

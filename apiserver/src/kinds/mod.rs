@@ -28,6 +28,7 @@ pub mod limitrange;
 pub mod namespace;
 pub mod networkpolicy;
 pub mod node;
+pub mod persistentvolume;
 pub mod persistentvolumeclaim;
 pub mod pod;
 pub mod poddisruptionbudget;
@@ -43,6 +44,7 @@ pub mod service;
 pub mod serviceaccount;
 pub mod shared;
 pub mod statefulset;
+pub mod storageclass;
 
 use crate::table::{col, Column};
 use coxswain_api::protobuf::Schema;
@@ -342,6 +344,7 @@ pub static KINDS: &[&dyn Kind] = &[
     &serviceaccount::ServiceAccount,
     &resourcequota::ResourceQuota,
     &limitrange::LimitRange,
+    &persistentvolume::PersistentVolume,
     &deployment::Deployment,
     &replicaset::ReplicaSet,
     &statefulset::StatefulSet,
@@ -362,6 +365,7 @@ pub static KINDS: &[&dyn Kind] = &[
     &clusterrole::ClusterRole,
     &rolebinding::RoleBinding,
     &clusterrolebinding::ClusterRoleBinding,
+    &storageclass::StorageClass,
 ];
 
 /// The kind serving a registry entry.

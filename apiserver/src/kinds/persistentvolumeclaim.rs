@@ -1,6 +1,6 @@
-//! v1 PersistentVolumeClaim, as far as StatefulSets need it today: a claim is stored,
-//! validated (access modes, a storage request) and shown as kubectl shows it, and stays
-//! `Pending` until a binder exists (storage classes, volumes and binding are issue 15's).
+//! v1 PersistentVolumeClaim: stored, validated (access modes, a storage request) and shown as
+//! kubectl shows it; a claim naming no class gets the default StorageClass (DefaultStorageClass
+//! admission); it stays `Pending` until a binder exists (binding is still to come).
 
 use super::shared::{default, obj};
 use super::Kind;
@@ -28,6 +28,30 @@ impl Kind for PersistentVolumeClaim {
 
     fn typed_check(&self, v: &Value) -> crate::fields::Typed {
         crate::fields::typed::<core::PersistentVolumeClaim>(v)
+    }
+
+    fn admit_create(
+        &self,
+        st: &crate::state::AppState,
+        v: &mut Value,
+    ) -> Result<(), coxswain_api::status::ApiError> {
+        // DefaultStorageClass: a claim naming no class (not even "") gets the default one.
+        let named = v.at("/spec/storageClassName").is_some_and(|c| !c.is_null())
+            || v.at("/metadata/annotations/volume.beta.kubernetes.io~1storage-class")
+                .is_some();
+        if !named {
+            if let (Some(class), Some(spec)) = (
+                super::storageclass::default_class(st),
+                v.get_mut("spec").and_then(Value::as_object_mut),
+            ) {
+                spec.insert("storageClassName".into(), json!(class));
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_returns_object(&self) -> bool {
+        true
     }
 
     fn prepare_create(&self, v: &mut Value) {

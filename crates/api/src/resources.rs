@@ -278,6 +278,34 @@ pub static LIMITRANGES: ResourceInfo = ResourceInfo {
     has_scale: false,
 };
 
+/// `persistentvolumes` (PersistentVolume).
+pub static PERSISTENTVOLUMES: ResourceInfo = ResourceInfo {
+    group: "",
+    version: "v1",
+    kind: "PersistentVolume",
+    plural: "persistentvolumes",
+    singular: "persistentvolume",
+    namespaced: false,
+    short_names: &["pv"],
+    categories: &[],
+    has_status: true,
+    has_scale: false,
+};
+
+/// `storageclasses` (StorageClass).
+pub static STORAGECLASSES: ResourceInfo = ResourceInfo {
+    group: "storage.k8s.io",
+    version: "v1",
+    kind: "StorageClass",
+    plural: "storageclasses",
+    singular: "storageclass",
+    namespaced: false,
+    short_names: &["sc"],
+    categories: &[],
+    has_status: false,
+    has_scale: false,
+};
+
 /// `deployments` (Deployment).
 pub static DEPLOYMENTS: ResourceInfo = ResourceInfo {
     group: "apps",
@@ -564,6 +592,7 @@ pub static RESOURCES: &[&ResourceInfo] = &[
     &SERVICEACCOUNTS,
     &RESOURCEQUOTAS,
     &LIMITRANGES,
+    &PERSISTENTVOLUMES,
     &DEPLOYMENTS,
     &REPLICASETS,
     &STATEFULSETS,
@@ -584,6 +613,7 @@ pub static RESOURCES: &[&ResourceInfo] = &[
     &CLUSTERROLES,
     &ROLEBINDINGS,
     &CLUSTERROLEBINDINGS,
+    &STORAGECLASSES,
 ];
 
 /// The resource served at `group`/`version`/`plural`.
