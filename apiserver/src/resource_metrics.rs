@@ -34,7 +34,9 @@ const KUBELET_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether a path is this API's.
 pub fn owns(path: &str) -> bool {
-    path == format!("/apis/{GROUP}") || path.starts_with(&format!("/apis/{GROUP}/"))
+    path.strip_prefix("/apis/")
+        .and_then(|rest| rest.strip_prefix(GROUP))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The aggregated discovery entry of the group.
@@ -430,6 +432,14 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_it_owns() {
+        assert!(owns("/apis/metrics.k8s.io"));
+        assert!(owns("/apis/metrics.k8s.io/v1beta1/pods"));
+        assert!(!owns("/apis/metrics.k8s.io.example.com/v1"));
+        assert!(!owns("/api/v1/pods"));
+    }
 
     #[test]
     fn quantities_as_metrics_server_writes_them() {
