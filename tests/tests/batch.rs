@@ -244,7 +244,8 @@ fn failures_back_off_then_fail_the_job() {
 #[test]
 fn suspend_resume_and_ttl() {
     let c = cluster(&[]);
-    let spec = json!({"suspend": true, "ttlSecondsAfterFinished": 1});
+    // Three seconds: long enough to see it Complete on a loaded machine before it goes.
+    let spec = json!({"suspend": true, "ttlSecondsAfterFinished": 3});
     assert_eq!(c.post(JOBS, &job("later", spec, "echo ran")).0, 201);
     let j = wait_condition(&c, "later", "Suspended");
     assert!(j["status"]["startTime"].is_null(), "{j}");
@@ -270,7 +271,7 @@ fn suspend_resume_and_ttl() {
         (s["status"].as_str(), s["reason"].as_str()),
         (Some("False"), Some("JobResumed"))
     );
-    // One second after it finished, the TTL controller deletes it, pods first.
+    // Three seconds after it finished, the TTL controller deletes it, pods first.
     eventually(T, "the finished Job is deleted", || {
         (c.get(&format!("{JOBS}/later")).0 == 404).then_some(())
     });
