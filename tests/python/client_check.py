@@ -765,7 +765,8 @@ hpa_v1.create_namespaced_horizontal_pod_autoscaler("py", {"metadata": {"name": "
 both = hpa_v2.read_namespaced_horizontal_pod_autoscaler("py-both", "py")
 check("v1 hpa read as v2", both.spec.metrics[0].resource.target.average_utilization == 40)
 check("hpa status through v1", eventually("hpa status", lambda: (
-    hpa_v1.read_namespaced_horizontal_pod_autoscaler_status("py-both", "py").status.current_replicas is not None)))
+    (hpa_v1.read_namespaced_horizontal_pod_autoscaler_status("py-both", "py").status.current_replicas or 0) >= 0
+    and hpa_v2.read_namespaced_horizontal_pod_autoscaler_status("py-both", "py").status.conditions is not None)))
 w = watch.Watch()
 seen = None
 for ev in w.stream(hpa_v1.list_namespaced_horizontal_pod_autoscaler, "py", timeout_seconds=5):

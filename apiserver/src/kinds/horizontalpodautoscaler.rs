@@ -484,6 +484,16 @@ impl Kind for HorizontalPodAutoscaler {
         }
     }
 
+    fn prepare_create(&self, v: &mut Value) {
+        // A new HPA's status: no replicas yet (autoscaling/v1 requires both numbers).
+        if let Some(m) = v.as_object_mut() {
+            m.insert(
+                "status".into(),
+                json!({"currentReplicas": 0, "desiredReplicas": 0}),
+            );
+        }
+    }
+
     fn defaults(&self, v: &mut Value) {
         let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) else {
             return;
