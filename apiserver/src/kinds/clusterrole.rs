@@ -27,6 +27,17 @@ fn urls(urls: &[&str], verbs: &[&str]) -> Value {
 
 const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
+/// Every verb a resource rule grants in the aggregate-to roles.
+const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 const AGG: &str = "rbac.authorization.k8s.io/aggregate-to-";
 
 /// The default ClusterRoles: (name, labels, aggregated-by label or none, rules).
@@ -65,16 +76,7 @@ fn defaults() -> Vec<(&'static str, Value, Option<&'static str>, Value)> {
                 rule(
                     &["rbac.authorization.k8s.io"],
                     &["rolebindings", "roles"],
-                    &[
-                        "create",
-                        "delete",
-                        "deletecollection",
-                        "get",
-                        "list",
-                        "patch",
-                        "update",
-                        "watch"
-                    ]
+                    ALL_VERBS
                 ),
             ]),
         ),
@@ -146,20 +148,7 @@ fn defaults() -> Vec<(&'static str, Value, Option<&'static str>, Value)> {
                     &["ingresses", "networkpolicies"],
                     WRITE
                 ),
-                rule(
-                    &["coordination.k8s.io"],
-                    &["leases"],
-                    &[
-                        "create",
-                        "delete",
-                        "deletecollection",
-                        "get",
-                        "list",
-                        "patch",
-                        "update",
-                        "watch"
-                    ]
-                ),
+                rule(&["coordination.k8s.io"], &["leases"], ALL_VERBS),
             ]),
         ),
         (
