@@ -1,6 +1,7 @@
 //! `cox-controllers`: the Deployment, ReplicaSet, ReplicationController, StatefulSet,
-//! DaemonSet, disruption, Job, CronJob, TTL-after-finished,
-//! garbage-collector, namespace and node-lifecycle controllers in one process, sharing one
+//! DaemonSet, disruption, Job, CronJob, TTL-after-finished, garbage-collector, namespace,
+//! node-lifecycle, Service, endpoint, autoscaling, RBAC-aggregation and storage (volume
+//! binding, the simulated local-path provisioner, in-use protection) controllers in one process, sharing one
 //! informer per kind.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
@@ -18,8 +19,10 @@ mod history;
 mod horizontal;
 mod job;
 mod loadbalancer;
+mod localpath;
 mod namespace;
 mod nodelifecycle;
+mod persistentvolume;
 mod replicaset;
 mod replicationcontroller;
 mod rollout;
@@ -27,6 +30,7 @@ mod serviceaccount;
 mod statefulset;
 mod ttlafterfinished;
 mod util;
+mod volumeprotection;
 mod wiring;
 
 use anyhow::Context;
@@ -111,6 +115,10 @@ pub async fn run(
     let (jq, cq, tq, gq, nq, lq) = (q(), q(), q(), q(), q(), q());
     let (hq, epq, epsq, saq, lbq) = (q(), q(), q(), q(), q());
     let craq = q();
+    let (pvq, lpq, vpq) = (q(), q(), q());
+    let pv_ctx = ctx("persistentvolume-controller");
+    let lp_ctx = ctx(localpath::NAME);
+    let vp_ctx = ctx("volume-protection-controller");
     deployment::watches(&mut inf, &dq, &d_ctx);
     replicaset::watches(&mut inf, &rq, &r_ctx);
     replicationcontroller::watches(&mut inf, &rcq, &rc_ctx);
@@ -128,6 +136,9 @@ pub async fn run(
     serviceaccount::watches(&mut inf, &saq, &sa_ctx);
     loadbalancer::watches(&mut inf, &lbq, &lb_ctx);
     clusterroleaggregation::watches(&mut inf, &craq, &cra_ctx);
+    persistentvolume::watches(&mut inf, &pvq, &pv_ctx);
+    localpath::watches(&mut inf, &lpq, &lp_ctx);
+    volumeprotection::watches(&mut inf, &vpq, &vp_ctx);
     // The garbage collector tracks every kind that owns or is owned.
     let graph = Arc::new(gc::Graph::default());
     graph.track(&mut inf.deployments, &gq, &g_ctx);
@@ -207,6 +218,15 @@ pub async fn run(
         1,
         move |k| clusterroleaggregation::reconcile(cra_ctx.clone(), k),
     ));
+    tokio::spawn(controller::run("persistentvolume", pvq, w, move |k| {
+        persistentvolume::reconcile(pv_ctx.clone(), k)
+    }));
+    tokio::spawn(controller::run("local-path", lpq, w, move |k| {
+        localpath::reconcile(lp_ctx.clone(), k)
+    }));
+    tokio::spawn(controller::run("volume-protection", vpq, w, move |k| {
+        volumeprotection::reconcile(vp_ctx.clone(), k)
+    }));
     let pool = args.load_balancer_ip_range;
     tokio::spawn(controller::run("service", lbq, 1, move |k| {
         loadbalancer::reconcile(lb_ctx.clone(), pool, k)

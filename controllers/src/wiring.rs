@@ -15,12 +15,13 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Endpoints, Namespace, Node, PersistentVolumeClaim, Pod, ReplicationController, Service,
-    ServiceAccount,
+    Endpoints, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
+    ReplicationController, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// One informer per kind, shared by every controller.
@@ -29,7 +30,8 @@ pub struct Informers {
     pub deployments: Informer<Deployment>,
     /// ReplicaSets (by `controller`, `owner`, `uid`, `namespace`, `orphan`).
     pub replicasets: Informer<ReplicaSet>,
-    /// Pods (by `controller`, `owner`, `orphan`, `node`).
+    /// Pods (by `controller`, `owner`, `orphan`, `node`, `claim`: `namespace/claim` of each
+    /// PersistentVolumeClaim volume).
     pub pods: Informer<Pod>,
     /// ReplicationControllers (by `uid`, `owner`, `namespace`).
     pub replicationcontrollers: Informer<ReplicationController>,
@@ -58,9 +60,13 @@ pub struct Informers {
     pub daemonsets: Informer<DaemonSet>,
     /// ControllerRevisions (by `controller`, `owner`, `orphan`, `uid`).
     pub revisions: Informer<ControllerRevision>,
-    /// PersistentVolumeClaims (by `owner`, `uid`): the collector deletes claims their
-    /// StatefulSet owns.
+    /// PersistentVolumeClaims (by `owner`, `uid`, `unbound`: the class of claims not yet
+    /// bound): the collector deletes claims their StatefulSet owns.
     pub claims: Informer<PersistentVolumeClaim>,
+    /// PersistentVolumes (by `class`: the storage class name, `""` for none).
+    pub volumes: Informer<PersistentVolume>,
+    /// StorageClasses.
+    pub storageclasses: Informer<StorageClass>,
     /// Nodes.
     pub nodes: Informer<Node>,
     /// Node Leases (`kube-node-lease`).
@@ -97,7 +103,8 @@ impl Informers {
                     .and_then(|s| s.node_name.clone())
                     .into_iter()
                     .collect()
-            });
+            })
+            .index("claim", pod_claims);
         let jobs = Informer::new(Api::<Job>::all(client), ListParams::default())
             .index("controller", |j: &Job| {
                 util::controller_uid(&j.metadata).into_iter().collect()
@@ -183,7 +190,24 @@ impl Informers {
             .index("owner", |c: &PersistentVolumeClaim| {
                 util::owner_uids(&c.metadata)
             })
-            .index("uid", |c: &PersistentVolumeClaim| uid_index(&c.metadata)),
+            .index("uid", |c: &PersistentVolumeClaim| uid_index(&c.metadata))
+            .index("unbound", |c: &PersistentVolumeClaim| {
+                let bound = c
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(coxswain_api::storage::BIND_COMPLETED));
+                if bound {
+                    Vec::new()
+                } else {
+                    vec![coxswain_api::storage::claim_class(c)]
+                }
+            }),
+            volumes: Informer::new(Api::<PersistentVolume>::all(client), ListParams::default())
+                .index("class", |v: &PersistentVolume| {
+                    vec![coxswain_api::storage::volume_class(v)]
+                }),
+            storageclasses: Informer::new(Api::<StorageClass>::all(client), ListParams::default()),
             nodes: Informer::new(Api::<Node>::all(client), ListParams::default()),
             leases: Informer::new(
                 Api::<Lease>::namespaced(client, "kube-node-lease"),
@@ -234,6 +258,9 @@ impl Informers {
         self.daemonsets.spawn();
         self.revisions.spawn();
         self.claims.spawn();
+        let (pvs, classes) = (self.volumes.store(), self.storageclasses.store());
+        self.volumes.spawn();
+        self.storageclasses.spawn();
         self.deployments.spawn();
         self.replicasets.spawn();
         self.pods.spawn();
@@ -262,6 +289,8 @@ impl Informers {
         ds.wait_ready().await;
         revs.wait_ready().await;
         claims.wait_ready().await;
+        pvs.wait_ready().await;
+        classes.wait_ready().await;
     }
 }
 
@@ -303,6 +332,10 @@ pub struct Ctx {
     pub revisions: Store<ControllerRevision>,
     /// PersistentVolumeClaims cache.
     pub claims: Store<PersistentVolumeClaim>,
+    /// PersistentVolumes cache (by class).
+    pub volumes: Store<PersistentVolume>,
+    /// StorageClasses cache.
+    pub storageclasses: Store<StorageClass>,
     /// Namespaces cache.
     pub namespaces: Store<Namespace>,
     /// Nodes cache.
@@ -340,6 +373,8 @@ impl Ctx {
             daemonsets: inf.daemonsets.store(),
             revisions: inf.revisions.store(),
             claims: inf.claims.store(),
+            volumes: inf.volumes.store(),
+            storageclasses: inf.storageclasses.store(),
             namespaces: inf.namespaces.store(),
             nodes: inf.nodes.store(),
             leases: inf.leases.store(),
@@ -355,6 +390,17 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 pub fn meta_key(m: &ObjectMeta) -> String {
     key_of(m.namespace.as_deref(), m.name.as_deref().unwrap_or(""))
+}
+
+/// `namespace/claim` of each PersistentVolumeClaim a pod's volumes name.
+pub fn pod_claims(p: &Pod) -> Vec<String> {
+    let ns = p.metadata.namespace.as_deref();
+    p.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| key_of(ns, &c.claim_name))
+        .collect()
 }
 
 fn uid_index(m: &ObjectMeta) -> Vec<String> {

@@ -239,6 +239,16 @@ impl SchedCache {
         self.lock().unplace(key);
     }
 
+    /// How many nodes there are.
+    pub fn node_count(&self) -> usize {
+        self.lock().nodes.len()
+    }
+
+    /// A copy of one node's view.
+    pub fn node(&self, name: &str) -> Option<NodeInfo> {
+        self.lock().nodes.get(name).cloned()
+    }
+
     /// Whether a pod is counted on some node.
     pub fn is_placed(&self, key: &str) -> bool {
         self.lock().placed.contains_key(key)
@@ -250,10 +260,12 @@ impl SchedCache {
     pub fn decide<T>(
         &self,
         pod: &PodInfo,
+        volumes: Option<&crate::volumes::Check>,
         f: impl FnOnce(&Cycle, &mut dyn Iterator<Item = &NodeInfo>, usize) -> (T, Option<String>),
     ) -> T {
         let mut g = self.lock();
-        let cycle = g.cycle(pod);
+        let mut cycle = g.cycle(pod);
+        cycle.volumes = volumes;
         let n = g.nodes.len();
         let start = g.next_start.clone();
         let mut nodes = g

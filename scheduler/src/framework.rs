@@ -308,6 +308,8 @@ pub struct Cycle<'a> {
     pub spread: Vec<HashMap<String, i64>>,
     /// The number the cache gave the pod's controller owner, if any of its pods is placed.
     pub owner_id: Option<u32>,
+    /// What the pod's PersistentVolumeClaims demand of a node (none without claims).
+    pub volumes: Option<&'a crate::volumes::Check>,
 }
 
 impl<'a> Cycle<'a> {
@@ -321,6 +323,7 @@ impl<'a> Cycle<'a> {
             forbidden: HashSet::new(),
             spread: Vec::new(),
             owner_id: None,
+            volumes: None,
         }
     }
 }

@@ -10,6 +10,7 @@ mod algorithm;
 mod cache;
 mod framework;
 mod plugins;
+mod volumes;
 
 use anyhow::Context;
 use cache::SchedCache;
@@ -19,7 +20,8 @@ use coxswain_runtime::events::{object_ref, Recorder};
 use coxswain_runtime::store::{key_of, split_key};
 use coxswain_runtime::{controller, Action, Change, Informer, Queue, Store};
 use framework::PodInfo;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -71,6 +73,8 @@ struct Sched {
     choose: tokio::sync::Mutex<()>,
     /// The scheduling queue (binding failures go back into it).
     queue: Queue,
+    /// Claims, volumes and classes, for pods with PersistentVolumeClaims.
+    volumes: volumes::Volumes,
 }
 
 fn pod_key(p: &Pod) -> String {
@@ -117,6 +121,16 @@ fn unschedulable_message(total: usize, reasons: &BTreeMap<String, (usize, bool)>
     )
 }
 
+/// `0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption:
+/// 0/3 nodes are available: 3 Preemption is not helpful for scheduling.` (a PreFilter
+/// rejection: the same for every node).
+fn prefilter_message(total: usize, msg: &str) -> String {
+    if total == 0 {
+        return "no nodes available to schedule pods".into();
+    }
+    format!("0/{total} nodes are available: {msg}. preemption: 0/{total} nodes are available: {total} Preemption is not helpful for scheduling.")
+}
+
 impl Sched {
     async fn schedule(self: Arc<Self>, key: String) -> anyhow::Result<Action> {
         let Some(pod) = self.pods.get(&key) else {
@@ -140,26 +154,34 @@ impl Sched {
         let (ns, name) = split_key(&key);
         let ns = ns.unwrap_or("default").to_string();
         let guard = self.choose.lock().await;
-        let decision = self.cache.decide(&info, |cycle, nodes, total| {
-            let d = algorithm::choose(&self.profile, cycle, nodes, total);
-            let last = d.last.clone();
-            (d, last)
-        });
+        // PreFilter of the pod's volumes: some claims make every node wrong.
+        let check = match self.volumes.check(&pod) {
+            Ok(c) => c,
+            Err(msg) => {
+                drop(guard);
+                let msg = prefilter_message(self.cache.node_count(), &msg);
+                return self.unschedulable(&pod, &key, &ns, name, &msg).await;
+            }
+        };
+        let decision = self
+            .cache
+            .decide(&info, check.as_ref(), |cycle, nodes, total| {
+                let d = algorithm::choose(&self.profile, cycle, nodes, total);
+                let last = d.last.clone();
+                (d, last)
+            });
         let (choice, total, reasons) = (decision.node, decision.total, decision.reasons);
         let Some(node) = choice else {
             drop(guard);
             let msg = unschedulable_message(total, &reasons);
-            let attempts = {
-                let mut u = self.lock_unsched();
-                let e = u.entry(key.clone()).or_insert((0, Instant::now()));
-                *e = (e.0 + 1, Instant::now());
-                e.0
-            };
-            self.mark_unschedulable(&pod, &ns, name, &msg).await?;
-            tracing::debug!(pod = %key, attempts, "unschedulable");
-            // kube-scheduler flushes pods unschedulable for 5 minutes back into the queue.
-            return Ok(Action::RequeueAfter(Duration::from_secs(300)));
+            return self.unschedulable(&pod, &key, &ns, name, &msg).await;
         };
+        // Reserve: the volumes' plan is remembered with the pod's place.
+        let plan = match (&check, self.cache.node(&node)) {
+            (Some(c), Some(n)) => c.plan(&n).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        self.volumes.assume(&node, &plan);
         self.cache.place(&key, &node, info);
         drop(guard);
         // The binding cycle runs on its own, as in kube-scheduler: the pod is assumed on
@@ -167,13 +189,67 @@ impl Sched {
         // bind is in flight.
         self.lock_unsched().remove(&key);
         let me = self.clone();
-        tokio::spawn(async move { me.bind(key, pod, ns, node).await });
+        let claims = check.is_some();
+        tokio::spawn(async move { me.bind(key, pod, ns, node, claims.then_some(plan)).await });
         Ok(Action::AwaitChange)
     }
 
-    /// Bind an assumed pod; on failure forget the assumption and try the pod again.
-    async fn bind(self: Arc<Self>, key: String, pod: Arc<Pod>, ns: String, node: String) {
+    /// No node for the pod: say why, and try again after a back-off.
+    async fn unschedulable(
+        &self,
+        pod: &Pod,
+        key: &str,
+        ns: &str,
+        name: &str,
+        msg: &str,
+    ) -> anyhow::Result<Action> {
+        let attempts = {
+            let mut u = self.lock_unsched();
+            let e = u.entry(key.to_string()).or_insert((0, Instant::now()));
+            *e = (e.0 + 1, Instant::now());
+            e.0
+        };
+        self.mark_unschedulable(pod, ns, name, msg).await?;
+        tracing::debug!(pod = %key, attempts, "unschedulable");
+        // kube-scheduler flushes pods unschedulable for 5 minutes back into the queue.
+        Ok(Action::RequeueAfter(Duration::from_secs(300)))
+    }
+
+    /// Bind an assumed pod (after its volumes, with a `plan` when it has claims); on failure
+    /// forget the assumption and try the pod again.
+    async fn bind(
+        self: Arc<Self>,
+        key: String,
+        pod: Arc<Pod>,
+        ns: String,
+        node: String,
+        plan: Option<Vec<volumes::Plan>>,
+    ) {
         let name = pod.metadata.name.clone().unwrap_or_default();
+        if let Some(plan) = plan {
+            let alive = || {
+                self.pods
+                    .get(&key)
+                    .is_some_and(|p| p.metadata.uid == pod.metadata.uid)
+            };
+            let res = self
+                .volumes
+                .bind(&self.client, &pod, &node, &plan, alive)
+                .await;
+            self.volumes.forget(&plan);
+            if let Err(e) = res {
+                tracing::info!(pod = %key, node = %node, error = %e, "volumes not bound; retrying");
+                self.cache.unplace(&key);
+                if self.pods.get(&key).is_some() {
+                    let msg = format!("running PreBind plugin \"VolumeBinding\": {e}");
+                    if let Err(e) = self.unschedulable(&pod, &key, &ns, &name, &msg).await {
+                        tracing::warn!(pod = %key, error = %e, "recording the failure");
+                    }
+                    self.queue.add_after(key, self.initial_backoff);
+                }
+                return;
+            }
+        }
         let api: Api<Pod> = Api::namespaced(&self.client, &ns);
         match api.bind(&name, &node).await {
             Ok(()) => {
@@ -280,6 +356,15 @@ pub async fn run(
     let (filters, scores) = plugins::defaults();
     let mut pods = Informer::new(Api::<Pod>::all(&client), ListParams::default());
     let mut nodes = Informer::new(Api::<Node>::all(&client), ListParams::default());
+    let mut claims = Informer::new(
+        Api::<PersistentVolumeClaim>::all(&client),
+        ListParams::default(),
+    );
+    let mut pvs = Informer::new(Api::<PersistentVolume>::all(&client), ListParams::default())
+        .index("class", |v: &PersistentVolume| {
+            vec![coxswain_api::storage::volume_class(v)]
+        });
+    let mut classes = Informer::new(Api::<StorageClass>::all(&client), ListParams::default());
     let sched = Arc::new(Sched {
         client: client.clone(),
         pods: pods.store(),
@@ -292,6 +377,7 @@ pub async fn run(
         name: args.scheduler_name.clone(),
         choose: tokio::sync::Mutex::new(()),
         queue: Queue::new(),
+        volumes: volumes::Volumes::new(claims.store(), pvs.store(), classes.store()),
     });
     let queue = sched.queue.clone();
     let retry_unschedulable = {
@@ -337,6 +423,20 @@ pub async fn run(
                 .remove_node(old.metadata.name.as_deref().unwrap_or("")),
         });
     }
+    // A claim, volume or class changing may let a pod waiting on its volumes fit.
+    let r = retry_unschedulable.clone();
+    claims.on_change(move |_| r());
+    let r = retry_unschedulable.clone();
+    pvs.on_change(move |_| r());
+    let r = retry_unschedulable.clone();
+    classes.on_change(move |_| r());
+    let stores = (claims.store(), pvs.store(), classes.store());
+    claims.spawn();
+    pvs.spawn();
+    classes.spawn();
+    stores.0.wait_ready().await;
+    stores.1.wait_ready().await;
+    stores.2.wait_ready().await;
     let node_store = nodes.store();
     let pod_store = pods.store();
     nodes.spawn();
@@ -376,6 +476,7 @@ mod tests {
             name: "default-scheduler".into(),
             choose: tokio::sync::Mutex::new(()),
             queue: Queue::new(),
+            volumes: volumes::Volumes::new(Store::default(), Store::default(), Store::default()),
         }
     }
 

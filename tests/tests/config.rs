@@ -261,14 +261,37 @@ fn pods_wait_for_the_config_maps_secrets_and_claims_they_name() {
     eventually(T, "running once the secret exists", || {
         running("vol").then_some(())
     });
-    // A claim that does not exist holds the pod the same way.
+    // A claim that does not exist: the scheduler keeps the pod Pending, saying so, until
+    // the claim exists; then the claim is provisioned for the pod's node and the pod runs.
     let pod = json!({"metadata": {"name": "claimed"}, "spec": {"containers": [{"name": "c", "image": "nginx"}],
         "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}});
     assert_eq!(c.post(pods, &pod).0, 201);
+    eventually(T, "unschedulable for the missing claim", || {
+        let (_, p) = c.get(&format!("{pods}/claimed"));
+        p["status"]["conditions"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("persistentvolumeclaim \"data\" not found"))
+            .then_some(())
+    });
+    let claim = json!({"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}}}});
+    assert_eq!(
+        c.post("/api/v1/namespaces/default/persistentvolumeclaims", &claim)
+            .0,
+        201
+    );
+    eventually(T, "running once the claim exists", || {
+        running("claimed").then_some(())
+    });
+    // A pod put on a node directly (no scheduler) waits in the kubelet instead.
+    let pod = json!({"metadata": {"name": "direct"}, "spec": {"nodeName": "node-1",
+        "containers": [{"name": "c", "image": "nginx"}],
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "nope"}}]}});
+    assert_eq!(c.post(pods, &pod).0, 201);
     eventually(T, "FailedMount for the claim", || {
-        c.items("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dclaimed,reason%3DFailedMount")
+        c.items("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Ddirect,reason%3DFailedMount")
             .iter()
-            .any(|e| e["message"].as_str().is_some_and(|m| m.contains("persistentvolumeclaim \"data\" not found")))
+            .any(|e| e["message"].as_str().is_some_and(|m| m.contains("persistentvolumeclaim \"nope\" not found")))
             .then_some(())
     });
 }

@@ -2,8 +2,10 @@
 //! kubectl: Ingress and IngressClass (the default class), NetworkPolicy, PriorityClass (the
 //! system classes; a pod's priority from its class), and APIService (the local ones).
 
-use coxswain_testkit::{ok, TestCluster};
+use coxswain_testkit::{eventually, ok, TestCluster};
 use serde_json::{json, Value};
+
+const T: std::time::Duration = std::time::Duration::from_secs(60);
 
 const NET: &str = "/apis/networking.k8s.io/v1";
 
@@ -472,11 +474,12 @@ fn storage_classes_and_volumes_are_stored_and_claims_get_the_default_class() {
         ),
         (Some("Pending"), Some("Retain"))
     );
-    let out = ok(&c.kubectl(&["get", "pv"]));
-    assert_eq!(
-        row(&out, "pv1")[..5],
-        ["pv1", "5Gi", "RWO,ROX", "Retain", "Pending"]
-    );
+    // Claim `b` (no class) fits it: the binder binds them.
+    eventually(T, "pv1 bound to claim b", || {
+        let out = ok(&c.kubectl(&["get", "pv"]));
+        (row(&out, "pv1")[..6] == ["pv1", "5Gi", "RWO,ROX", "Retain", "Bound", "default/b"])
+            .then_some(())
+    });
     let (code, st) = c.post(pvs, &json!({"metadata": {"name": "bad"}, "spec": {"accessModes": ["Sometimes"], "hostPath": {"path": "/x"}, "nfs": {"server": "s", "path": "/"}}}));
     assert_eq!(code, 422, "{st}");
     let fields = causes(&st);

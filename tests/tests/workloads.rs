@@ -325,6 +325,18 @@ fn statefulsets_start_in_order_update_from_the_top_and_roll_back() {
     for i in 0..3 {
         assert!(claims.contains(&format!("www-web-{i}")));
     }
+    // Each claim was provisioned (class `standard`) for its pod's node and is Bound.
+    for i in 0..3 {
+        let (_, pvc) = c.get(&format!(
+            "/api/v1/namespaces/default/persistentvolumeclaims/www-web-{i}"
+        ));
+        assert_eq!(pvc["status"]["phase"], "Bound", "{pvc}");
+        let (_, p) = c.get(&format!("/api/v1/namespaces/default/pods/web-{i}"));
+        assert_eq!(
+            pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+            p["spec"]["nodeName"]
+        );
+    }
     let out = ok(&c.kubectl(&["rollout", "status", "sts/web", "--timeout=60s"]));
     assert!(
         out.trim_end()
@@ -659,10 +671,7 @@ fn the_examples_run_and_describe_as_against_kubernetes() {
             ],
             "Desired Number of Nodes Scheduled: 2",
         ),
-        (
-            vec!["describe", "pvc", "www-web-0"],
-            "Status:        Pending",
-        ),
+        (vec!["describe", "pvc", "www-web-0"], "Status:        Bound"),
     ] {
         let out = ok(&c.kubectl(&what));
         assert!(out.contains(expect), "{what:?}:\n{out}");
@@ -672,6 +681,8 @@ fn the_examples_run_and_describe_as_against_kubernetes() {
         "statefulset.apps/web",
         "job.batch/pi",
         "cronjob.batch/hello",
+        "service/kubernetes",
+        "pod/web-0",
     ] {
         assert!(out.contains(name), "{out}");
     }

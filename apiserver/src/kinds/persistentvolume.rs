@@ -1,7 +1,7 @@
 //! v1 PersistentVolume: defaults (reclaim Retain, Filesystem), a new volume `Pending`,
 //! validation (access modes, a `storage` capacity, exactly one volume source, local volumes
-//! with node affinity), the source and mode immutable, kubectl's columns (`RWO,ROX`). Bound
-//! to claims by no controller yet (the binder is still to come).
+//! with node affinity), the source and mode immutable, the `kubernetes.io/pv-protection`
+//! finalizer by admission, kubectl's columns (`RWO,ROX`). The controllers bind it to claims.
 
 use super::Kind;
 use crate::table::{age, col, s, Column};
@@ -76,6 +76,15 @@ impl Kind for PersistentVolume {
 
     fn typed_check(&self, v: &Value) -> crate::fields::Typed {
         crate::fields::typed::<core::PersistentVolume>(v)
+    }
+
+    fn admit_create(
+        &self,
+        _st: &crate::state::AppState,
+        v: &mut Value,
+    ) -> Result<(), coxswain_api::status::ApiError> {
+        super::shared::add_finalizer(v, "kubernetes.io/pv-protection");
+        Ok(())
     }
 
     fn delete_returns_object(&self) -> bool {

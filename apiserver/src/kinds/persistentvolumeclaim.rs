@@ -1,8 +1,9 @@
 //! v1 PersistentVolumeClaim: stored, validated (access modes, a storage request) and shown as
-//! kubectl shows it; a claim naming no class gets the default StorageClass (DefaultStorageClass
-//! admission); it stays `Pending` until a binder exists (binding is still to come).
+//! kubectl shows it; by admission a claim naming no class gets the default StorageClass
+//! (DefaultStorageClass) and every claim the `kubernetes.io/pvc-protection` finalizer. The
+//! controllers bind it (`controllers/src/persistentvolume.rs`).
 
-use super::shared::{default, obj};
+use super::shared::{add_finalizer, default, obj};
 use super::Kind;
 use crate::table::{age, col, or_none, s, Column};
 use coxswain_api::resources::{ResourceInfo, PERSISTENTVOLUMECLAIMS};
@@ -47,6 +48,8 @@ impl Kind for PersistentVolumeClaim {
                 spec.insert("storageClassName".into(), json!(class));
             }
         }
+        // StorageObjectInUseProtection: deletion waits until no scheduled pod uses it.
+        add_finalizer(v, "kubernetes.io/pvc-protection");
         Ok(())
     }
 
@@ -88,10 +91,20 @@ impl Kind for PersistentVolumeClaim {
     }
 
     fn validate_update(&self, old: &Value, new: &Value, causes: &mut Vec<Cause>) {
+        // The binder sets volumeName once (it may change while it is still empty).
+        let unbound = old
+            .at("/spec/volumeName")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
         let rest = |v: &Value| {
             let mut s = v.get("spec").cloned().unwrap_or(Value::Null);
             if let Some(r) = s.pointer_mut("/resources").and_then(Value::as_object_mut) {
                 r.remove("requests");
+            }
+            if unbound {
+                if let Some(m) = s.as_object_mut() {
+                    m.remove("volumeName");
+                }
             }
             s
         };
@@ -141,7 +154,11 @@ impl Kind for PersistentVolumeClaim {
             .unwrap_or_default();
         vec![
             json!(s(v, "/metadata/name")),
-            json!(s(v, "/status/phase")),
+            json!(if v.at("/metadata/deletionTimestamp").is_some() {
+                "Terminating".to_string()
+            } else {
+                s(v, "/status/phase")
+            }),
             json!(s(v, "/spec/volumeName")),
             json!(s(v, "/status/capacity/storage")),
             json!(modes),

@@ -15,6 +15,24 @@ pub fn obj<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>
 }
 
 /// Set `m[key]` to `val` when it is missing or null.
+/// Add a finalizer unless present (Kubernetes' in-use protection admission).
+pub fn add_finalizer(v: &mut Value, f: &str) {
+    let Some(m) = obj(v, "metadata") else {
+        return;
+    };
+    let list = m
+        .entry("finalizers")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !list.is_array() {
+        *list = Value::Array(Vec::new());
+    }
+    if let Some(a) = list.as_array_mut() {
+        if !a.iter().any(|x| x == f) {
+            a.push(Value::String(f.into()));
+        }
+    }
+}
+
 pub fn default(m: &mut Map<String, Value>, key: &str, val: Value) {
     if m.get(key).is_none_or(Value::is_null) {
         m.insert(key.to_string(), val);

@@ -28,6 +28,7 @@ pub mod quantity;
 pub mod resources;
 pub mod selector;
 pub mod status;
+pub mod storage;
 pub mod validation;
 pub mod watch;
 

@@ -12,6 +12,7 @@ pub mod resources;
 pub mod selector_spread;
 pub mod taint_toleration;
 pub mod topology_spread;
+pub mod volume_binding;
 
 pub use crate::framework::{normalize_max, normalize_min_max, Cycle, Filter, Score};
 
@@ -31,6 +32,7 @@ pub fn defaults() -> (Filters, Scores) {
             Box::new(resources::Fit),
             Box::new(inter_pod_affinity::InterPodAffinity),
             Box::new(topology_spread::PodTopologySpread),
+            Box::new(volume_binding::VolumeBinding),
         ],
         vec![
             (Box::new(resources::LeastAllocated), 1),
