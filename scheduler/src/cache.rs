@@ -17,8 +17,12 @@ struct Inner {
     placed: HashMap<String, (String, Arc<PodInfo>)>,
     /// Namespace -> keys of placed pods in it.
     by_ns: HashMap<String, HashSet<String>>,
+    /// Node -> keys of pods placed on it (preemption looks for victims there).
+    by_node: HashMap<String, HashSet<String>>,
     /// Keys of placed pods with required anti-affinity (checked against every new pod).
     with_anti: HashSet<String>,
+    /// Priority -> placed pods of it (whether any pod could be a victim at all).
+    priorities: BTreeMap<i32, usize>,
     /// Where the next decision starts looking (kube-scheduler's `nextStartNodeIndex`).
     next_start: String,
     /// Owner UID -> (its number, placed pods it owns).
@@ -39,7 +43,19 @@ impl Inner {
                     self.by_ns.remove(&p.namespace);
                 }
             }
+            if let Some(keys) = self.by_node.get_mut(&node) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.by_node.remove(&node);
+                }
+            }
             self.with_anti.remove(key);
+            if let Some(n) = self.priorities.get_mut(&p.priority) {
+                *n -= 1;
+                if *n == 0 {
+                    self.priorities.remove(&p.priority);
+                }
+            }
             if let Some(o) = &p.owner {
                 if let Some(e) = self.owner_ids.get_mut(o) {
                     e.1 -= 1;
@@ -227,6 +243,11 @@ impl SchedCache {
             .entry(p.namespace.clone())
             .or_default()
             .insert(key.to_string());
+        g.by_node
+            .entry(node.to_string())
+            .or_default()
+            .insert(key.to_string());
+        *g.priorities.entry(p.priority).or_default() += 1;
         if !p.anti_affinity.is_empty() {
             g.with_anti.insert(key.to_string());
         }
@@ -237,6 +258,73 @@ impl SchedCache {
     /// Stop counting a pod (deleted, finished, or a failed bind).
     pub fn unplace(&self, key: &str) {
         self.lock().unplace(key);
+    }
+
+    /// Preemption's dry run for `pod` (which fits nowhere): the chosen candidate, or why each
+    /// node offers none (reason -> nodes). At most max(10 %, 100) candidates are compared.
+    pub fn preemption(
+        &self,
+        pod: &PodInfo,
+        volumes: Option<&crate::volumes::Check>,
+        profile: &crate::algorithm::Profile,
+    ) -> Result<crate::preemption::Candidate, BTreeMap<String, usize>> {
+        use crate::preemption::{pick, victims_on_node, Candidate, NOT_HELPFUL};
+        let g = self.lock();
+        let mut cycle = g.cycle(pod);
+        cycle.volumes = volumes;
+        let enough = (g.nodes.len() / 10).max(100);
+        let mut candidates = Vec::new();
+        let mut why: BTreeMap<String, usize> = BTreeMap::new();
+        for n in g.nodes.values() {
+            if candidates.len() >= enough {
+                break;
+            }
+            let helps = profile.filters.iter().find_map(|f| {
+                f.filter(&cycle, n)
+                    .err()
+                    .map(|r| f.preemption_could_help(&r))
+            });
+            if helps != Some(true) {
+                *why.entry(NOT_HELPFUL.into()).or_default() += 1;
+                continue;
+            }
+            let pods: Vec<(&str, &PodInfo)> = g
+                .by_node
+                .get(&n.name)
+                .into_iter()
+                .flatten()
+                .filter_map(|k| Some((k.as_str(), &*g.placed.get(k)?.1)))
+                .collect();
+            match victims_on_node(profile, &cycle, n, &pods) {
+                Ok(victims) if !victims.is_empty() => candidates.push(Candidate {
+                    node: n.name.clone(),
+                    victims,
+                }),
+                Ok(_) => {}
+                Err(reason) => *why.entry(reason).or_default() += 1,
+            }
+        }
+        pick(candidates).ok_or(why)
+    }
+
+    /// Whether any placed pod has a lower priority (could be a victim).
+    pub fn any_below(&self, priority: i32) -> bool {
+        self.lock()
+            .priorities
+            .keys()
+            .next()
+            .is_some_and(|p| *p < priority)
+    }
+
+    /// Whether a pod of lower priority than `priority` is being deleted on the node (a
+    /// preemption there is still under way).
+    pub fn terminating_below(&self, node: &str, priority: i32) -> bool {
+        let g = self.lock();
+        g.by_node.get(node).into_iter().flatten().any(|k| {
+            g.placed
+                .get(k)
+                .is_some_and(|(_, p)| p.terminating && p.priority < priority)
+        })
     }
 
     /// How many nodes there are.

@@ -96,6 +96,14 @@ pub struct PodInfo {
     pub preferred: Vec<(i64, AffinityTerm)>,
     /// Topology spread constraints.
     pub spread: Vec<SpreadConstraint>,
+    /// `spec.priority` (0 when unset).
+    pub priority: i32,
+    /// `spec.preemptionPolicy: Never`.
+    pub preempt_never: bool,
+    /// `status.startTime` (RFC 3339), if started.
+    pub start_time: Option<String>,
+    /// Being deleted (`deletionTimestamp` set).
+    pub terminating: bool,
 }
 
 impl PodInfo {
@@ -193,6 +201,14 @@ impl PodInfo {
                 .find(|r| r.controller == Some(true))
                 .map(|r| r.uid.clone()),
             owner_id: None,
+            priority: spec.priority.unwrap_or(0),
+            preempt_never: spec.preemption_policy.as_deref() == Some("Never"),
+            start_time: p
+                .status
+                .as_ref()
+                .and_then(|s| s.start_time.as_ref())
+                .map(|t| t.0.to_rfc3339()),
+            terminating: p.metadata.deletion_timestamp.is_some(),
         }
     }
 }

@@ -10,6 +10,7 @@ mod algorithm;
 mod cache;
 mod framework;
 mod plugins;
+mod preemption;
 mod volumes;
 
 use anyhow::Context;
@@ -91,34 +92,52 @@ fn finished(p: &Pod) -> bool {
     )
 }
 
-/// `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were unschedulable. preemption:
-/// 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Preemption is
-/// not helpful for scheduling.` (kube-scheduler's FitError and its PostFilter's message).
+/// kube-scheduler's sorted `<count> <reason>` list.
+fn histogram<'a>(parts: impl IntoIterator<Item = (&'a str, usize)>) -> String {
+    let mut merged: BTreeMap<&str, usize> = BTreeMap::new();
+    for (r, n) in parts {
+        *merged.entry(r).or_default() += n;
+    }
+    let mut v: Vec<String> = merged.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    v.sort();
+    v.join(", ")
+}
+
+/// `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) were unschedulable.`
+/// (kube-scheduler's FitError without its PostFilter part).
+fn fit_message(total: usize, reasons: &BTreeMap<String, (usize, bool)>) -> String {
+    if total == 0 {
+        return "no nodes available to schedule pods".into();
+    }
+    let parts = reasons.iter().map(|(r, (n, _))| (r.as_str(), *n));
+    format!("0/{total} nodes are available: {}.", histogram(parts))
+}
+
+/// The FitError with preemption's verdict per node: `... preemption: 0/3 nodes are
+/// available: 1 No preemption victims found for incoming pod, 2 Preemption is not helpful
+/// for scheduling.`
 fn unschedulable_message(total: usize, reasons: &BTreeMap<String, (usize, bool)>) -> String {
     if total == 0 {
         return "no nodes available to schedule pods".into();
     }
-    let histogram = |parts: BTreeMap<&str, usize>| {
-        let mut v: Vec<String> = parts.iter().map(|(r, n)| format!("{n} {r}")).collect();
-        v.sort();
-        v.join(", ")
-    };
-    let mut filters = BTreeMap::new();
-    let mut preemption = BTreeMap::new();
-    for (reason, (n, could_help)) in reasons {
-        *filters.entry(reason.as_str()).or_default() += n;
-        let p = if *could_help {
-            "No preemption victims found for incoming pod"
+    let verdicts = reasons.values().map(|(n, could_help)| {
+        let v = if *could_help {
+            preemption::NO_VICTIMS
         } else {
-            "Preemption is not helpful for scheduling"
+            preemption::NOT_HELPFUL
         };
-        *preemption.entry(p).or_default() += n;
-    }
+        (v, *n)
+    });
     format!(
-        "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {}.",
-        histogram(filters),
-        histogram(preemption)
+        "{} preemption: 0/{total} nodes are available: {}.",
+        fit_message(total, reasons),
+        histogram(verdicts)
     )
+}
+
+/// The key a nominated pod's reserved room is counted under in the cache.
+fn reservation(key: &str) -> String {
+    format!("{key}\u{0}nominated")
 }
 
 /// `0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption:
@@ -154,6 +173,8 @@ impl Sched {
         let (ns, name) = split_key(&key);
         let ns = ns.unwrap_or("default").to_string();
         let guard = self.choose.lock().await;
+        // Room reserved for the pod by an earlier preemption is its own to use.
+        self.cache.unplace(&reservation(&key));
         // PreFilter of the pod's volumes: some claims make every node wrong.
         let check = match self.volumes.check(&pod) {
             Ok(c) => c,
@@ -172,9 +193,13 @@ impl Sched {
             });
         let (choice, total, reasons) = (decision.node, decision.total, decision.reasons);
         let Some(node) = choice else {
+            let (msg, nominate, victims) =
+                self.post_filter(&pod, &info, check.as_ref(), total, &reasons);
             drop(guard);
-            let msg = unschedulable_message(total, &reasons);
-            return self.unschedulable(&pod, &key, &ns, name, &msg).await;
+            self.preempt(&pod, victims).await;
+            return self
+                .unschedulable_nominated(&pod, &key, &ns, name, &msg, nominate)
+                .await;
         };
         // Reserve: the volumes' plan is remembered with the pod's place.
         let plan = match (&check, self.cache.node(&node)) {
@@ -194,6 +219,94 @@ impl Sched {
         Ok(Action::AwaitChange)
     }
 
+    /// PostFilter (under the decision lock): whether evicting lower-priority pods would make
+    /// room. Returns the message, the nominated node to record (`Some("")` clears it), and
+    /// the victims to evict; a nominated pod's room is reserved on its node.
+    fn post_filter(
+        &self,
+        pod: &Pod,
+        info: &PodInfo,
+        check: Option<&volumes::Check>,
+        total: usize,
+        reasons: &BTreeMap<String, (usize, bool)>,
+    ) -> (String, Option<String>, Vec<String>) {
+        let key = pod_key(pod);
+        let nominated = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.clone())
+            .filter(|n| !n.is_empty());
+        let fit = fit_message(total, reasons);
+        if info.preempt_never {
+            let msg = format!("{fit} preemption: not eligible due to preemptionPolicy=Never.");
+            return (msg, None, Vec::new());
+        }
+        if let Some(n) = nominated.as_deref() {
+            if self.cache.terminating_below(n, info.priority) {
+                self.cache.place(&reservation(&key), n, info.clone());
+                let msg = format!(
+                    "{fit} preemption: not eligible due to a terminating pod on the nominated node."
+                );
+                return (msg, None, Vec::new());
+            }
+        }
+        let clear = nominated.map(|_| String::new());
+        if total == 0 || !reasons.values().any(|r| r.1) || !self.cache.any_below(info.priority) {
+            return (unschedulable_message(total, reasons), clear, Vec::new());
+        }
+        match self.cache.preemption(info, check, &self.profile) {
+            Ok(c) => {
+                tracing::info!(pod = %key, node = %c.node, victims = c.victims.len(), "preempting");
+                self.cache.place(&reservation(&key), &c.node, info.clone());
+                let victims = c.victims.into_iter().map(|v| v.0).collect();
+                (fit, Some(c.node), victims)
+            }
+            Err(why) => {
+                let parts = why.iter().map(|(r, n)| (r.as_str(), *n));
+                let msg = format!(
+                    "{fit} preemption: 0/{total} nodes are available: {}.",
+                    histogram(parts)
+                );
+                (msg, clear, Vec::new())
+            }
+        }
+    }
+
+    /// Evict the victims for `pod`: a DisruptionTarget condition, a delete with the pod's
+    /// own grace period, and a `Preempted` event on each.
+    async fn preempt(&self, pod: &Pod, victims: Vec<String>) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        for key in victims {
+            let Some(v) = self.pods.get(&key) else {
+                continue;
+            };
+            let (ns, name) = split_key(&key);
+            let api: Api<Pod> = Api::namespaced(&self.client, ns.unwrap_or("default"));
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let condition = json!({"status": {"conditions": [{"type": "DisruptionTarget",
+                "status": "True", "reason": "PreemptionByScheduler", "lastTransitionTime": now,
+                "message": format!("{}: preempting to accommodate a higher priority pod", self.name)}]}});
+            let res = match api.patch_status(name, &condition).await {
+                Ok(_) => api.delete(name, &Default::default()).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match res {
+                Ok(()) => {
+                    let node = v
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.clone())
+                        .unwrap_or_default();
+                    let msg = format!("Preempted by pod {uid} on node {node}");
+                    self.recorder
+                        .record(object_ref(&*v), "Normal", "Preempted", msg);
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => tracing::warn!(pod = %key, error = %e, "evicting a victim failed"),
+            }
+        }
+    }
+
     /// No node for the pod: say why, and try again after a back-off.
     async fn unschedulable(
         &self,
@@ -203,13 +316,28 @@ impl Sched {
         name: &str,
         msg: &str,
     ) -> anyhow::Result<Action> {
+        self.unschedulable_nominated(pod, key, ns, name, msg, None)
+            .await
+    }
+
+    /// [`Sched::unschedulable`], recording a nominated node (`Some("")` clears it).
+    async fn unschedulable_nominated(
+        &self,
+        pod: &Pod,
+        key: &str,
+        ns: &str,
+        name: &str,
+        msg: &str,
+        nominate: Option<String>,
+    ) -> anyhow::Result<Action> {
         let attempts = {
             let mut u = self.lock_unsched();
             let e = u.entry(key.to_string()).or_insert((0, Instant::now()));
             *e = (e.0 + 1, Instant::now());
             e.0
         };
-        self.mark_unschedulable(pod, ns, name, msg).await?;
+        self.mark_unschedulable(pod, ns, name, msg, nominate)
+            .await?;
         tracing::debug!(pod = %key, attempts, "unschedulable");
         // kube-scheduler flushes pods unschedulable for 5 minutes back into the queue.
         Ok(Action::RequeueAfter(Duration::from_secs(300)))
@@ -280,6 +408,7 @@ impl Sched {
     fn pod_deleted(&self, key: &str) -> bool {
         let was_placed = self.cache.is_placed(key);
         self.cache.unplace(key);
+        self.cache.unplace(&reservation(key));
         self.lock_unsched().remove(key);
         was_placed
     }
@@ -304,6 +433,7 @@ impl Sched {
         ns: &str,
         name: &str,
         msg: &str,
+        nominate: Option<String>,
     ) -> anyhow::Result<()> {
         let current = pod
             .status
@@ -311,25 +441,31 @@ impl Sched {
             .and_then(|s| s.conditions.as_ref())
             .and_then(|cs| cs.iter().find(|c| c.type_ == "PodScheduled"))
             .and_then(|c| c.message.clone());
+        let nominated = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.clone())
+            .unwrap_or_default();
+        let nominate = nominate.filter(|n| *n != nominated);
         self.recorder.record(
             object_ref(pod),
             "Warning",
             "FailedScheduling",
             msg.to_string(),
         );
-        if current.as_deref() == Some(msg) {
+        if current.as_deref() == Some(msg) && nominate.is_none() {
             return Ok(());
         }
         let api: Api<Pod> = Api::namespaced(&self.client, ns);
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let res = api
-            .patch_status(
-                name,
-                &json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False",
-                "reason": "Unschedulable", "message": msg, "lastProbeTime": null,
-                "lastTransitionTime": now}]}}),
-            )
-            .await;
+        let mut patch = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "message": msg, "lastProbeTime": null,
+            "lastTransitionTime": now}]}});
+        if let Some(n) = nominate {
+            patch["status"]["nominatedNodeName"] =
+                if n.is_empty() { json!(null) } else { json!(n) };
+        }
+        let res = api.patch_status(name, &patch).await;
         match res {
             Ok(_) => {}
             // Deleted meanwhile: forget it (the informer's delete will follow).
@@ -394,7 +530,10 @@ pub async fn run(
                 let key = pod_key(new);
                 let node = new.spec.as_ref().and_then(|s| s.node_name.clone());
                 match node {
-                    Some(n) if !finished(new) => s.cache.place(&key, &n, PodInfo::from_pod(new)),
+                    Some(n) if !finished(new) => {
+                        s.cache.unplace(&reservation(&key));
+                        s.cache.place(&key, &n, PodInfo::from_pod(new))
+                    }
                     Some(_) => {
                         s.cache.unplace(&key);
                         retry();

@@ -275,3 +275,119 @@ fn topology_spread_and_retry_after_a_node_change() {
         .success());
     assert_eq!(node_of(&c, "needs-ssd"), "node-2");
 }
+
+/// A pod with this priority class and cpu request, optionally never preempting.
+fn prioritized(name: &str, class: &str, cpu: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"priorityClassName": class, "containers": [{"name": "c", "image": "nginx",
+            "resources": {"requests": {"cpu": cpu}}}]}})
+}
+
+#[test]
+fn a_higher_priority_pod_that_fits_nowhere_preempts_lower_priority_ones() {
+    let c = TestCluster::start(1);
+    c.wait_nodes_ready(1);
+    let pcs = "/apis/scheduling.k8s.io/v1/priorityclasses";
+    for (name, value) in [("low", 100), ("mid", 500), ("high", 1000)] {
+        let (code, _) = c.post(pcs, &json!({"metadata": {"name": name}, "value": value}));
+        assert_eq!(code, 201);
+    }
+    // The node (4 cpus) is full: low-a and low-b (1500m each), mid (800m).
+    for (name, class, cpu) in [
+        ("low-a", "low", "1500m"),
+        ("low-b", "low", "1500m"),
+        ("mid", "mid", "800m"),
+    ] {
+        assert_eq!(c.post(PODS, &prioritized(name, class, cpu)).0, 201);
+    }
+    let phase = |name: &str| {
+        let (_, p) = c.get(&format!("{PODS}/{name}"));
+        p["status"]["phase"].as_str().unwrap_or("").to_string()
+    };
+    eventually(T, "the three running", || {
+        ["low-a", "low-b", "mid"]
+            .iter()
+            .all(|n| phase(n) == "Running")
+            .then_some(())
+    });
+    // A pod of the same low priority: no victims.
+    assert_eq!(c.post(PODS, &prioritized("low-c", "low", "1")).0, 201);
+    let msg = |name: &str| {
+        let (_, p) = c.get(&format!("{PODS}/{name}"));
+        p["status"]["conditions"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    eventually(T, "no victims for an equal priority", || {
+        (msg("low-c") == "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.").then_some(())
+    });
+    // One whose class never preempts says so.
+    let never =
+        json!({"metadata": {"name": "high-polite"}, "value": 1000, "preemptionPolicy": "Never"});
+    assert_eq!(c.post(pcs, &never).0, 201);
+    assert_eq!(
+        c.post(PODS, &prioritized("polite", "high-polite", "1")).0,
+        201
+    );
+    eventually(T, "not eligible by its policy", || {
+        (msg("polite") == "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.").then_some(())
+    });
+    // Too big even with every lower pod gone: the filter's reason.
+    assert_eq!(c.post(PODS, &prioritized("giant", "high", "5")).0, 201);
+    eventually(T, "nothing to gain", || {
+        (msg("giant") == "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 Insufficient cpu.").then_some(())
+    });
+    ok_delete(&c, "polite");
+    ok_delete(&c, "giant");
+    // high needs 1500m: one low pod is enough (not mid, which matters more), and of the two
+    // low pods the one started later goes (either, when they started the same second).
+    let start = |name: &str| c.get(&format!("{PODS}/{name}")).1["status"]["startTime"].clone();
+    let (a, b) = (start("low-a"), start("low-b"));
+    let (code, high) = c.post(PODS, &prioritized("high", "high", "1500m"));
+    assert_eq!(code, 201);
+    let uid = high["metadata"]["uid"].as_str().unwrap().to_string();
+    eventually(T, "high Running on node-1", || {
+        (phase("high") == "Running").then_some(())
+    });
+    let (_, h) = c.get(&format!("{PODS}/high"));
+    assert_eq!(h["spec"]["nodeName"], "node-1");
+    assert_eq!(h["status"]["nominatedNodeName"], "node-1");
+    // The victim: evicted, with an event naming the preemptor.
+    let gone = |name: &str| c.get(&format!("{PODS}/{name}")).0 == 404;
+    let later = eventually(T, "a low pod gone", || {
+        match (gone("low-a"), gone("low-b")) {
+            (true, false) => Some("low-a"),
+            (false, true) => Some("low-b"),
+            _ => None,
+        }
+    });
+    if a != b {
+        let want = if a.as_str() > b.as_str() {
+            "low-a"
+        } else {
+            "low-b"
+        };
+        assert_eq!(later, want, "the later started of {a} and {b}");
+    }
+    assert_eq!(phase("mid"), "Running");
+    let events = c.items("/api/v1/namespaces/default/events");
+    let preempted: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["reason"] == "Preempted")
+        .collect();
+    assert_eq!(preempted.len(), 1, "{preempted:?}");
+    assert_eq!(preempted[0]["involvedObject"]["name"], later);
+    assert_eq!(
+        preempted[0]["message"],
+        format!("Preempted by pod {uid} on node node-1")
+    );
+    assert_eq!(preempted[0]["source"]["component"], "default-scheduler");
+    // low-c (waiting all along) did not take the room high was given.
+    assert_eq!(phase("low-c"), "Pending");
+}
+
+fn ok_delete(c: &TestCluster, name: &str) {
+    let out = c.kubectl(&["delete", "pod", name, "--grace-period=0", "--force"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
