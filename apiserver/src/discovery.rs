@@ -55,18 +55,22 @@ fn group_discovery(group: &str, versions: &[&str]) -> Value {
     let versions: Vec<Value> = versions
         .iter()
         .map(|version| {
-            let resources: Vec<Value> = at_version(group, version)
+            let mut resources: Vec<Value> = at_version(group, version)
                 .into_iter()
                 .map(|r| {
                     // Only the preferred version is in the `all` category, as in Kubernetes.
-                    let categories = if r.version == *version { r.categories } else { &[] };
+                    let own = (r.group, r.version) == (group, *version);
+                    let categories = if own { r.categories } else { &[] };
                     json!({"resource": r.plural,
-                        "responseKind": {"group": r.group, "version": version, "kind": r.kind},
+                        "responseKind": {"group": group, "version": version, "kind": r.kind},
                         "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
                         "singularResource": r.singular, "verbs": kinds::of(r).verbs(), "shortNames": r.short_names,
                         "categories": categories, "subresources": subresources(r, version)})
                 })
                 .collect();
+            if (group, *version) == ("", "v1") {
+                resources.push(crate::componentstatus::aggregated_entry());
+            }
             json!({"version": version, "freshness": "Current", "resources": resources})
         })
         .collect();
@@ -144,7 +148,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Response> {
     }
     let mut out = Vec::new();
     for r in rs {
-        let categories = if r.version == version {
+        let categories = if (r.group, r.version) == (group, version) {
             r.categories
         } else {
             &[]
@@ -163,6 +167,9 @@ pub fn resource_list(group: &str, version: &str) -> Option<Response> {
             }
             out.push(entry);
         }
+    }
+    if (group, version) == ("", "v1") {
+        out.push(crate::componentstatus::legacy_entry());
     }
     let gv = if group.is_empty() {
         version.to_string()
@@ -219,7 +226,7 @@ pub fn openapi_group(path: &str) -> Option<Response> {
         paths.insert(
             path,
             json!({"patch": {"operationId": format!("patch{}", r.kind), "x-kubernetes-action": "patch",
-                "x-kubernetes-group-version-kind": {"group": r.group, "version": version, "kind": r.kind},
+                "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
                 "parameters": [
                     {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
                     {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},

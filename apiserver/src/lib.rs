@@ -29,6 +29,7 @@
 
 pub mod allocator;
 pub mod cache;
+pub mod componentstatus;
 pub mod discovery;
 pub mod error;
 pub mod fields;
@@ -179,6 +180,7 @@ pub async fn open(
             config.request_timeout,
         ),
         ranges: config.ranges,
+        watchers: Default::default(),
     });
     kinds::namespace::create_system_namespaces(&st).await?;
     kinds::priorityclass::create_system_classes(&st).await;
@@ -431,6 +433,10 @@ async fn route(
     if let Some(rest) = path.strip_prefix("/openapi/v3/") {
         return discovery::openapi_group(&format!("/openapi/v3/{rest}"))
             .ok_or_else(ApiError::no_route);
+    }
+    if componentstatus::owns(path) {
+        let q = Query::parse(uri.query())?;
+        return componentstatus::serve(st, method, path, &q, h).await;
     }
     if resource_metrics::owns(path) {
         let q = Query::parse(uri.query())?;

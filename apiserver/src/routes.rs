@@ -7,6 +7,8 @@ use coxswain_api::resources::{served, ResourceInfo, NAMESPACES};
 pub struct Target {
     /// The resource.
     pub resource: &'static ResourceInfo,
+    /// The group the path addresses: the resource's own, or one it is also served in.
+    pub group: &'static str,
     /// The version the path addresses: the resource's own, or one it is also served at
     /// (requests and answers are then converted by `crate::versions`).
     pub version: &'static str,
@@ -16,6 +18,17 @@ pub struct Target {
     pub name: Option<String>,
     /// Subresource (`status`, `scale`, `binding`, `log`, `finalize`, `eviction`).
     pub sub: Option<String>,
+}
+
+impl Target {
+    /// The `apiVersion` the path addresses (`v1`, `apps/v1`, `events.k8s.io/v1`).
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
 }
 
 /// Why a path did not parse.
@@ -34,7 +47,7 @@ pub fn parse(path: &str) -> Result<Target, PathError> {
         _ => return Err(PathError::NotFound),
     };
     let found = |plural: &str| served(group, version, plural).ok_or(PathError::NotFound);
-    let find = |plural: &str| found(plural).map(|(r, _)| r);
+    let find = |plural: &str| found(plural).map(|(r, _, _)| r);
     let t = match rest {
         // `/namespaces/NS/...`: the path grammar names the namespaces resource.
         [seg, ns, plural, tail @ ..]
@@ -57,9 +70,10 @@ pub fn parse(path: &str) -> Result<Target, PathError> {
     if name.is_some() && r.namespaced && ns.is_none() {
         return Err(PathError::NotFound);
     }
-    let (_, version) = found(r.plural)?;
+    let (_, group, version) = found(r.plural)?;
     Ok(Target {
         resource: r,
+        group,
         version,
         namespace: ns.map(str::to_string),
         name: name.filter(|n| !n.is_empty()).map(str::to_string),
@@ -90,5 +104,10 @@ mod tests {
         assert!(parse("/apis/apps/v2/deployments").is_err());
         let t = parse("/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers").unwrap();
         assert_eq!((t.resource.version, t.version), ("v2", "v1"));
+        let t = parse("/apis/events.k8s.io/v1/namespaces/default/events").unwrap();
+        assert_eq!(
+            (t.resource.group, t.group, t.api_version()),
+            ("", "events.k8s.io", "events.k8s.io/v1".into())
+        );
     }
 }

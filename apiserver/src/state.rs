@@ -35,6 +35,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The ranges Service IPs and node ports come from.
     pub ranges: crate::allocator::Ranges,
+    /// Open watches per client (ComponentStatus reads them).
+    pub watchers: Arc<crate::componentstatus::Watchers>,
 }
 
 /// The server's limits on requests (kube-apiserver's flags and defaults); long-running

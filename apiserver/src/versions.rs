@@ -21,7 +21,7 @@ use serde_json::Value;
 
 /// Whether `t` addresses its resource at another version than the stored one.
 pub fn converted(t: &Target) -> bool {
-    t.version != t.resource.version
+    (t.group, t.version) != (t.resource.group, t.resource.version)
 }
 
 fn is_kind(v: &Value, k: &dyn Kind) -> bool {
@@ -45,7 +45,7 @@ pub fn body_in(
     }
     let mut v = decode_body(h, body)?;
     // A body without kind or apiVersion is of the kind and version the path names.
-    let addressed = format!("{}/{}", t.resource.group, t.version);
+    let addressed = t.api_version();
     if v.is_object() && v.get("kind").is_none_or(Value::is_null) {
         v["kind"] = Value::from(kind.info().kind);
     }
@@ -66,7 +66,16 @@ pub fn body_in(
             "the API version in the data ({sent}) does not match the expected API version ({addressed})"
         )));
     }
-    kind.convert(&mut v, t.resource.version);
+    let mut causes = Vec::new();
+    kind.check_version(&v, &sent, &mut causes);
+    if !causes.is_empty() {
+        let name = v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return Err(ApiError::invalid(t.resource, name, causes));
+    }
+    kind.convert(&mut v, &want);
     v["apiVersion"] = Value::String(want);
     let mut h = h.clone();
     if ct != "application/apply-patch+yaml" {
@@ -82,14 +91,14 @@ pub fn body_in(
 /// One answered value at the addressed version: an object of the kind, or a list of them.
 fn value_out(t: &Target, v: &mut Value) {
     let kind = kinds::of(t.resource);
-    let api_version = format!("{}/{}", t.resource.group, t.version);
+    let api_version = t.api_version();
     if is_kind(v, kind) {
-        kind.convert(v, t.version);
+        kind.convert(v, &api_version);
         v["apiVersion"] = Value::String(api_version);
     } else if v["kind"].as_str() == Some(&t.resource.list_kind()) {
         if let Some(items) = v["items"].as_array_mut() {
             for item in items {
-                kind.convert(item, t.version);
+                kind.convert(item, &api_version);
                 item["apiVersion"] = Value::String(api_version.clone());
             }
         }

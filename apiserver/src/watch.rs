@@ -134,6 +134,8 @@ pub async fn watch(
         (Vec::new(), n)
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
+    // Counted (by client) while the stream lasts.
+    let open = st.watchers.enter(h);
     let cache = st.cache.clone();
     let mut stopping = st.stopping.clone();
     let (kind, api_version) = match w.accept {
@@ -141,6 +143,7 @@ pub async fn watch(
         _ => (t.resource.kind, t.resource.api_version()),
     };
     tokio::spawn(async move {
+        let _open = open;
         // Send a line, unless the client is gone or the server is stopping (a client that
         // does not read must not hold the server up).
         macro_rules! send {

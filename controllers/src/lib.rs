@@ -86,7 +86,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let client = args
         .api_client
-        .client(&args.server)
+        .client(&args.server, "kube-controller-manager")
         .context("building the API client")?;
     let mut inf = Informers::new(&client);
     // Each controller: its context, its queue, and what wakes it (declared in its module).

@@ -118,13 +118,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let client = args
         .api_client
-        .client(&args.server)
+        .client(&args.server, "kubelet")
         .context("building the API client")?;
     // Node heartbeats (Lease renewals, node status) go through their own client, as the
     // kubelet's heartbeat client does, so a burst of pod work never delays them into NotReady.
     let heartbeat_client = args
         .api_client
-        .client(&args.server)
+        .client(&args.server, "kubelet")
         .context("building the heartbeat client")?;
     let config: behaviour::SharedConfig = Arc::new(std::sync::RwLock::new(Arc::new(
         match &args.runtime_config {

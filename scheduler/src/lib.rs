@@ -487,7 +487,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let client = args
         .api_client
-        .client(&args.server)
+        .client(&args.server, "kube-scheduler")
         .context("building the API client")?;
     let (filters, scores) = plugins::defaults();
     let mut pods = Informer::new(Api::<Pod>::all(&client), ListParams::default());

@@ -527,6 +527,7 @@ fn create_from_a_directory_and_stdin_edit_and_watch() {
             "batch/v1",
             "coordination.k8s.io/v1",
             "discovery.k8s.io/v1",
+            "events.k8s.io/v1",
             "metrics.k8s.io/v1beta1",
             "networking.k8s.io/v1",
             "policy/v1",

@@ -479,7 +479,7 @@ impl Kind for HorizontalPodAutoscaler {
 
     fn convert(&self, v: &mut Value, to: &str) {
         match to {
-            "v1" => to_v1(v),
+            "autoscaling/v1" => to_v1(v),
             _ => to_v2(v),
         }
     }

@@ -181,10 +181,14 @@ pub trait Kind: Send + Sync + 'static {
         None
     }
 
-    /// Convert an object of this kind to version `to` (the stored one, or one of the
+    /// Convert an object of this kind to `apiVersion` `to` (the stored one, or one of the
     /// registry's `OTHER_VERSIONS`), from whichever it is at (`apiVersion` is set by the
     /// caller). Only kinds served at more than one version convert.
     fn convert(&self, _v: &mut Value, _to: &str) {}
+
+    /// Rules an object sent at another `apiVersion` than the stored one must follow there
+    /// (checked as sent, before it is converted).
+    fn check_version(&self, _v: &Value, _api_version: &str, _causes: &mut Vec<Cause>) {}
 
     /// Admission on create, with the server's caches (Kubernetes' mutating admission
     /// plugins: a pod's priority from its class, an Ingress's default class): may change

@@ -38,6 +38,7 @@ pub async fn create_object(
 ) -> Result<(), ApiError> {
     let t = Target {
         resource: r,
+        group: r.group,
         version: r.version,
         namespace: ns.map(str::to_string),
         name: None,

@@ -42,7 +42,7 @@ pub async fn patch(
     let mode = fields::Mode::parse(q.get("fieldValidation"))?;
     // At another version than the stored one the patch applies to the object as that
     // version shows it; unknown fields are not checked against the stored version's type.
-    let view = crate::versions::converted(t).then_some(t.version);
+    let view = crate::versions::converted(t).then(|| t.api_version());
     let mode = if view.is_some() {
         fields::Mode::Ignore
     } else {
@@ -71,9 +71,9 @@ pub async fn patch(
         if let Some(m) = target["metadata"].as_object_mut() {
             m.remove("resourceVersion");
         }
-        if let Some(v) = view {
+        if let Some(v) = &view {
             kind.convert(&mut target, v);
-            target["apiVersion"] = json!(format!("{}/{v}", r.group));
+            target["apiVersion"] = json!(v);
         }
         match ct.as_str() {
             "application/json-patch+json" => {
@@ -100,7 +100,7 @@ pub async fn patch(
             other => return Err(ApiError::unsupported_media_type(other)),
         }
         if view.is_some() {
-            kind.convert(&mut target, r.version);
+            kind.convert(&mut target, &r.api_version());
             target["apiVersion"] = json!(r.api_version());
             fields::check(r, &mut target, fields::Mode::Ignore)?;
         }

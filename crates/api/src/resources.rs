@@ -573,9 +573,12 @@ pub static HORIZONTALPODAUTOSCALERS: ResourceInfo = ResourceInfo {
     has_scale: false,
 };
 
-/// Resources served at a version besides their own (the stored, preferred one), converted
-/// by their kind on the way in and out: (resource, version).
-pub static OTHER_VERSIONS: &[(&ResourceInfo, &str)] = &[(&HORIZONTALPODAUTOSCALERS, "v1")];
+/// Resources served at a group version besides their own (the stored, preferred one),
+/// converted by their kind on the way in and out: (resource, group, version).
+pub static OTHER_VERSIONS: &[(&ResourceInfo, &str, &str)] = &[
+    (&HORIZONTALPODAUTOSCALERS, "autoscaling", "v1"),
+    (&EVENTS, "events.k8s.io", "v1"),
+];
 
 /// Every resource the API server serves, core group first (the order discovery lists them).
 pub static RESOURCES: &[&ResourceInfo] = &[
@@ -624,31 +627,31 @@ pub fn by_plural(group: &str, version: &str, plural: &str) -> Option<&'static Re
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
-/// The resource served at `group`/`version`/`plural`, at its own version or one of
-/// [`OTHER_VERSIONS`], with the version addressed.
+/// The resource served at `group`/`version`/`plural`, at its own group version or one of
+/// [`OTHER_VERSIONS`], with the group and version addressed.
 pub fn served(
     group: &str,
     version: &str,
     plural: &str,
-) -> Option<(&'static ResourceInfo, &'static str)> {
+) -> Option<(&'static ResourceInfo, &'static str, &'static str)> {
     if let Some(r) = by_plural(group, version, plural) {
-        return Some((r, r.version));
+        return Some((r, r.group, r.version));
     }
     OTHER_VERSIONS
         .iter()
-        .find(|(r, v)| r.group == group && *v == version && r.plural == plural)
-        .map(|(r, v)| (*r, *v))
+        .find(|(r, g, v)| *g == group && *v == version && r.plural == plural)
+        .map(|(r, g, v)| (*r, *g, *v))
 }
 
-/// Every version `r` is served at, its own first.
-pub fn versions_of(r: &ResourceInfo) -> Vec<&'static str> {
+/// Every (group, version) `r` is served at, its own first.
+pub fn versions_of(r: &ResourceInfo) -> Vec<(&'static str, &'static str)> {
     let mut out = vec![];
     if let Some(own) = RESOURCES.iter().find(|x| *x == &r) {
-        out.push(own.version);
+        out.push((own.group, own.version));
     }
-    for (o, v) in OTHER_VERSIONS {
+    for (o, g, v) in OTHER_VERSIONS {
         if *o == r {
-            out.push(*v);
+            out.push((*g, *v));
         }
     }
     out
@@ -684,9 +687,9 @@ pub fn by_user_name(name: &str) -> Option<&'static ResourceInfo> {
 pub fn group_versions() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = Vec::new();
     for r in RESOURCES {
-        for v in versions_of(r) {
-            if !out.contains(&(r.group, v)) {
-                out.push((r.group, v));
+        for gv in versions_of(r) {
+            if !out.contains(&gv) {
+                out.push(gv);
             }
         }
     }
@@ -710,7 +713,7 @@ pub fn at_version(group: &str, version: &str) -> Vec<&'static ResourceInfo> {
     RESOURCES
         .iter()
         .copied()
-        .filter(|r| r.group == group && versions_of(r).contains(&version))
+        .filter(|r| versions_of(r).contains(&(group, version)))
         .collect()
 }
 

@@ -185,12 +185,21 @@ impl Client {
 
     /// A client whose requests (not watches) obey `limits`.
     pub fn with_limits(base: &str, limits: Limits) -> Result<Client> {
+        Client::with_agent(base, limits, "coxswain")
+    }
+
+    /// A client that names itself `agent` (its User-Agent, `<agent>/<version>`, as client-go
+    /// sends `kube-scheduler/v1.32.0 ...`; the API server attributes writes by it).
+    pub fn with_agent(base: &str, limits: Limits, agent: &str) -> Result<Client> {
+        let ua = format!("{agent}/v{} (coxswain)", env!("CARGO_PKG_VERSION"));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(limits.max_in_flight.max(1))
+            .user_agent(ua.clone())
             .build()?;
         let watch_http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            .user_agent(ua)
             .build()?;
         Ok(Client {
             http,

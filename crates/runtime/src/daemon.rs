@@ -17,14 +17,19 @@ pub struct ApiClientArgs {
 
 impl ApiClientArgs {
     /// A client for `server` with these limits.
-    pub fn client(&self, server: &str) -> Result<coxswain_client::Client, coxswain_client::Error> {
-        coxswain_client::Client::with_limits(
+    pub fn client(
+        &self,
+        server: &str,
+        agent: &str,
+    ) -> Result<coxswain_client::Client, coxswain_client::Error> {
+        coxswain_client::Client::with_agent(
             server,
             coxswain_client::Limits {
                 qps: self.kube_api_qps,
                 burst: self.kube_api_burst,
                 max_in_flight: self.kube_api_max_in_flight,
             },
+            agent,
         )
     }
 }
