@@ -224,6 +224,20 @@ fn bases() -> Vec<(&'static str, Value)> {
                 "firstTimestamp": "2026-01-01T00:00:00Z"}),
         ),
         (
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "x"},
+                "eventTime": "2026-01-01T00:00:00.000000Z", "type": "Normal", "reason": "R",
+                "action": "A", "note": "n", "reportingController": "example.com/c",
+                "reportingInstance": "i", "regarding": {"kind": "Pod", "name": "p", "namespace": "default"},
+                "series": {"count": 2, "lastObservedTime": "2026-01-01T00:00:01.000000Z"}}),
+        ),
+        (
+            "/api/v1/namespaces/default/resourcequotas",
+            json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "x"},
+                "spec": {"hard": {"pods": "10"}, "scopes": ["NotTerminating"],
+                    "scopeSelector": {"matchExpressions": [{"scopeName": "PriorityClass", "operator": "In", "values": ["a"]}]}}}),
+        ),
+        (
             "/apis/coordination.k8s.io/v1/namespaces/default/leases",
             json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "x"},
                 "spec": {"holderIdentity": "h", "leaseDurationSeconds": 15,
@@ -329,6 +343,10 @@ fn decodes(path: &str, v: &Value) -> Result<(), String> {
         coordination::v1 as coord, core::v1 as core, policy::v1 as policy,
     };
     let kind = path.rsplit('/').next().unwrap_or("");
+    if path.contains("/events.k8s.io/") {
+        let r = serde_json::from_value::<k8s_openapi::api::events::v1::Event>(v.clone());
+        return r.map(drop).map_err(|e| e.to_string());
+    }
     let r = match kind {
         "pods" => serde_json::from_value::<core::Pod>(v.clone()).map(drop),
         "deployments" => serde_json::from_value::<apps::Deployment>(v.clone()).map(drop),

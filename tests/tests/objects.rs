@@ -499,3 +499,68 @@ fn storage_classes_and_volumes_are_stored_and_claims_get_the_default_class() {
         "{st}"
     );
 }
+
+#[test]
+fn scoped_quotas_count_only_the_pods_in_their_scope() {
+    let c = TestCluster::start(0);
+    let ns = "/api/v1/namespaces/default";
+    for (name, value) in [("high", 1000), ("low", 10)] {
+        let pc = json!({"metadata": {"name": name}, "value": value});
+        assert_eq!(
+            c.post("/apis/scheduling.k8s.io/v1/priorityclasses", &pc).0,
+            201
+        );
+    }
+    let quota = json!({"metadata": {"name": "high-pods"}, "spec": {"hard": {"pods": "1"},
+        "scopeSelector": {"matchExpressions": [{"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}]}}});
+    let (code, q) = c.post(&format!("{ns}/resourcequotas"), &quota);
+    assert_eq!(code, 201, "{q}");
+    let terminating = json!({"metadata": {"name": "short-lived"}, "spec": {"hard": {"pods": "0"}, "scopes": ["Terminating"]}});
+    assert_eq!(c.post(&format!("{ns}/resourcequotas"), &terminating).0, 201);
+    let pod = |name: &str, class: &str| {
+        let mut p = json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+        if !class.is_empty() {
+            p["spec"]["priorityClassName"] = json!(class);
+        }
+        p
+    };
+    // Outside the scope: not counted, however many.
+    for name in ["plain-1", "plain-2"] {
+        assert_eq!(c.post(&format!("{ns}/pods"), &pod(name, "")).0, 201);
+    }
+    assert_eq!(c.post(&format!("{ns}/pods"), &pod("low-1", "low")).0, 201);
+    // In it: one, then refused.
+    assert_eq!(c.post(&format!("{ns}/pods"), &pod("high-1", "high")).0, 201);
+    let (code, st) = c.post(&format!("{ns}/pods"), &pod("high-2", "high"));
+    assert_eq!(code, 403, "{st}");
+    assert_eq!(
+        st["message"],
+        "pods \"high-2\" is forbidden: exceeded quota: high-pods, requested: pods=1, used: pods=1, limited: pods=1"
+    );
+    // A pod with a deadline is Terminating: the other quota allows none.
+    let mut deadline = pod("deadline", "");
+    deadline["spec"]["activeDeadlineSeconds"] = json!(60);
+    let (code, st) = c.post(&format!("{ns}/pods"), &deadline);
+    assert_eq!(code, 403, "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded quota: short-lived"),
+        "{st}"
+    );
+    let (_, q) = c.get(&format!("{ns}/resourcequotas/high-pods"));
+    assert_eq!(q["status"]["used"]["pods"], "1");
+    // Bad scopes are refused with the field.
+    let bad = json!({"metadata": {"name": "bad"}, "spec": {"hard": {"pods": "1"}, "scopes": ["Sometimes"],
+        "scopeSelector": {"matchExpressions": [{"scopeName": "PriorityClass", "operator": "In"}]}}});
+    let (code, st) = c.post(&format!("{ns}/resourcequotas"), &bad);
+    assert_eq!(code, 422, "{st}");
+    let fields = causes(&st);
+    for f in [
+        "spec.scopes[0]",
+        "spec.scopeSelector.matchExpressions[0].values",
+    ] {
+        assert!(fields.iter().any(|x| x == f), "{f} in {fields:?}");
+    }
+}

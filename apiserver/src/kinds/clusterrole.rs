@@ -2,7 +2,8 @@
 //! `aggregationRule` whose selectors the aggregation controller fills the rules from; the
 //! default ClusterRoles and ClusterRoleBindings the API server creates at start when missing
 //! (`cluster-admin`, `admin`/`edit`/`view` aggregated from `system:aggregate-to-*`, the
-//! discovery and component roles), labelled `kubernetes.io/bootstrapping: rbac-defaults`.
+//! discovery and component roles, the controllers' `system:controller:*` roles from
+//! `controllerroles.rs`), labelled `kubernetes.io/bootstrapping: rbac-defaults`.
 //! Stored only: RBAC is not enforced yet.
 
 use super::rbac::{bootstrap_meta, check_path_segment, check_rules, role_cells};
@@ -514,6 +515,14 @@ pub async fn create_defaults(st: &AppState) {
             .collect();
         wanted.push((&CLUSTERROLEBINDINGS, json!({"metadata": bootstrap_meta(name, json!({})),
             "roleRef": {"apiGroup": super::rbac::GROUP, "kind": "ClusterRole", "name": role}, "subjects": subjects})));
+    }
+    for (name, rules) in super::controllerroles::roles() {
+        let role = json!({"metadata": bootstrap_meta(&name, json!({})), "rules": rules});
+        let binding = json!({"metadata": bootstrap_meta(&name, json!({})),
+            "roleRef": {"apiGroup": super::rbac::GROUP, "kind": "ClusterRole", "name": name},
+            "subjects": super::controllerroles::binding_subject(&name)});
+        wanted.push((&CLUSTERROLES, role));
+        wanted.push((&CLUSTERROLEBINDINGS, binding));
     }
     for (r, body) in wanted {
         let name = body["metadata"]["name"].as_str().unwrap_or("").to_string();

@@ -13,6 +13,7 @@ pub mod clusterrole;
 pub mod clusterrolebinding;
 pub mod configmap;
 pub mod controllerrevision;
+pub mod controllerroles;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
@@ -201,6 +202,13 @@ pub trait Kind: Send + Sync + 'static {
     /// `count/<resource>`): (usage key, amount in milli-units).
     fn quota_usage(&self, _v: &Value) -> Vec<(String, i128)> {
         Vec::new()
+    }
+
+    /// Whether an object is in a ResourceQuota scope (`scope` with its selector `op` and
+    /// `values`: `Terminating`, `BestEffort`, `PriorityClass In [high]`, ...); objects of kinds
+    /// no scope applies to are in none, so a scoped quota does not count them.
+    fn in_quota_scope(&self, _v: &Value, _scope: &str, _op: &str, _values: &[String]) -> bool {
+        false
     }
 
     /// The usage keys [`Kind::quota_usage`] may give.

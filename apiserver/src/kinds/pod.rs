@@ -97,6 +97,49 @@ impl Kind for Pod {
         out
     }
 
+    fn in_quota_scope(&self, v: &Value, scope: &str, op: &str, values: &[String]) -> bool {
+        let qos = v.at("/status/qosClass").and_then(Value::as_str);
+        let deadline = v
+            .at("/spec/activeDeadlineSeconds")
+            .is_some_and(|x| !x.is_null());
+        match scope {
+            "Terminating" => deadline,
+            "NotTerminating" => !deadline,
+            "BestEffort" => qos == Some("BestEffort"),
+            "NotBestEffort" => qos != Some("BestEffort"),
+            "PriorityClass" => {
+                let pc = v
+                    .at("/spec/priorityClassName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                match op {
+                    "In" => values.iter().any(|x| x == pc),
+                    "NotIn" => !values.iter().any(|x| x == pc),
+                    "Exists" => !pc.is_empty(),
+                    "DoesNotExist" => pc.is_empty(),
+                    _ => false,
+                }
+            }
+            "CrossNamespacePodAffinity" => ["podAffinity", "podAntiAffinity"].iter().any(|a| {
+                let terms = |kind: &str| -> Vec<Value> {
+                    let t = v.at(&format!("/spec/affinity/{a}/{kind}"));
+                    t.and_then(Value::as_array).cloned().unwrap_or_default()
+                };
+                let mut all = terms("requiredDuringSchedulingIgnoredDuringExecution");
+                all.extend(
+                    terms("preferredDuringSchedulingIgnoredDuringExecution")
+                        .into_iter()
+                        .map(|w| w["podAffinityTerm"].clone()),
+                );
+                all.iter().any(|t| {
+                    t["namespaces"].as_array().is_some_and(|n| !n.is_empty())
+                        || !t["namespaceSelector"].is_null()
+                })
+            }),
+            _ => false,
+        }
+    }
+
     fn quota_keys(&self) -> &'static [&'static str] {
         &[
             "pods",

@@ -46,6 +46,51 @@ const STANDARD: &[&str] = &[
     "services.loadbalancers",
 ];
 
+/// The scopes a quota may name.
+const SCOPES: &[&str] = &[
+    "BestEffort",
+    "CrossNamespacePodAffinity",
+    "NotBestEffort",
+    "NotTerminating",
+    "PriorityClass",
+    "Terminating",
+];
+
+/// A quota's scopes as (scope, operator, values): `spec.scopes` (each `Exists`) and
+/// `spec.scopeSelector.matchExpressions`.
+fn scopes_of(q: &Value) -> Vec<(String, String, Vec<String>)> {
+    let named = q
+        .at("/spec/scopes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|s| (s.to_string(), "Exists".to_string(), Vec::new()));
+    let selected = q
+        .at("/spec/scopeSelector/matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let values = e["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            (s(e, "/scopeName"), s(e, "/operator"), values)
+        });
+    named.chain(selected).collect()
+}
+
+/// Whether a quota with these scopes counts the object (every scope must hold).
+fn in_scope(r: &ResourceInfo, v: &Value, scopes: &[(String, String, Vec<String>)]) -> bool {
+    scopes
+        .iter()
+        .all(|(scope, op, values)| super::of(r).in_quota_scope(v, scope, op, values))
+}
+
 /// The usage keys every object of a resource counts for (`count/<plural>[.<group>]`, and the
 /// legacy names of the core kinds that have one).
 pub fn count_keys(r: &ResourceInfo) -> Vec<String> {
@@ -144,7 +189,7 @@ pub async fn admit(
             .keys()
             .filter(|k| wanted.contains_key(*k) || super::of(r).quota_keys().contains(&k.as_str()))
             .collect();
-        if tracked.is_empty() {
+        if tracked.is_empty() || !in_scope(r, v, &scopes_of(&q)) {
             continue;
         }
         let qname = s(&q, "/metadata/name");
@@ -218,10 +263,12 @@ pub async fn admit(
 }
 
 /// A quota's status from the cache: its hard limits and what the namespace uses of them.
-fn status_of(st: &AppState, ns: &str, hard: &serde_json::Map<String, Value>) -> Value {
+fn status_of(st: &AppState, q: &Value, hard: &serde_json::Map<String, Value>) -> Value {
+    let ns = s(q, "/metadata/namespace");
+    let scopes = scopes_of(q);
     let mut used: BTreeMap<String, i128> = hard.keys().map(|k| (k.clone(), 0)).collect();
     let f = crate::cache::Filter {
-        namespace: Some(ns.to_string()),
+        namespace: Some(ns.clone()),
         ..Default::default()
     };
     for r in RESOURCES.iter().filter(|r| r.namespaced) {
@@ -237,6 +284,9 @@ fn status_of(st: &AppState, ns: &str, hard: &serde_json::Map<String, Value>) -> 
             let Ok(v) = serde_json::from_slice::<Value>(&obj.bytes) else {
                 continue;
             };
+            if !in_scope(r, &v, &scopes) {
+                continue;
+            }
             for (k, m) in usage(r, &v) {
                 if let Some(u) = used.get_mut(&k) {
                     *u += m;
@@ -268,7 +318,7 @@ pub async fn keep_usage(st: std::sync::Arc<AppState>, period: std::time::Duratio
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default();
-            let status = status_of(&st, &ns, &hard);
+            let status = status_of(&st, &q, &hard);
             if q.get("status") == Some(&status) {
                 continue;
             }
@@ -311,17 +361,65 @@ impl Kind for ResourceQuota {
 
     fn admit_create(&self, st: &AppState, v: &mut Value) -> Result<(), ApiError> {
         // Counted at once, so a new quota holds from its first moment.
-        let ns = s(v, "/metadata/namespace");
         let hard = v
             .at("/spec/hard")
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        v["status"] = status_of(st, &ns, &hard);
+        v["status"] = status_of(st, v, &hard);
         Ok(())
     }
 
     fn validate(&self, v: &Value, c: &mut Vec<Cause>) {
+        for (i, scope) in v
+            .at("/spec/scopes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let name = scope.as_str().unwrap_or("");
+            if !SCOPES.contains(&name) {
+                c.push(Cause::not_supported(
+                    &format!("spec.scopes[{i}]"),
+                    name,
+                    SCOPES,
+                ));
+            }
+        }
+        let exprs = v
+            .at("/spec/scopeSelector/matchExpressions")
+            .and_then(Value::as_array);
+        for (i, e) in exprs.into_iter().flatten().enumerate() {
+            let f = format!("spec.scopeSelector.matchExpressions[{i}]");
+            let name = s(e, "/scopeName");
+            if !SCOPES.contains(&name.as_str()) {
+                c.push(Cause::not_supported(
+                    &format!("{f}.scopeName"),
+                    &name,
+                    SCOPES,
+                ));
+            }
+            let op = s(e, "/operator");
+            let has_values = e["values"].as_array().is_some_and(|x| !x.is_empty());
+            match op.as_str() {
+                "In" | "NotIn" if !has_values => c.push(Cause::required_because(
+                    &format!("{f}.values"),
+                    "must be at least one value when `operator` is 'In' or 'NotIn' for scope selector",
+                )),
+                "Exists" | "DoesNotExist" if has_values => c.push(Cause::invalid(
+                    &format!("{f}.values"),
+                    format!("{:?}", e["values"]),
+                    "must be no value when `operator` is 'Exist' or 'DoesNotExist' for scope selector",
+                )),
+                "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+                other => c.push(Cause::not_supported(
+                    &format!("{f}.operator"),
+                    other,
+                    &["DoesNotExist", "Exists", "In", "NotIn"],
+                )),
+            }
+        }
         for (k, q) in v
             .at("/spec/hard")
             .and_then(Value::as_object)
