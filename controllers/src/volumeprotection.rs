@@ -4,8 +4,9 @@
 //! names it, a deleted volume while it is Bound. Keys: `namespace/name` is a claim, a bare
 //! name a volume.
 
-use crate::wiring::{changed_meta, meta_key, pod_claims, Informers};
+use crate::wiring::{changed_meta, meta_key, Informers};
 use crate::Ctx;
+use coxswain_api::storage::pod_claims;
 use coxswain_client::Api;
 use coxswain_runtime::{Action, Change, Queue};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};

@@ -104,7 +104,7 @@ impl Informers {
                     .into_iter()
                     .collect()
             })
-            .index("claim", pod_claims);
+            .index("claim", coxswain_api::storage::pod_claims);
         let jobs = Informer::new(Api::<Job>::all(client), ListParams::default())
             .index("controller", |j: &Job| {
                 util::controller_uid(&j.metadata).into_iter().collect()
@@ -390,17 +390,6 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 pub fn meta_key(m: &ObjectMeta) -> String {
     key_of(m.namespace.as_deref(), m.name.as_deref().unwrap_or(""))
-}
-
-/// `namespace/claim` of each PersistentVolumeClaim a pod's volumes name.
-pub fn pod_claims(p: &Pod) -> Vec<String> {
-    let ns = p.metadata.namespace.as_deref();
-    p.spec
-        .iter()
-        .flat_map(|s| s.volumes.iter().flatten())
-        .filter_map(|v| v.persistent_volume_claim.as_ref())
-        .map(|c| key_of(ns, &c.claim_name))
-        .collect()
 }
 
 fn uid_index(m: &ObjectMeta) -> Vec<String> {

@@ -11,7 +11,6 @@ use crate::framework::NodeInfo;
 use coxswain_api::placement::term_matches;
 use coxswain_api::storage::*;
 use coxswain_client::{Api, Client};
-use coxswain_runtime::store::key_of;
 use coxswain_runtime::Store;
 use k8s_openapi::api::core::v1::{NodeSelector, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -154,17 +153,6 @@ fn selects(c: &PersistentVolumeClaim, v: &PersistentVolume) -> bool {
     };
     coxswain_api::selector::LabelSelector::from_k8s(sel)
         .is_ok_and(|s| s.matches(v.metadata.labels.as_ref().unwrap_or(&Default::default())))
-}
-
-/// The claim keys a pod's volumes name.
-pub fn pod_claims(p: &Pod) -> Vec<String> {
-    let ns = p.metadata.namespace.as_deref();
-    p.spec
-        .iter()
-        .flat_map(|s| s.volumes.iter().flatten())
-        .filter_map(|v| v.persistent_volume_claim.as_ref())
-        .map(|c| key_of(ns, &c.claim_name))
-        .collect()
 }
 
 impl Volumes {

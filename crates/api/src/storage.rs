@@ -3,7 +3,7 @@
 //! class, sizes, whether a claim is fully bound, and whether a volume can hold a claim.
 
 use crate::quantity;
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// A claim whose binding the controller finished.
@@ -18,6 +18,17 @@ pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 pub const STORAGE_PROVISIONER: &str = "volume.kubernetes.io/storage-provisioner";
 pub const STORAGE_PROVISIONER_BETA: &str = "volume.beta.kubernetes.io/storage-provisioner";
 pub const CLASS_BETA: &str = "volume.beta.kubernetes.io/storage-class";
+
+/// `namespace/claim` of each PersistentVolumeClaim a pod's volumes name.
+pub fn pod_claims(p: &Pod) -> Vec<String> {
+    let ns = p.metadata.namespace.as_deref().unwrap_or("default");
+    p.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| format!("{ns}/{}", c.claim_name))
+        .collect()
+}
 
 /// An annotation's value.
 pub fn annotation<'a>(m: &'a ObjectMeta, k: &str) -> Option<&'a str> {
