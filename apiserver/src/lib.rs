@@ -104,6 +104,9 @@ pub struct Config {
     pub idle_timeout: std::time::Duration,
     /// The ranges Service IPs and node ports come from.
     pub ranges: allocator::Ranges,
+    /// Clients (User-Agent up to the first `/`) whose writes naming no fieldManager are not
+    /// recorded in managedFields (`--untracked-field-managers`).
+    pub untracked_field_managers: Vec<String>,
 }
 
 pub use kinds::namespace::SYSTEM_NAMESPACES;
@@ -181,6 +184,7 @@ pub async fn open(
         ),
         ranges: config.ranges,
         watchers: Default::default(),
+        untracked_field_managers: config.untracked_field_managers.clone(),
     });
     kinds::namespace::create_system_namespaces(&st).await?;
     kinds::priorityclass::create_system_classes(&st).await;
@@ -464,7 +468,7 @@ async fn route(
                 .chars()
                 .take(128)
                 .collect();
-            if !prefix.is_empty() {
+            if !prefix.is_empty() && !st.untracked_field_managers.contains(&prefix) {
                 q.0.insert("fieldManager".into(), prefix);
             }
         }

@@ -63,6 +63,16 @@ struct Args {
     /// The range of node ports for NodePort and LoadBalancer Services.
     #[arg(long, default_value = "30000-32767", value_parser = cox_apiserver::allocator::parse_port_range)]
     service_node_port_range: (u16, u16),
+    /// Clients (by User-Agent) whose writes naming no fieldManager are not recorded in
+    /// managedFields. Default: Coxswain's own components, whose tracking costs about a third
+    /// of the startup benchmark's time (docs/benchmarks.md); set it empty
+    /// (`--untracked-field-managers=`) to record them as Kubernetes does.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "kube-controller-manager,kube-scheduler,kubelet"
+    )]
+    untracked_field_managers: Vec<String>,
 }
 
 /// A Go-style duration with one unit (`ms`, `s`, `m`, `h`).
@@ -126,6 +136,11 @@ async fn main() -> anyhow::Result<()> {
             service_net: args.service_cluster_ip_range,
             node_ports: args.service_node_port_range,
         },
+        untracked_field_managers: args
+            .untracked_field_managers
+            .into_iter()
+            .filter(|m| !m.is_empty())
+            .collect(),
     };
     cox_apiserver::run(listener, config, coxswain_daemon::shutdown_signal()).await
 }

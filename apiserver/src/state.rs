@@ -37,6 +37,8 @@ pub struct AppState {
     pub ranges: crate::allocator::Ranges,
     /// Open watches per client (ComponentStatus reads them).
     pub watchers: Arc<crate::componentstatus::Watchers>,
+    /// Clients whose writes are attributed to no field manager unless they name one.
+    pub untracked_field_managers: Vec<String>,
 }
 
 /// The server's limits on requests (kube-apiserver's flags and defaults); long-running

@@ -199,3 +199,48 @@ fn component_statuses_say_which_components_are_there() {
         .cloned();
     assert_eq!(cs.unwrap()["verbs"], json!(["get", "list"]));
 }
+
+#[test]
+fn component_writes_are_in_managed_fields_only_when_asked() {
+    // The managers of the pod a ReplicaSet (the controller manager) creates.
+    let managers = |c: &TestCluster| -> Vec<String> {
+        let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "a"}},
+                "template": {"metadata": {"labels": {"app": "a"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+        assert_eq!(
+            c.post("/apis/apps/v1/namespaces/default/replicasets", &rs)
+                .0,
+            201
+        );
+        let p = eventually(T, "the pod Running", || {
+            let pods = c.items("/api/v1/namespaces/default/pods");
+            pods.into_iter().find(|p| p["status"]["phase"] == "Running")
+        });
+        p["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["manager"].as_str().unwrap_or(""),
+                    e["operation"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    // By default Coxswain's components are not tracked (a third of startup time).
+    let c = TestCluster::start(1);
+    let m = managers(&c);
+    assert!(m.is_empty(), "{m:?}");
+    drop(c);
+    // Asked to, the API server records them as Kubernetes does.
+    let c = TestCluster::with(coxswain_testkit::Options {
+        nodes: 1,
+        apiserver_args: vec!["--untracked-field-managers=".into()],
+        ..Default::default()
+    });
+    let m = managers(&c);
+    assert_eq!(m, ["kube-controller-manager Update"]);
+}

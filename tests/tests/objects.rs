@@ -564,3 +564,71 @@ fn scoped_quotas_count_only_the_pods_in_their_scope() {
         assert!(fields.iter().any(|x| x == f), "{f} in {fields:?}");
     }
 }
+
+#[test]
+fn kubectl_create_quota_priorityclass_and_ingress_send_protobuf() {
+    let c = TestCluster::start(0);
+    // kubectl's generators send these as protobuf; the stored objects show every flag.
+    let out = c.kubectl(&["create", "quota", "q1", "--hard=pods=2,services=3", "-v=8"]);
+    assert!(out.status.success(), "{}", coxswain_testkit::stderr(&out));
+    assert!(
+        coxswain_testkit::stderr(&out).contains("application/vnd.kubernetes.protobuf"),
+        "kubectl sent protobuf"
+    );
+    let (_, q) = c.get("/api/v1/namespaces/default/resourcequotas/q1");
+    assert_eq!(q["spec"]["hard"], json!({"pods": "2", "services": "3"}));
+    ok(&c.kubectl(&[
+        "create",
+        "quota",
+        "q2",
+        "--hard=pods=1",
+        "--scopes=NotTerminating",
+    ]));
+    let (_, q) = c.get("/api/v1/namespaces/default/resourcequotas/q2");
+    assert_eq!(q["spec"]["scopes"], json!(["NotTerminating"]));
+    ok(&c.kubectl(&[
+        "create",
+        "priorityclass",
+        "pc1",
+        "--value=1000",
+        "--description=high",
+        "--preemption-policy=Never",
+    ]));
+    let (_, pc) = c.get("/apis/scheduling.k8s.io/v1/priorityclasses/pc1");
+    assert_eq!(
+        (&pc["value"], &pc["description"], &pc["preemptionPolicy"]),
+        (&json!(1000), &json!("high"), &json!("Never"))
+    );
+    ok(&c.kubectl(&["create", "priorityclass", "zero", "--value=0"]));
+    let (_, pc) = c.get("/apis/scheduling.k8s.io/v1/priorityclasses/zero");
+    assert_eq!(pc["value"], 0);
+    ok(&c.kubectl(&[
+        "create",
+        "ingress",
+        "simple",
+        "--class=default",
+        "--rule=foo.com/bar*=svc1:8080,tls=my-cert",
+        "--default-backend=defsvc:http",
+    ]));
+    let (_, ing) = c.get("/apis/networking.k8s.io/v1/namespaces/default/ingresses/simple");
+    let spec = &ing["spec"];
+    assert_eq!(spec["ingressClassName"], "default");
+    assert_eq!(spec["rules"][0]["host"], "foo.com");
+    let path = &spec["rules"][0]["http"]["paths"][0];
+    assert_eq!(
+        (&path["path"], &path["pathType"]),
+        (&json!("/bar"), &json!("Prefix"))
+    );
+    assert_eq!(
+        path["backend"]["service"],
+        json!({"name": "svc1", "port": {"number": 8080}})
+    );
+    assert_eq!(
+        spec["tls"][0],
+        json!({"hosts": ["foo.com"], "secretName": "my-cert"})
+    );
+    assert_eq!(
+        spec["defaultBackend"]["service"],
+        json!({"name": "defsvc", "port": {"name": "http"}})
+    );
+}

@@ -217,6 +217,10 @@ impl Kind for Ingress {
         &INGRESSES
     }
 
+    fn protobuf(&self) -> Option<coxswain_api::protobuf::Schema> {
+        Some(coxswain_api::protobuf::INGRESS_SCHEMA)
+    }
+
     fn typed_check(&self, v: &Value) -> crate::fields::Typed {
         crate::fields::typed::<networking::Ingress>(v)
     }

@@ -113,6 +113,10 @@ impl Kind for PriorityClass {
         &PRIORITYCLASSES
     }
 
+    fn protobuf(&self) -> Option<coxswain_api::protobuf::Schema> {
+        Some(coxswain_api::protobuf::PRIORITY_CLASS_SCHEMA)
+    }
+
     fn typed_check(&self, v: &Value) -> crate::fields::Typed {
         crate::fields::typed::<scheduling::PriorityClass>(v)
     }

@@ -345,6 +345,10 @@ impl Kind for ResourceQuota {
         &RESOURCEQUOTAS
     }
 
+    fn protobuf(&self) -> Option<coxswain_api::protobuf::Schema> {
+        Some(coxswain_api::protobuf::RESOURCE_QUOTA_SCHEMA)
+    }
+
     fn typed_check(&self, v: &Value) -> crate::fields::Typed {
         crate::fields::typed::<core::ResourceQuota>(v)
     }

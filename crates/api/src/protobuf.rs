@@ -33,6 +33,8 @@ enum Kind {
     Time,
     /// `intstr.IntOrString`.
     IntOrString,
+    /// A message embedded inline (`json:",inline"`): its fields join the parent's.
+    Inline(&'static [Field]),
 }
 
 #[derive(Clone, Copy)]
@@ -374,6 +376,62 @@ const CONFIG_MAP: &[Field] = &[
     f(3, "binaryData", MapBytes),
     p(4, "immutable", Bool),
 ];
+const SCOPED_REQ: &[Field] = &[
+    f(1, "scopeName", Str),
+    f(2, "operator", Str),
+    r(3, "values", Str),
+];
+const QUOTA_SPEC: &[Field] = &[
+    f(1, "hard", MapQuantity),
+    r(2, "scopes", Str),
+    p(
+        3,
+        "scopeSelector",
+        Msg(&[r(1, "matchExpressions", Msg(SCOPED_REQ))]),
+    ),
+];
+const RESOURCE_QUOTA: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "spec", Msg(QUOTA_SPEC)),
+];
+const PRIORITY_CLASS: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    p(2, "value", Int),
+    f(3, "globalDefault", Bool),
+    f(4, "description", Str),
+    p(5, "preemptionPolicy", Str),
+];
+const SERVICE_BACKEND_PORT: &[Field] = &[f(1, "name", Str), f(2, "number", Int)];
+const INGRESS_SERVICE_BACKEND: &[Field] =
+    &[f(1, "name", Str), f(2, "port", Msg(SERVICE_BACKEND_PORT))];
+const TYPED_LOCAL_REF: &[Field] = &[p(1, "apiGroup", Str), f(2, "kind", Str), f(3, "name", Str)];
+const INGRESS_BACKEND: &[Field] = &[
+    p(4, "service", Msg(INGRESS_SERVICE_BACKEND)),
+    p(3, "resource", Msg(TYPED_LOCAL_REF)),
+];
+const HTTP_PATH: &[Field] = &[
+    f(1, "path", Str),
+    p(3, "pathType", Str),
+    f(2, "backend", Msg(INGRESS_BACKEND)),
+];
+const INGRESS_RULE_VALUE: &[Field] = &[p(1, "http", Msg(&[r(1, "paths", Msg(HTTP_PATH))]))];
+const INGRESS_RULE: &[Field] = &[
+    f(1, "host", Str),
+    f(2, "ingressRuleValue", Inline(INGRESS_RULE_VALUE)),
+];
+const INGRESS_TLS: &[Field] = &[r(1, "hosts", Str), f(2, "secretName", Str)];
+const INGRESS_SPEC: &[Field] = &[
+    p(4, "ingressClassName", Str),
+    p(1, "defaultBackend", Msg(INGRESS_BACKEND)),
+    r(2, "tls", Msg(INGRESS_TLS)),
+    r(3, "rules", Msg(INGRESS_RULE)),
+];
+const INGRESS: &[Field] = &[
+    f(1, "metadata", Msg(OBJECT_META)),
+    f(2, "spec", Msg(INGRESS_SPEC)),
+    // Go always writes the (empty) status: `{loadBalancer: {}}`.
+    f(3, "status", Msg(&[f(1, "loadBalancer", Msg(EMPTY))])),
+];
 const TYPE_META: &[Field] = &[f(1, "apiVersion", Str), f(2, "kind", Str)];
 
 struct Reader<'a> {
@@ -486,6 +544,12 @@ fn decode_msg(buf: &[u8], schema: &[Field], what: &str) -> Result<Value, ProtoEr
             (Int, 0) => json!(r.varint()? as i64),
             (Bool, 0) => json!(r.varint()? != 0),
             (Msg(s), 2) => decode_msg(r.bytes()?, s, fd.name)?,
+            (Inline(s), 2) => {
+                if let Value::Object(m) = decode_msg(r.bytes()?, s, fd.name)? {
+                    out.extend(m);
+                }
+                continue;
+            }
             (MapStr | MapQuantity | MapBytes, 2) => {
                 let (k, v) = map_entry(r.bytes()?, fd.kind)?;
                 let m = out
@@ -618,6 +682,12 @@ pub const ROLE_SCHEMA: Schema = Schema(ROLE);
 pub const ROLE_BINDING_SCHEMA: Schema = Schema(ROLE_BINDING);
 /// v1 `Service` (`kubectl create service`).
 pub const SERVICE_SCHEMA: Schema = Schema(SERVICE);
+/// v1 `ResourceQuota` (`kubectl create quota`).
+pub const RESOURCE_QUOTA_SCHEMA: Schema = Schema(RESOURCE_QUOTA);
+/// scheduling.k8s.io/v1 `PriorityClass` (`kubectl create priorityclass`).
+pub const PRIORITY_CLASS_SCHEMA: Schema = Schema(PRIORITY_CLASS);
+/// networking.k8s.io/v1 `Ingress` (`kubectl create ingress`).
+pub const INGRESS_SCHEMA: Schema = Schema(INGRESS);
 /// autoscaling/v1 `HorizontalPodAutoscaler` (`kubectl autoscale`).
 pub const HPA_V1_SCHEMA: Schema = Schema(HPA_V1);
 
