@@ -267,6 +267,7 @@ impl SchedCache {
         pod: &PodInfo,
         volumes: Option<&crate::volumes::Check>,
         profile: &crate::algorithm::Profile,
+        budgets: &[crate::preemption::Budget],
     ) -> Result<crate::preemption::Candidate, BTreeMap<String, usize>> {
         use crate::preemption::{pick, victims_on_node, Candidate, NOT_HELPFUL};
         let g = self.lock();
@@ -295,10 +296,11 @@ impl SchedCache {
                 .flatten()
                 .filter_map(|k| Some((k.as_str(), &*g.placed.get(k)?.1)))
                 .collect();
-            match victims_on_node(profile, &cycle, n, &pods) {
-                Ok(victims) if !victims.is_empty() => candidates.push(Candidate {
+            match victims_on_node(profile, &cycle, n, &pods, budgets) {
+                Ok((victims, violations)) if !victims.is_empty() => candidates.push(Candidate {
                     node: n.name.clone(),
                     victims,
+                    violations,
                 }),
                 Ok(_) => {}
                 Err(reason) => *why.entry(reason).or_default() += 1,

@@ -22,6 +22,7 @@ use coxswain_runtime::store::{key_of, split_key};
 use coxswain_runtime::{controller, Action, Change, Informer, Queue, Store};
 use framework::PodInfo;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -76,6 +77,8 @@ struct Sched {
     queue: Queue,
     /// Claims, volumes and classes, for pods with PersistentVolumeClaims.
     volumes: volumes::Volumes,
+    /// PodDisruptionBudgets, which preemption weighs.
+    pdbs: Store<PodDisruptionBudget>,
 }
 
 fn pod_key(p: &Pod) -> String {
@@ -254,7 +257,10 @@ impl Sched {
         if total == 0 || !reasons.values().any(|r| r.1) || !self.cache.any_below(info.priority) {
             return (unschedulable_message(total, reasons), clear, Vec::new());
         }
-        match self.cache.preemption(info, check, &self.profile) {
+        match self
+            .cache
+            .preemption(info, check, &self.profile, &self.budgets())
+        {
             Ok(c) => {
                 tracing::info!(pod = %key, node = %c.node, victims = c.victims.len(), "preempting");
                 self.cache.place(&reservation(&key), &c.node, info.clone());
@@ -270,6 +276,28 @@ impl Sched {
                 (msg, clear, Vec::new())
             }
         }
+    }
+
+    /// The PodDisruptionBudgets as preemption weighs them.
+    fn budgets(&self) -> Vec<preemption::Budget> {
+        self.pdbs
+            .list()
+            .iter()
+            .filter_map(|b| {
+                let sel = b.spec.as_ref()?.selector.as_ref()?;
+                let status = b.status.clone().unwrap_or_default();
+                Some(preemption::Budget {
+                    namespace: b.metadata.namespace.clone().unwrap_or_default(),
+                    selector: coxswain_api::selector::LabelSelector::from_k8s(sel).ok()?,
+                    allowed: status.disruptions_allowed,
+                    disrupted: status
+                        .disrupted_pods
+                        .unwrap_or_default()
+                        .into_keys()
+                        .collect(),
+                })
+            })
+            .collect()
     }
 
     /// Evict the victims for `pod`: a DisruptionTarget condition, a delete with the pod's
@@ -501,6 +529,10 @@ pub async fn run(
             vec![coxswain_api::storage::volume_class(v)]
         });
     let mut classes = Informer::new(Api::<StorageClass>::all(&client), ListParams::default());
+    let pdbs = Informer::new(
+        Api::<PodDisruptionBudget>::all(&client),
+        ListParams::default(),
+    );
     let sched = Arc::new(Sched {
         client: client.clone(),
         pods: pods.store(),
@@ -514,6 +546,7 @@ pub async fn run(
         choose: tokio::sync::Mutex::new(()),
         queue: Queue::new(),
         volumes: volumes::Volumes::new(claims.store(), pvs.store(), classes.store()),
+        pdbs: pdbs.store(),
     });
     let queue = sched.queue.clone();
     let retry_unschedulable = {
@@ -570,12 +603,15 @@ pub async fn run(
     let r = retry_unschedulable.clone();
     classes.on_change(move |_| r());
     let stores = (claims.store(), pvs.store(), classes.store());
+    let pdb_store = pdbs.store();
+    pdbs.spawn();
     claims.spawn();
     pvs.spawn();
     classes.spawn();
     stores.0.wait_ready().await;
     stores.1.wait_ready().await;
     stores.2.wait_ready().await;
+    pdb_store.wait_ready().await;
     let node_store = nodes.store();
     let pod_store = pods.store();
     nodes.spawn();
@@ -616,6 +652,7 @@ mod tests {
             choose: tokio::sync::Mutex::new(()),
             queue: Queue::new(),
             volumes: volumes::Volumes::new(Store::default(), Store::default(), Store::default()),
+            pdbs: Store::default(),
         }
     }
 

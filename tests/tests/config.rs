@@ -295,3 +295,54 @@ fn pods_wait_for_the_config_maps_secrets_and_claims_they_name() {
             .then_some(())
     });
 }
+
+/// A self-signed certificate (CN example.com, valid until 2126) and its key, for
+/// `kubectl create secret tls` (kubectl checks that they belong together).
+const TLS_CRT: &str = "-----BEGIN CERTIFICATE-----
+MIIBgjCCASmgAwIBAgIUcgRsdNeDXfLDtAyb5KpKdJyLg+gwCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLZXhhbXBsZS5jb20wIBcNMjYxMjAxMDAzODAzWhgPMjEyNjEx
+MDcwMDM4MDNaMBYxFDASBgNVBAMMC2V4YW1wbGUuY29tMFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAEZLhm0e5uEDKHpQqI4fUJRRK6o6HOnyEC3YZruBQtNENiQHv0
+1CfGjlCWNf+sOh2UgjcDTxsaRnZUKZrwIivT4aNTMFEwHQYDVR0OBBYEFO2jpTVO
+7GbY4Bhr/oxJY5ih7JE0MB8GA1UdIwQYMBaAFO2jpTVO7GbY4Bhr/oxJY5ih7JE0
+MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgSeS2CqLIB33vfU1Y
+xKvzXCncKvqSBInzNDMwMefdfakCIBc455N+/yJJu16TeRK3me4sRRQMwm7clQsT
+I/Ns4mDV
+-----END CERTIFICATE-----
+";
+const TLS_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgShhKeT5DJcIavb0p
+J+9eIGJ0bWaKwYxVQJFFnSPLyDOhRANCAARkuGbR7m4QMoelCojh9QlFErqjoc6f
+IQLdhmu4FC00Q2JAe/TUJ8aOUJY1/6w6HZSCNwNPGxpGdlQpmvAiK9Ph
+-----END PRIVATE KEY-----
+";
+
+#[test]
+fn kubectl_create_secret_tls() {
+    let c = TestCluster::start(0);
+    let dir = tempfile::tempdir().unwrap();
+    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&crt, TLS_CRT).unwrap();
+    std::fs::write(&key, TLS_KEY).unwrap();
+    let out = ok(&c.kubectl(&[
+        "create",
+        "secret",
+        "tls",
+        "web-tls",
+        &format!("--cert={}", crt.display()),
+        &format!("--key={}", key.display()),
+    ]));
+    assert_eq!(out.trim(), "secret/web-tls created");
+    let (_, s) = c.get(&format!("{SECRETS}/web-tls"));
+    assert_eq!(s["type"], "kubernetes.io/tls");
+    let decode = |k: &str| {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::STANDARD.decode(s["data"][k].as_str().unwrap());
+        String::from_utf8(b.unwrap()).unwrap()
+    };
+    assert_eq!(decode("tls.crt"), TLS_CRT);
+    assert_eq!(decode("tls.key"), TLS_KEY);
+    let out = ok(&c.kubectl(&["get", "secret", "web-tls"]));
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..3], ["web-tls", "kubernetes.io/tls", "2"]);
+}

@@ -391,3 +391,56 @@ fn ok_delete(c: &TestCluster, name: &str) {
     let out = c.kubectl(&["delete", "pod", name, "--grace-period=0", "--force"]);
     assert!(out.status.success(), "{}", stdout(&out));
 }
+
+#[test]
+fn preemption_spares_pods_a_disruption_budget_protects() {
+    let c = TestCluster::start(1);
+    c.wait_nodes_ready(1);
+    let pcs = "/apis/scheduling.k8s.io/v1/priorityclasses";
+    for (name, value) in [("low", 100), ("high", 1000)] {
+        assert_eq!(
+            c.post(pcs, &json!({"metadata": {"name": name}, "value": value}))
+                .0,
+            201
+        );
+    }
+    let phase = |name: &str| {
+        let (_, p) = c.get(&format!("{PODS}/{name}"));
+        p["status"]["phase"].as_str().unwrap_or("").to_string()
+    };
+    // web starts first, db later: by start time alone db would be the victim.
+    for name in ["web", "db"] {
+        let mut p = prioritized(name, "low", "1500m");
+        p["metadata"]["labels"] = json!({"app": name});
+        assert_eq!(c.post(PODS, &p).0, 201);
+        eventually(T, "running", || (phase(name) == "Running").then_some(()));
+        // Start times are in seconds: the next pod starts in a later one.
+        let started = c.get(&format!("{PODS}/{name}")).1["status"]["startTime"].clone();
+        eventually(T, "a later second", || {
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            (Some(now.as_str()) > started.as_str()).then_some(())
+        });
+    }
+    let pdb = json!({"metadata": {"name": "db"}, "spec": {"minAvailable": 1,
+        "selector": {"matchLabels": {"app": "db"}}}});
+    assert_eq!(
+        c.post(
+            "/apis/policy/v1/namespaces/default/poddisruptionbudgets",
+            &pdb
+        )
+        .0,
+        201
+    );
+    eventually(T, "the budget allowing no disruption", || {
+        let (_, b) = c.get("/apis/policy/v1/namespaces/default/poddisruptionbudgets/db");
+        (b["status"]["currentHealthy"] == 1 && b["status"]["disruptionsAllowed"] == 0).then_some(())
+    });
+    assert_eq!(c.post(PODS, &prioritized("high", "high", "1500m")).0, 201);
+    eventually(T, "high Running", || {
+        (phase("high") == "Running").then_some(())
+    });
+    eventually(T, "web evicted", || {
+        (c.get(&format!("{PODS}/web")).0 == 404).then_some(())
+    });
+    assert_eq!(phase("db"), "Running", "the budget's pod stays");
+}

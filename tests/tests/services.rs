@@ -404,3 +404,39 @@ fn load_balancer_external_name_headless_and_create_service() {
         )
     );
 }
+
+#[test]
+fn expose_a_pod_and_a_replication_controller() {
+    let c = TestCluster::start(0);
+    let pod = json!({"metadata": {"name": "solo", "labels": {"app": "solo", "tier": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}});
+    assert_eq!(c.post("/api/v1/namespaces/default/pods", &pod).0, 201);
+    assert_eq!(
+        ok(&c.kubectl(&["expose", "pod", "solo", "--port=8080", "--target-port=80"])).trim(),
+        "service/solo exposed"
+    );
+    let (_, svc) = c.get("/api/v1/namespaces/default/services/solo");
+    assert_eq!(
+        svc["spec"]["selector"],
+        json!({"app": "solo", "tier": "web"})
+    );
+    assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
+    let rc = json!({"metadata": {"name": "legacy"}, "spec": {"replicas": 1, "selector": {"app": "legacy"},
+        "template": {"metadata": {"labels": {"app": "legacy"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
+    assert_eq!(
+        c.post("/api/v1/namespaces/default/replicationcontrollers", &rc)
+            .0,
+        201
+    );
+    assert_eq!(
+        ok(&c.kubectl(&["expose", "rc", "legacy", "--port=80", "--type=NodePort"])).trim(),
+        "service/legacy exposed"
+    );
+    let (_, svc) = c.get("/api/v1/namespaces/default/services/legacy");
+    assert_eq!(svc["spec"]["selector"], json!({"app": "legacy"}));
+    assert_eq!(svc["spec"]["type"], "NodePort");
+    let port = svc["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&port), "{port}");
+}
