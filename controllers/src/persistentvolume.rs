@@ -387,6 +387,7 @@ async fn sync_volume(ctx: &Ctx, v: &PersistentVolume) -> anyhow::Result<Action> 
     // The cache may trail: ask the API server before declaring the claim gone.
     let claim = match ctx.claims.get(&key_of(Some(&ns), &name)) {
         Some(c) if c.metadata.uid == r.uid => Some(c),
+        _ if ns.is_empty() || name.is_empty() => None,
         _ => Api::<PersistentVolumeClaim>::namespaced(&ctx.client, &ns)
             .get_opt(&name)
             .await?

@@ -265,6 +265,25 @@ fn static_volumes_bind_smallest_first_and_unbindable_claims_keep_pods_pending() 
     eventually(T, "the new claim on pv-big", || {
         (field(&c, &format!("{PVCS}/again"), "/spec/volumeName") == "pv-big").then_some(())
     });
+    // A volume reserved for a claim by name (claimRef without uid) goes to it, not the
+    // smallest one that fits; a claimRef must name its claim.
+    let mut reserved = volume("reserved", "50Gi", "", None);
+    reserved["spec"]["claimRef"] = json!({"namespace": "default"});
+    let (code, st) = c.post(PVS, &reserved);
+    assert_eq!(code, 422, "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.claimRef.name: Required value"),
+        "{st}"
+    );
+    reserved["spec"]["claimRef"]["name"] = json!("mine");
+    assert_eq!(c.post(PVS, &reserved).0, 201);
+    assert_eq!(c.post(PVCS, &claim("mine", "1Gi", Some(""))).0, 201);
+    eventually(T, "the claim on the volume reserved for it", || {
+        (field(&c, &format!("{PVCS}/mine"), "/spec/volumeName") == "reserved").then_some(())
+    });
     // A claim naming a volume too small for it.
     let mut named = claim("named", "5Gi", Some(""));
     named["spec"]["volumeName"] = json!("pv-small");

@@ -201,6 +201,13 @@ impl Kind for PersistentVolume {
                 "Local volume requires node affinity",
             ));
         }
+        if let Some(r) = v.at("/spec/claimRef").filter(|x| !x.is_null()) {
+            for k in ["name", "namespace"] {
+                if r[k].as_str().is_none_or(str::is_empty) {
+                    c.push(Cause::required(&format!("spec.claimRef.{k}")));
+                }
+            }
+        }
         if let Some(h) = v.at("/spec/hostPath").filter(|x| !x.is_null()) {
             if h["path"].as_str().is_none_or(str::is_empty) {
                 c.push(Cause::required("spec.hostPath.path"));
