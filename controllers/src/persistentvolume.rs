@@ -38,23 +38,20 @@ fn best_match(ctx: &Ctx, c: &PersistentVolumeClaim, delay: bool) -> Option<Arc<P
         .as_ref()
         .and_then(|s| s.selector.as_ref())
         .and_then(|s| coxswain_api::selector::LabelSelector::from_k8s(s).ok());
+    let pre_bound = ctx.volumes.by_index("claim", &meta_key(&c.metadata));
+    if let Some(v) = pre_bound
+        .into_iter()
+        .find(|v| refers_to(v, c) && mismatch(v, c).is_none())
+    {
+        return Some(v);
+    }
+    if delay {
+        return None;
+    }
     let mut best: Option<Arc<PersistentVolume>> = None;
-    for v in ctx.volumes.by_index("class", &claim_class(c)) {
-        let pre_bound = refers_to(&v, c);
-        if v.spec.as_ref().and_then(|s| s.claim_ref.as_ref()).is_some() && !pre_bound {
-            continue;
-        }
-        if mismatch(&v, c).is_some() {
-            continue;
-        }
-        if pre_bound {
-            return Some(v);
-        }
+    for v in ctx.volumes.by_index("available", &claim_class(c)) {
         let labels = crate::claim::labels(&*v);
-        if delay
-            || volume_phase(&v) != "Available"
-            || selector.as_ref().is_some_and(|s| !s.matches(labels))
-        {
+        if mismatch(&v, c).is_some() || selector.as_ref().is_some_and(|s| !s.matches(labels)) {
             continue;
         }
         if best

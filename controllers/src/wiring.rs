@@ -63,7 +63,8 @@ pub struct Informers {
     /// PersistentVolumeClaims (by `owner`, `uid`, `unbound`: the class of claims not yet
     /// bound): the collector deletes claims their StatefulSet owns.
     pub claims: Informer<PersistentVolumeClaim>,
-    /// PersistentVolumes (by `class`: the storage class name, `""` for none).
+    /// PersistentVolumes (by `available`: the class of free Available ones; `claim`: the
+    /// claim a claimRef names).
     pub volumes: Informer<PersistentVolume>,
     /// StorageClasses.
     pub storageclasses: Informer<StorageClass>,
@@ -204,9 +205,8 @@ impl Informers {
                 }
             }),
             volumes: Informer::new(Api::<PersistentVolume>::all(client), ListParams::default())
-                .index("class", |v: &PersistentVolume| {
-                    vec![coxswain_api::storage::volume_class(v)]
-                }),
+                .index("available", coxswain_api::storage::available_class)
+                .index("claim", coxswain_api::storage::claimed_by),
             storageclasses: Informer::new(Api::<StorageClass>::all(client), ListParams::default()),
             nodes: Informer::new(Api::<Node>::all(client), ListParams::default()),
             leases: Informer::new(
@@ -332,7 +332,7 @@ pub struct Ctx {
     pub revisions: Store<ControllerRevision>,
     /// PersistentVolumeClaims cache.
     pub claims: Store<PersistentVolumeClaim>,
-    /// PersistentVolumes cache (by class).
+    /// PersistentVolumes cache (by `available` class and by `claim`).
     pub volumes: Store<PersistentVolume>,
     /// StorageClasses cache.
     pub storageclasses: Store<StorageClass>,

@@ -525,9 +525,7 @@ pub async fn run(
         ListParams::default(),
     );
     let mut pvs = Informer::new(Api::<PersistentVolume>::all(&client), ListParams::default())
-        .index("class", |v: &PersistentVolume| {
-            vec![coxswain_api::storage::volume_class(v)]
-        });
+        .index("available", coxswain_api::storage::available_class);
     let mut classes = Informer::new(Api::<StorageClass>::all(&client), ListParams::default());
     let pdbs = Informer::new(
         Api::<PodDisruptionBudget>::all(&client),

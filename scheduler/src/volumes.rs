@@ -249,14 +249,7 @@ impl Volumes {
 
     /// Available, unclaimed volumes of a class.
     fn available(&self, class: &str) -> Vec<Arc<PersistentVolume>> {
-        self.volumes
-            .by_index("class", class)
-            .into_iter()
-            .filter(|v| {
-                volume_phase(v) == "Available"
-                    && v.spec.as_ref().and_then(|s| s.claim_ref.as_ref()).is_none()
-            })
-            .collect()
+        self.volumes.by_index("available", class)
     }
 
     /// Reserve: remember the plan so the next decisions see it before the API does.

@@ -30,6 +30,34 @@ pub fn pod_claims(p: &Pod) -> Vec<String> {
         .collect()
 }
 
+/// Index of free volumes: the class of an Available volume no claim holds (none otherwise),
+/// so matching a claim visits only the volumes it could get.
+pub fn available_class(v: &PersistentVolume) -> Vec<String> {
+    let free = volume_phase(v) == "Available"
+        && v.spec.as_ref().and_then(|s| s.claim_ref.as_ref()).is_none();
+    if free {
+        vec![volume_class(v)]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Index of claimed volumes: `namespace/name` of the claim a volume's claimRef names.
+pub fn claimed_by(v: &PersistentVolume) -> Vec<String> {
+    v.spec
+        .as_ref()
+        .and_then(|s| s.claim_ref.as_ref())
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r.namespace.as_deref().unwrap_or(""),
+                r.name.as_deref().unwrap_or("")
+            )
+        })
+        .into_iter()
+        .collect()
+}
+
 /// An annotation's value.
 pub fn annotation<'a>(m: &'a ObjectMeta, k: &str) -> Option<&'a str> {
     m.annotations.as_ref()?.get(k).map(String::as_str)
