@@ -1,12 +1,14 @@
 """The official Python client against a running Coxswain cluster.
 
 Usage: python3 client_check.py http://127.0.0.1:PORT
-Exercises every verb (create, read, list, patch, replace, delete, duplicate create) on
-Namespaces, Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, PodDisruptionBudgets, HorizontalPodAutoscalers (autoscaling/v2 and v1), Services, Endpoints, EndpointSlices, Secrets, ServiceAccounts, Ingresses, IngressClasses, NetworkPolicies, PriorityClasses, APIServices, Roles, ClusterRoles, RoleBindings, ClusterRoleBindings, ResourceQuotas, LimitRanges, PersistentVolumes, PersistentVolumeClaims, StorageClasses, Events through events.k8s.io/v1, ComponentStatuses, watch streams, and error statuses; every response goes through the
+Exercises every verb (create, read, list, watch, patch, replace, delete, duplicate create) on
+Namespaces, ConfigMaps (and their immutability), Nodes, Pods, ReplicaSets, ReplicationControllers, Events, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs, PodDisruptionBudgets, HorizontalPodAutoscalers (autoscaling/v2 and v1), Services, Endpoints, EndpointSlices, Secrets, ServiceAccounts, Ingresses, IngressClasses, NetworkPolicies, PriorityClasses, APIServices, Roles, ClusterRoles, RoleBindings, ClusterRoleBindings, ResourceQuotas, LimitRanges, PersistentVolumes, PersistentVolumeClaims, StorageClasses, Events through events.k8s.io/v1, ComponentStatuses, watch streams, and error statuses; every response goes through the
 client's strict models, so a missing required field fails here. Prints `N passed, 0 failed`.
 """
 import sys
 import time
+
+import functools
 
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
@@ -53,6 +55,14 @@ def eventually(what, fn, timeout=30):
     return None
 
 
+def ns_lister(method, **fixed):
+    """`method` on namespace py, keeping its signature (the watch reads the model type there)."""
+    @functools.wraps(method)
+    def f(**kw):
+        return method("py", **fixed, **kw)
+    return f
+
+
 def crud(kind, create, read, list_, patch, replace, delete, body, patch_body, mutate, check_patch, check_replace):
     """Every verb on one kind through the client's typed methods and models."""
     name = body["metadata"]["name"]
@@ -60,6 +70,13 @@ def crud(kind, create, read, list_, patch, replace, delete, body, patch_body, mu
     check(f"{kind} create", obj.metadata.uid is not None and obj.metadata.resource_version)
     check(f"{kind} read", read(name).metadata.uid == obj.metadata.uid)
     check(f"{kind} list", name in [o.metadata.name for o in list_().items])
+    w = watch.Watch()
+    seen = False
+    for ev in w.stream(list_, timeout_seconds=5):
+        if ev["type"] == "ADDED" and ev["object"].metadata.name == name:
+            seen = True
+            w.stop()
+    check(f"{kind} watch", seen)
     check(f"{kind} patch", check_patch(patch(name, patch_body)))
     for _ in range(10):
         cur = read(name)
@@ -131,7 +148,7 @@ crud(
     "pod",
     lambda b: core.create_namespaced_pod("py", b),
     lambda n: core.read_namespaced_pod(n, "py"),
-    lambda: core.list_namespaced_pod("py"),
+    ns_lister(core.list_namespaced_pod),
     lambda n, b: core.patch_namespaced_pod(n, "py", b),
     lambda n, b: core.replace_namespaced_pod(n, "py", b),
     lambda n: core.delete_namespaced_pod(n, "py", grace_period_seconds=0),
@@ -154,7 +171,7 @@ crud(
     "replicaset",
     lambda b: apps.create_namespaced_replica_set("py", b),
     lambda n: apps.read_namespaced_replica_set(n, "py"),
-    lambda: apps.list_namespaced_replica_set("py"),
+    ns_lister(apps.list_namespaced_replica_set),
     lambda n, b: apps.patch_namespaced_replica_set(n, "py", b),
     lambda n, b: apps.replace_namespaced_replica_set(n, "py", b),
     lambda n: apps.delete_namespaced_replica_set(n, "py"),
@@ -178,7 +195,7 @@ crud(
     "replicationcontroller",
     lambda b: core.create_namespaced_replication_controller("py", b),
     lambda n: core.read_namespaced_replication_controller(n, "py"),
-    lambda: core.list_namespaced_replication_controller("py"),
+    ns_lister(core.list_namespaced_replication_controller),
     lambda n, b: core.patch_namespaced_replication_controller(n, "py", b),
     lambda n, b: core.replace_namespaced_replication_controller(n, "py", b),
     lambda n: core.delete_namespaced_replication_controller(n, "py"),
@@ -208,7 +225,7 @@ crud(
     "event",
     lambda b: core.create_namespaced_event("py", b),
     lambda n: core.read_namespaced_event(n, "py"),
-    lambda: core.list_namespaced_event("py"),
+    ns_lister(core.list_namespaced_event),
     lambda n, b: core.patch_namespaced_event(n, "py", b),
     lambda n, b: core.replace_namespaced_event(n, "py", b),
     lambda n: core.delete_namespaced_event(n, "py"),
@@ -339,7 +356,7 @@ crud(
     "statefulset",
     lambda b: apps.create_namespaced_stateful_set("py", b),
     lambda n: apps.read_namespaced_stateful_set(n, "py"),
-    lambda: apps.list_namespaced_stateful_set("py"),
+    ns_lister(apps.list_namespaced_stateful_set),
     lambda n, b: apps.patch_namespaced_stateful_set(n, "py", b),
     lambda n, b: apps.replace_namespaced_stateful_set(n, "py", b),
     lambda n: apps.delete_namespaced_stateful_set(n, "py"),
@@ -366,7 +383,7 @@ crud(
     "daemonset",
     lambda b: apps.create_namespaced_daemon_set("py", b),
     lambda n: apps.read_namespaced_daemon_set(n, "py"),
-    lambda: apps.list_namespaced_daemon_set("py"),
+    ns_lister(apps.list_namespaced_daemon_set),
     lambda n, b: apps.patch_namespaced_daemon_set(n, "py", b),
     lambda n, b: apps.replace_namespaced_daemon_set(n, "py", b),
     lambda n: apps.delete_namespaced_daemon_set(n, "py"),
@@ -390,7 +407,7 @@ crud(
     "job",
     lambda b: batch.create_namespaced_job("py", b),
     lambda n: batch.read_namespaced_job(n, "py"),
-    lambda: batch.list_namespaced_job("py"),
+    ns_lister(batch.list_namespaced_job),
     lambda n, b: batch.patch_namespaced_job(n, "py", b),
     lambda n, b: batch.replace_namespaced_job(n, "py", b),
     lambda n: batch.delete_namespaced_job(n, "py", propagation_policy="Background"),
@@ -425,7 +442,7 @@ crud(
     "cronjob",
     lambda b: batch.create_namespaced_cron_job("py", b),
     lambda n: batch.read_namespaced_cron_job(n, "py"),
-    lambda: batch.list_namespaced_cron_job("py"),
+    ns_lister(batch.list_namespaced_cron_job),
     lambda n, b: batch.patch_namespaced_cron_job(n, "py", b),
     lambda n, b: batch.replace_namespaced_cron_job(n, "py", b),
     lambda n: batch.delete_namespaced_cron_job(n, "py"),
@@ -448,7 +465,7 @@ crud(
     "poddisruptionbudget",
     lambda b: policy.create_namespaced_pod_disruption_budget("py", b),
     lambda n: policy.read_namespaced_pod_disruption_budget(n, "py"),
-    lambda: policy.list_namespaced_pod_disruption_budget("py"),
+    ns_lister(policy.list_namespaced_pod_disruption_budget),
     lambda n, b: policy.patch_namespaced_pod_disruption_budget(n, "py", b),
     lambda n, b: policy.replace_namespaced_pod_disruption_budget(n, "py", b),
     lambda n: policy.delete_namespaced_pod_disruption_budget(n, "py"),
@@ -467,7 +484,7 @@ crud(
     "service",
     lambda b: core.create_namespaced_service("py", b),
     lambda n: core.read_namespaced_service(n, "py"),
-    lambda: core.list_namespaced_service("py"),
+    ns_lister(core.list_namespaced_service),
     lambda n, b: core.patch_namespaced_service(n, "py", b),
     lambda n, b: core.replace_namespaced_service(n, "py", b),
     lambda n: core.delete_namespaced_service(n, "py"),
@@ -481,7 +498,7 @@ crud(
     "endpoints",
     lambda b: core.create_namespaced_endpoints("py", b),
     lambda n: core.read_namespaced_endpoints(n, "py"),
-    lambda: core.list_namespaced_endpoints("py"),
+    ns_lister(core.list_namespaced_endpoints),
     lambda n, b: core.patch_namespaced_endpoints(n, "py", b),
     lambda n, b: core.replace_namespaced_endpoints(n, "py", b),
     lambda n: core.delete_namespaced_endpoints(n, "py"),
@@ -495,7 +512,7 @@ crud(
     "endpointslice",
     lambda b: discovery.create_namespaced_endpoint_slice("py", b),
     lambda n: discovery.read_namespaced_endpoint_slice(n, "py"),
-    lambda: discovery.list_namespaced_endpoint_slice("py"),
+    ns_lister(discovery.list_namespaced_endpoint_slice),
     lambda n, b: discovery.patch_namespaced_endpoint_slice(n, "py", b),
     lambda n, b: discovery.replace_namespaced_endpoint_slice(n, "py", b),
     lambda n: discovery.delete_namespaced_endpoint_slice(n, "py"),
@@ -510,7 +527,7 @@ crud(
     "secret",
     lambda b: core.create_namespaced_secret("py", b),
     lambda n: core.read_namespaced_secret(n, "py"),
-    lambda: core.list_namespaced_secret("py"),
+    ns_lister(core.list_namespaced_secret),
     lambda n, b: core.patch_namespaced_secret(n, "py", b),
     lambda n, b: core.replace_namespaced_secret(n, "py", b),
     lambda n: core.delete_namespaced_secret(n, "py"),
@@ -524,7 +541,7 @@ crud(
     "serviceaccount",
     lambda b: core.create_namespaced_service_account("py", b),
     lambda n: core.read_namespaced_service_account(n, "py"),
-    lambda: core.list_namespaced_service_account("py"),
+    ns_lister(core.list_namespaced_service_account),
     lambda n, b: core.patch_namespaced_service_account(n, "py", b),
     lambda n, b: core.replace_namespaced_service_account(n, "py", b),
     lambda n: core.delete_namespaced_service_account(n, "py"),
@@ -538,7 +555,7 @@ crud(
     "ingress",
     lambda b: networking.create_namespaced_ingress("py", b),
     lambda n: networking.read_namespaced_ingress(n, "py"),
-    lambda: networking.list_namespaced_ingress("py"),
+    ns_lister(networking.list_namespaced_ingress),
     lambda n, b: networking.patch_namespaced_ingress(n, "py", b),
     lambda n, b: networking.replace_namespaced_ingress(n, "py", b),
     lambda n: networking.delete_namespaced_ingress(n, "py"),
@@ -566,7 +583,7 @@ crud(
     "networkpolicy",
     lambda b: networking.create_namespaced_network_policy("py", b),
     lambda n: networking.read_namespaced_network_policy(n, "py"),
-    lambda: networking.list_namespaced_network_policy("py"),
+    ns_lister(networking.list_namespaced_network_policy),
     lambda n, b: networking.patch_namespaced_network_policy(n, "py", b),
     lambda n, b: networking.replace_namespaced_network_policy(n, "py", b),
     lambda n: networking.delete_namespaced_network_policy(n, "py"),
@@ -610,7 +627,7 @@ crud(
     "role",
     lambda b: rbacapi.create_namespaced_role("py", b),
     lambda n: rbacapi.read_namespaced_role(n, "py"),
-    lambda: rbacapi.list_namespaced_role("py"),
+    ns_lister(rbacapi.list_namespaced_role),
     lambda n, b: rbacapi.patch_namespaced_role(n, "py", b),
     lambda n, b: rbacapi.replace_namespaced_role(n, "py", b),
     lambda n: rbacapi.delete_namespaced_role(n, "py"),
@@ -640,7 +657,7 @@ crud(
     "rolebinding",
     lambda b: rbacapi.create_namespaced_role_binding("py", b),
     lambda n: rbacapi.read_namespaced_role_binding(n, "py"),
-    lambda: rbacapi.list_namespaced_role_binding("py"),
+    ns_lister(rbacapi.list_namespaced_role_binding),
     lambda n, b: rbacapi.patch_namespaced_role_binding(n, "py", b),
     lambda n, b: rbacapi.replace_namespaced_role_binding(n, "py", b),
     lambda n: rbacapi.delete_namespaced_role_binding(n, "py"),
@@ -668,7 +685,7 @@ crud(
     "resourcequota",
     lambda b: core.create_namespaced_resource_quota("py", b),
     lambda n: core.read_namespaced_resource_quota(n, "py"),
-    lambda: core.list_namespaced_resource_quota("py"),
+    ns_lister(core.list_namespaced_resource_quota),
     lambda n, b: core.patch_namespaced_resource_quota(n, "py", b),
     lambda n, b: core.replace_namespaced_resource_quota(n, "py", b),
     lambda n: core.delete_namespaced_resource_quota(n, "py"),
@@ -685,7 +702,7 @@ crud(
     "limitrange",
     lambda b: core.create_namespaced_limit_range("py", b),
     lambda n: core.read_namespaced_limit_range(n, "py"),
-    lambda: core.list_namespaced_limit_range("py"),
+    ns_lister(core.list_namespaced_limit_range),
     lambda n, b: core.patch_namespaced_limit_range(n, "py", b),
     lambda n, b: core.replace_namespaced_limit_range(n, "py", b),
     lambda n: core.delete_namespaced_limit_range(n, "py"),
@@ -724,6 +741,27 @@ crud(
     lambda o: o.allow_volume_expansion is True and o.volume_binding_mode == "Immediate",
     lambda o: o.metadata.labels.get("replaced") == "yes",
 )
+crud(
+    "configmap",
+    lambda b: core.create_namespaced_config_map("py", b),
+    lambda n: core.read_namespaced_config_map(n, "py"),
+    ns_lister(core.list_namespaced_config_map),
+    lambda n, b: core.patch_namespaced_config_map(n, "py", b),
+    lambda n, b: core.replace_namespaced_config_map(n, "py", b),
+    lambda n: core.delete_namespaced_config_map(n, "py"),
+    {"metadata": {"name": "py-cm"}, "data": {"a": "1"}},
+    {"data": {"b": "2"}},
+    labelled,
+    lambda o: o.data == {"a": "1", "b": "2"},
+    lambda o: o.metadata.labels.get("replaced") == "yes",
+)
+core.create_namespaced_config_map("py", {"metadata": {"name": "py-frozen"}, "data": {"a": "1"}, "immutable": True})
+try:
+    core.patch_namespaced_config_map("py-frozen", "py", {"data": {"a": "2"}})
+    check("an immutable configmap refuses a change", False)
+except ApiException as e:
+    check("an immutable configmap refuses a change", e.status == 422 and "field is immutable when `immutable` is set" in e.body, e.body)
+
 core.create_persistent_volume({"metadata": {"name": "py-pv2"}, "spec": {"capacity": {"storage": "1Gi"},
     "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/data/py2"}}})
 check("persistentvolume becomes Available", eventually("py-pv2 Available", lambda: (
@@ -732,7 +770,7 @@ crud(
     "persistentvolumeclaim",
     lambda b: core.create_namespaced_persistent_volume_claim("py", b),
     lambda n: core.read_namespaced_persistent_volume_claim(n, "py"),
-    lambda: core.list_namespaced_persistent_volume_claim("py"),
+    ns_lister(core.list_namespaced_persistent_volume_claim),
     lambda n, b: core.patch_namespaced_persistent_volume_claim(n, "py", b),
     lambda n, b: core.replace_namespaced_persistent_volume_claim(n, "py", b),
     lambda n: core.delete_namespaced_persistent_volume_claim(n, "py"),
@@ -755,7 +793,7 @@ crud(
     lambda n: eventsapi.read_namespaced_event(n, "py"),
     # Legacy events (the controllers' own) read through events.k8s.io/v1 have eventTime null,
     # as in Kubernetes, which this client's strict model refuses: select the new-style ones.
-    lambda: eventsapi.list_namespaced_event("py", field_selector="reportingController=example.com/py"),
+    ns_lister(eventsapi.list_namespaced_event, field_selector="reportingController=example.com/py"),
     lambda n, b: eventsapi.patch_namespaced_event(n, "py", b),
     lambda n, b: eventsapi.replace_namespaced_event(n, "py", b),
     lambda n: eventsapi.delete_namespaced_event(n, "py"),
@@ -791,7 +829,7 @@ crud(
     "horizontalpodautoscaler (autoscaling/v2)",
     lambda b: hpa_v2.create_namespaced_horizontal_pod_autoscaler("py", b),
     lambda n: hpa_v2.read_namespaced_horizontal_pod_autoscaler(n, "py"),
-    lambda: hpa_v2.list_namespaced_horizontal_pod_autoscaler("py"),
+    ns_lister(hpa_v2.list_namespaced_horizontal_pod_autoscaler),
     lambda n, b: hpa_v2.patch_namespaced_horizontal_pod_autoscaler(n, "py", b),
     lambda n, b: hpa_v2.replace_namespaced_horizontal_pod_autoscaler(n, "py", b),
     lambda n: hpa_v2.delete_namespaced_horizontal_pod_autoscaler(n, "py"),
@@ -806,7 +844,7 @@ crud(
     "horizontalpodautoscaler (autoscaling/v1)",
     lambda b: hpa_v1.create_namespaced_horizontal_pod_autoscaler("py", b),
     lambda n: hpa_v1.read_namespaced_horizontal_pod_autoscaler(n, "py"),
-    lambda: hpa_v1.list_namespaced_horizontal_pod_autoscaler("py"),
+    ns_lister(hpa_v1.list_namespaced_horizontal_pod_autoscaler),
     lambda n, b: hpa_v1.patch_namespaced_horizontal_pod_autoscaler(n, "py", b),
     lambda n, b: hpa_v1.replace_namespaced_horizontal_pod_autoscaler(n, "py", b),
     lambda n: hpa_v1.delete_namespaced_horizontal_pod_autoscaler(n, "py"),
