@@ -305,6 +305,79 @@ pub async fn startup(
     Ok(with_cpu(out, cpu, pids))
 }
 
+/// The `volumes` scenario: a StatefulSet (Parallel) of `pods` replicas, each with a claim of
+/// the default class (WaitForFirstConsumer, the simulated local-path provisioner): the time
+/// until every pod runs, its volume provisioned on its node and its claim Bound first.
+pub async fn volumes(
+    client: &Client,
+    pods: usize,
+    timeout: Duration,
+    pids: &[(&str, u32)],
+) -> anyhow::Result<Value> {
+    let ns = "bench-volumes";
+    let (_, mut watch) = watch_pods(client, ns).await?;
+    let set = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "data"},
+        "spec": {"replicas": pods, "podManagementPolicy": "Parallel", "serviceName": "data",
+            "selector": {"matchLabels": {"app": "data"}},
+            "template": {"metadata": {"labels": {"app": "data"}},
+                "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                    "volumeMounts": [{"name": "www", "mountPath": "/data"}]}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "www"}, "spec": {
+                "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}});
+    let cpu0 = cpu_now(pids);
+    let t0 = Instant::now();
+    client
+        .request(
+            reqwest::Method::POST,
+            &format!("/apis/apps/v1/namespaces/{ns}/statefulsets"),
+            &[],
+            Some(&set),
+            None,
+        )
+        .await
+        .context("creating the bench statefulset")?;
+    let mut running = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while running.len() < pods {
+        let ev = match tokio::time::timeout_at(deadline, watch.next()).await {
+            Ok(Some(ev)) => ev?,
+            Ok(None) => bail!("watch ended"),
+            Err(_) => bail!(
+                "only {} of {pods} pods Running after {timeout:?}",
+                running.len()
+            ),
+        };
+        if ev.status.phase == "Running" {
+            running.insert(ev.metadata.name);
+        }
+    }
+    let total = t0.elapsed().as_secs_f64();
+    let cpu = cpu_spent(&cpu0, pids, total);
+    // A pod runs only once its claims are bound: check that they all are.
+    let claims = client
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/namespaces/{ns}/persistentvolumeclaims"),
+            &[],
+            None,
+            None,
+        )
+        .await?;
+    let items = claims["items"].as_array().cloned().unwrap_or_default();
+    let bound = items
+        .iter()
+        .filter(|c| s(c, "/status/phase") == "Bound")
+        .count();
+    if bound < pods {
+        bail!("{bound} of {pods} claims Bound with every pod Running");
+    }
+    delete_namespace(client, ns).await;
+    let out = json!({"scenario": "volumes", "pods": pods, "all_running_s": total,
+        "pods_per_s": pods as f64 / total, "claims_bound": bound});
+    Ok(with_cpu(out, cpu, pids))
+}
+
 /// Follow the pods watch until `nodes` pods of template `rev` run (`running`: pod -> rev).
 async fn wait_daemons(
     watch: &mut (impl futures::Stream<Item = anyhow::Result<PodBrief>> + Unpin),

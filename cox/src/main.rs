@@ -44,7 +44,8 @@ enum Cmd {
         #[arg(long)]
         exit: bool,
     },
-    /// Run benchmark scenarios (startup, daemonset, api, watch, pace, storage) and write JSON.
+    /// Run benchmark scenarios (startup, daemonset, volumes, api, watch, pace, storage) and
+    /// write JSON.
     Bench(BenchArgs),
 }
 
@@ -168,7 +169,7 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
     let rate = b.rate.unwrap_or(if b.full { 1_000 } else { 100 });
     let writes = if b.full { 5_000 } else { 200 };
     let tmp = tempfile::Builder::new().prefix("cox-bench-").tempdir()?;
-    let needs_cluster = ["startup", "daemonset", "api", "watch", "pace"]
+    let needs_cluster = ["startup", "daemonset", "volumes", "api", "watch", "pace"]
         .iter()
         .any(|s| b.scenario == "all" || b.scenario == *s);
     let cluster = match &b.server {
@@ -218,6 +219,10 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<()> {
         if want("daemonset") {
             results
                 .push(bench::daemonset(&client, nodes, Duration::from_secs(600), &started).await?);
+        }
+        if want("volumes") {
+            let n = b.pods.unwrap_or(if b.full { 1_000 } else { 50 });
+            results.push(bench::volumes(&client, n, Duration::from_secs(600), &started).await?);
         }
         if want("api") {
             results.push(bench::api(&client, clients, ops).await?);
