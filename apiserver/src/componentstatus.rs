@@ -151,16 +151,7 @@ pub async fn serve(
     if name.contains('/') {
         return Err(ApiError::no_route());
     }
-    if *method != Method::GET {
-        return Err(ApiError::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource ({method})"
-        )));
-    }
-    if q.flag("watch")? {
-        return Err(ApiError::method_not_allowed(
-            "watch is not supported on resources of kind \"componentstatuses\"",
-        ));
-    }
+    crate::request::get_only(method, q, "componentstatuses")?;
     let mut items = statuses(st).await;
     if !name.is_empty() {
         items.retain(|v| v["metadata"]["name"] == name);

@@ -165,6 +165,22 @@ pub fn accept(h: &HeaderMap) -> Accept {
 }
 
 /// Whether the client asked for a server-side Table.
+/// For a resource served for reading only (get and list): 405 for any other method and for
+/// a watch, with kube-apiserver's texts (`what` names the resource in the watch message).
+pub fn get_only(method: &axum::http::Method, q: &Query, what: &str) -> Result<(), ApiError> {
+    if *method != axum::http::Method::GET {
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method})"
+        )));
+    }
+    if q.flag("watch")? {
+        return Err(ApiError::method_not_allowed(format!(
+            "watch is not supported on resources of kind \"{what}\""
+        )));
+    }
+    Ok(())
+}
+
 pub fn wants_table(h: &HeaderMap) -> bool {
     accept(h) == Accept::Table
 }

@@ -394,16 +394,7 @@ pub async fn serve(
         ["namespaces", ns, "pods", n] => ("pods", "PodMetrics", Some(*ns), Some(*n)),
         _ => return Err(ApiError::no_route()),
     };
-    if *method != Method::GET {
-        return Err(ApiError::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource ({method})"
-        )));
-    }
-    if q.flag("watch")? {
-        return Err(ApiError::method_not_allowed(format!(
-            "watch is not supported on resources of kind \"{plural}.{GROUP}\""
-        )));
-    }
+    crate::request::get_only(method, q, &format!("{plural}.{GROUP}"))?;
     let mut found = if plural == "nodes" {
         node_metrics(st, one, q).await?
     } else {

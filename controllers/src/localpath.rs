@@ -4,7 +4,7 @@
 //! affinity) or, for an `Immediate` class, a directory any node reaches; a released volume
 //! with policy `Delete` is deleted. No directory is made: the container runtime is simulated.
 
-use crate::wiring::{changed_meta, meta_key, Informers};
+use crate::wiring::{claim_and_volume_keys, Informers};
 use crate::Ctx;
 use coxswain_api::storage::{
     claim_class, fully_bound, PROVISIONED_BY, SELECTED_NODE, STORAGE_PROVISIONER,
@@ -23,12 +23,7 @@ const BASE: &str = "/var/local-path-provisioner";
 
 /// What wakes it: claims (to provision) and volumes (to delete).
 pub fn watches(inf: &mut Informers, q: &Queue, _ctx: &Arc<Ctx>) {
-    let cq = q.clone();
-    inf.claims
-        .on_change(move |c| cq.add(meta_key(changed_meta(c))));
-    let vq = q.clone();
-    inf.volumes
-        .on_change(move |c| vq.add(changed_meta(c).name.clone().unwrap_or_default()));
+    claim_and_volume_keys(inf, q);
 }
 
 /// Reconcile one claim (`namespace/name`) or volume (`name`).

@@ -4,7 +4,7 @@
 //! names it, a deleted volume while it is Bound. Keys: `namespace/name` is a claim, a bare
 //! name a volume.
 
-use crate::wiring::{changed_meta, meta_key, Informers};
+use crate::wiring::{claim_and_volume_keys, Informers};
 use crate::Ctx;
 use coxswain_api::storage::pod_claims;
 use coxswain_client::Api;
@@ -19,12 +19,7 @@ const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
 
 /// What wakes it: claims and volumes changing, and the claims of a pod that changes or goes.
 pub fn watches(inf: &mut Informers, q: &Queue, _ctx: &Arc<Ctx>) {
-    let cq = q.clone();
-    inf.claims
-        .on_change(move |c| cq.add(meta_key(changed_meta(c))));
-    let vq = q.clone();
-    inf.volumes
-        .on_change(move |c| vq.add(changed_meta(c).name.clone().unwrap_or_default()));
+    claim_and_volume_keys(inf, q);
     let pq = q.clone();
     inf.pods.on_change(move |c| {
         let p = match c {

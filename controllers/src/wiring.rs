@@ -7,7 +7,7 @@ use crate::{replicaset, util};
 use coxswain_client::{Api, Client, ListParams};
 use coxswain_runtime::events::Recorder;
 use coxswain_runtime::store::key_of;
-use coxswain_runtime::{Change, Informer, Store};
+use coxswain_runtime::{Change, Informer, Queue, Store};
 use k8s_openapi::api::apps::v1::{
     ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
@@ -383,6 +383,17 @@ impl Ctx {
             job_memory: Default::default(),
         }
     }
+}
+
+/// Queue every changed claim (as `namespace/name`) and volume (as `name`): the keys of the
+/// storage controllers, which tell the two apart by the `/`.
+pub fn claim_and_volume_keys(inf: &mut Informers, q: &Queue) {
+    let cq = q.clone();
+    inf.claims
+        .on_change(move |c| cq.add(meta_key(changed_meta(c))));
+    let vq = q.clone();
+    inf.volumes
+        .on_change(move |c| vq.add(changed_meta(c).name.clone().unwrap_or_default()));
 }
 
 /// The label an EndpointSlice names its Service by.

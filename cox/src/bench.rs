@@ -235,6 +235,44 @@ fn cpu_spent(before: &[(String, f64)], pids: &[(&str, u32)], wall: f64) -> Value
         "cores_busy_share": ((total / (cores * wall.max(1e-9))) * 100.0).round() / 100.0})
 }
 
+/// Follow the pods watch until `pods` pods run; each pod's start-up latency in ms (from its
+/// creation, never earlier than `wall0`, the create call).
+async fn until_running(
+    watch: &mut (impl futures::Stream<Item = anyhow::Result<PodBrief>> + Unpin),
+    pods: usize,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    wall0: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<HashMap<String, f64>> {
+    let mut running: HashMap<String, f64> = HashMap::new();
+    while running.len() < pods {
+        let ev = match tokio::time::timeout_at(deadline, watch.next()).await {
+            Ok(Some(ev)) => ev?,
+            Ok(None) => bail!("watch ended"),
+            Err(_) => bail!(
+                "only {} of {pods} pods Running after {timeout:?}",
+                running.len()
+            ),
+        };
+        if ev.status.phase == "Running" {
+            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(ev.metadata.name)
+            {
+                let created = chrono::DateTime::parse_from_rfc3339(&ev.metadata.creation_timestamp)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .unwrap_or(wall0);
+                // creationTimestamp has second resolution: never earlier than the create call.
+                let created = created.max(wall0);
+                let lat = (chrono::Utc::now() - created)
+                    .num_microseconds()
+                    .unwrap_or(0) as f64
+                    / 1000.0;
+                slot.insert(lat);
+            }
+        }
+    }
+    Ok(running)
+}
+
 /// The `startup` scenario. `pids` name the processes whose CPU time up to all-Running is
 /// reported (none when targeting a running cluster).
 pub async fn startup(
@@ -264,33 +302,8 @@ pub async fn startup(
         )
         .await
         .context("creating the bench deployment")?;
-    let mut running: HashMap<String, f64> = HashMap::new();
     let deadline = tokio::time::Instant::now() + timeout;
-    while running.len() < pods {
-        let ev = match tokio::time::timeout_at(deadline, watch.next()).await {
-            Ok(Some(ev)) => ev?,
-            Ok(None) => bail!("watch ended"),
-            Err(_) => bail!(
-                "only {} of {pods} pods Running after {timeout:?}",
-                running.len()
-            ),
-        };
-        if ev.status.phase == "Running" {
-            if let std::collections::hash_map::Entry::Vacant(slot) = running.entry(ev.metadata.name)
-            {
-                let created = chrono::DateTime::parse_from_rfc3339(&ev.metadata.creation_timestamp)
-                    .map(|t| t.with_timezone(&chrono::Utc))
-                    .unwrap_or(wall0);
-                // creationTimestamp has second resolution: never earlier than the create call.
-                let created = created.max(wall0);
-                let lat = (chrono::Utc::now() - created)
-                    .num_microseconds()
-                    .unwrap_or(0) as f64
-                    / 1000.0;
-                slot.insert(lat);
-            }
-        }
-    }
+    let running = until_running(&mut watch, pods, deadline, timeout, wall0).await?;
     let total = t0.elapsed().as_secs_f64();
     let cpu = cpu_spent(&cpu0, pids, total);
     let (p50, p90, p99) = percentiles(running.values().copied().collect());
@@ -327,6 +340,7 @@ pub async fn volumes(
                 "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}});
     let cpu0 = cpu_now(pids);
     let t0 = Instant::now();
+    let wall0 = chrono::Utc::now();
     client
         .request(
             reqwest::Method::POST,
@@ -337,21 +351,8 @@ pub async fn volumes(
         )
         .await
         .context("creating the bench statefulset")?;
-    let mut running = std::collections::HashSet::new();
     let deadline = tokio::time::Instant::now() + timeout;
-    while running.len() < pods {
-        let ev = match tokio::time::timeout_at(deadline, watch.next()).await {
-            Ok(Some(ev)) => ev?,
-            Ok(None) => bail!("watch ended"),
-            Err(_) => bail!(
-                "only {} of {pods} pods Running after {timeout:?}",
-                running.len()
-            ),
-        };
-        if ev.status.phase == "Running" {
-            running.insert(ev.metadata.name);
-        }
-    }
+    until_running(&mut watch, pods, deadline, timeout, wall0).await?;
     let total = t0.elapsed().as_secs_f64();
     let cpu = cpu_spent(&cpu0, pids, total);
     // A pod runs only once its claims are bound: check that they all are.

@@ -184,7 +184,7 @@ impl Sched {
             Err(msg) => {
                 drop(guard);
                 let msg = prefilter_message(self.cache.node_count(), &msg);
-                return self.unschedulable(&pod, &key, &ns, name, &msg).await;
+                return self.unschedulable(&pod, &key, &ns, name, &msg, None).await;
             }
         };
         let decision = self
@@ -201,7 +201,7 @@ impl Sched {
             drop(guard);
             self.preempt(&pod, victims).await;
             return self
-                .unschedulable_nominated(&pod, &key, &ns, name, &msg, nominate)
+                .unschedulable(&pod, &key, &ns, name, &msg, nominate)
                 .await;
         };
         // Reserve: the volumes' plan is remembered with the pod's place.
@@ -335,21 +335,9 @@ impl Sched {
         }
     }
 
-    /// No node for the pod: say why, and try again after a back-off.
+    /// No node for the pod: say why (recording a nominated node when `nominate` says one;
+    /// `Some("")` clears it), and try again after a back-off.
     async fn unschedulable(
-        &self,
-        pod: &Pod,
-        key: &str,
-        ns: &str,
-        name: &str,
-        msg: &str,
-    ) -> anyhow::Result<Action> {
-        self.unschedulable_nominated(pod, key, ns, name, msg, None)
-            .await
-    }
-
-    /// [`Sched::unschedulable`], recording a nominated node (`Some("")` clears it).
-    async fn unschedulable_nominated(
         &self,
         pod: &Pod,
         key: &str,
@@ -398,7 +386,7 @@ impl Sched {
                 self.cache.unplace(&key);
                 if self.pods.get(&key).is_some() {
                     let msg = format!("running PreBind plugin \"VolumeBinding\": {e}");
-                    if let Err(e) = self.unschedulable(&pod, &key, &ns, &name, &msg).await {
+                    if let Err(e) = self.unschedulable(&pod, &key, &ns, &name, &msg, None).await {
                         tracing::warn!(pod = %key, error = %e, "recording the failure");
                     }
                     self.queue.add_after(key, self.initial_backoff);

@@ -7,7 +7,7 @@
 //! Stored only: RBAC is not enforced yet.
 
 use super::rbac::{bootstrap_meta, check_path_segment, check_rules, role_cells};
-use super::Kind;
+use super::{Kind, ALL_VERBS};
 use crate::state::AppState;
 use crate::table::Column;
 use coxswain_api::resources::{ResourceInfo, CLUSTERROLEBINDINGS, CLUSTERROLES};
@@ -28,17 +28,6 @@ fn urls(urls: &[&str], verbs: &[&str]) -> Value {
 
 const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
-/// Every verb a resource rule grants in the aggregate-to roles.
-const ALL_VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
 const AGG: &str = "rbac.authorization.k8s.io/aggregate-to-";
 
 /// The default ClusterRoles: (name, labels, aggregated-by label or none, rules).

@@ -162,6 +162,18 @@ pub const fn field_or(
     }
 }
 
+/// Every verb of a stored resource (what discovery lists for most kinds).
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
 /// One served kind. Every hook has the behaviour most kinds want as its default.
 pub trait Kind: Send + Sync + 'static {
     /// Its registry entry.
@@ -322,16 +334,7 @@ pub trait Kind: Send + Sync + 'static {
 
     /// The verbs discovery lists for the resource.
     fn verbs(&self) -> &'static [&'static str] {
-        &[
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ]
+        ALL_VERBS
     }
 
     /// The selectable field the cache keeps an index on (`spec.nodeName` for pods), so a
